@@ -1,0 +1,57 @@
+"""`sonic-exatrkx` command line: thin wrappers that parse options and call the library."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sonic_exatrkx.cli.bench import bench_app
+from sonic_exatrkx.cli.run import run
+from sonic_exatrkx.cli.simulate import simulate
+
+app = typer.Typer(
+    name="sonic-exatrkx",
+    help="ExaTrkX GNN track finding in an event loop, run locally or on a Triton server.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("run")(run)
+app.command("simulate")(simulate)
+app.add_typer(bench_app, name="bench")
+
+
+def _not_yet(what: str, issue: int) -> None:
+    typer.echo(f"sonic-exatrkx {what} is not available yet: it lands with issue #{issue}.",
+               err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command("train")
+def train(
+    output: Annotated[Path, typer.Option(help="Folder for the trained models.")] = Path(
+        "models"
+    ),
+) -> None:
+    """Train the embedding, filter and GNN models on simulated events."""
+    _not_yet("train", 5)
+
+
+@app.command("serve")
+def serve(
+    model_repository: Annotated[Path | None, typer.Option(help="Triton model repository.")] = None,
+) -> None:
+    """Start a Triton server with the ExaTrkX models on 127.0.0.1."""
+    _not_yet("serve", 6)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)-28s %(levelname)-7s %(message)s",
+    )

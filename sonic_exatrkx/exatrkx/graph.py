@@ -1,0 +1,225 @@
+"""Graph building: fixed-radius neighbours in the embedded space, and score cuts.
+
+Conventions of :func:`build_edges`:
+
+- an edge joins two space points whose embeddings are closer than ``radius`` (Euclidean,
+  strict ``<``; FAISS works with squared L2, so it is searched with ``radius**2`` and every
+  candidate is re-checked with an exact float64 distance, which makes the result independent
+  of FAISS rounding and thread count);
+- self-loops are dropped and each undirected pair appears once;
+- ``max_k`` caps each space point's own neighbour list, nearest first (ties: lower index
+  first); a pair is kept when either end lists the other;
+- orientation ``"reference"``: ``src > dst`` by index, as the public reference service;
+  ``"inner_outer"``: ``src`` is the space point with the smaller ``r`` (ties: lower index
+  is ``src``), the physics orientation;
+- output int64 ``[2, E]`` sorted by ``src`` then ``dst``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .features import check_finite
+
+Orientation = Literal["reference", "inner_outer"]
+IndexKind = Literal["auto", "flat", "ivf", "kdtree"]
+
+ORIENTATIONS: tuple[str, ...] = ("reference", "inner_outer")
+INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "ivf", "kdtree")
+
+# Relative slack on the squared radius given to FAISS; candidates are then cut exactly.
+_SEARCH_SLACK = 1e-4
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Hyper-parameters of :func:`build_edges` (defaults: the reference service).
+
+    ``index="auto"`` uses FAISS ``IndexFlatL2`` (exact, brute force) up to
+    ``flat_max_nodes`` space points and FAISS ``IndexIVFFlat`` above. Measured on this
+    project's 2-core CPU, one thread, clustered 8-D points (``build_edges`` total): flat
+    34 ms / 196 ms / 520 ms at 2k / 5k / 10k points (it grows as N^2), IVF 46 / 166 / 260 ms
+    and 1.5 s at 100k. IVF is approximate (a pair across cell borders can be missed when
+    ``nprobe`` is small; it found every pair in those measurements). ``"kdtree"`` (scipy
+    cKDTree ``query_pairs``, exact, 2.4 s at 100k) is the exact alternative for large N.
+    """
+
+    radius: float = 1.6
+    max_k: int = 500
+    index: IndexKind = "auto"
+    orientation: Orientation = "reference"
+    flat_max_nodes: int = 4096
+    ivf_nlist: int = 0  # 0: chosen from N (about 4 sqrt(N), clipped to [16, 4096])
+    ivf_nprobe: int = 8
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.radius) and self.radius > 0):
+            raise ValueError(f"GraphConfig: radius must be finite and > 0, got {self.radius}")
+        if int(self.max_k) != self.max_k or self.max_k < 1:
+            raise ValueError(f"GraphConfig: max_k must be an integer >= 1, got {self.max_k}")
+        if self.index not in INDEX_KINDS:
+            raise ValueError(f"GraphConfig: index must be one of {INDEX_KINDS}, got {self.index!r}")
+        if self.orientation not in ORIENTATIONS:
+            raise ValueError(
+                f"GraphConfig: orientation must be one of {ORIENTATIONS}, got {self.orientation!r}"
+            )
+        if self.flat_max_nodes < 0 or self.ivf_nlist < 0 or self.ivf_nprobe < 1:
+            raise ValueError("GraphConfig: flat_max_nodes/ivf_nlist >= 0 and ivf_nprobe >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GraphConfig:
+        return cls(**dict(d))
+
+
+def _empty_edges() -> np.ndarray:
+    return np.zeros((2, 0), dtype=np.int64)
+
+
+def _faiss_candidates(
+    emb: np.ndarray, radius: float, kind: str, nlist: int, nprobe: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Directed candidate pairs (query, neighbour) from a FAISS range search."""
+    import faiss
+
+    n, d = emb.shape
+    r2 = float(radius) ** 2 * (1.0 + _SEARCH_SLACK)
+    if kind == "ivf":
+        nl = nlist or int(np.clip(4 * math.sqrt(n), 16, 4096))
+        nl = max(1, min(nl, n // 4))  # k-means needs several points per cell
+        quantizer = faiss.IndexFlatL2(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nl)
+        index.cp.min_points_per_centroid = 1  # no warning for small training sets
+        index.train(emb)
+        index.add(emb)
+        index.nprobe = min(nprobe, nl)
+    else:
+        index = faiss.IndexFlatL2(d)
+        index.add(emb)
+    lims, _dist, nbr = index.range_search(emb, r2)
+    query = np.repeat(np.arange(n, dtype=np.int64), np.diff(lims).astype(np.int64))
+    return query, nbr.astype(np.int64, copy=False)
+
+
+def _kdtree_candidates(emb: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Directed candidate pairs from a scipy k-d tree (exact, both directions)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(emb)
+    pairs = tree.query_pairs(radius * (1.0 + _SEARCH_SLACK), output_type="ndarray")
+    pairs = pairs.astype(np.int64, copy=False)
+    return (
+        np.concatenate([pairs[:, 0], pairs[:, 1]]),
+        np.concatenate([pairs[:, 1], pairs[:, 0]]),
+    )
+
+
+def build_edges(
+    embedding: np.ndarray,
+    radius: float = 1.6,
+    max_k: int = 500,
+    *,
+    index: IndexKind = "auto",
+    orientation: Orientation = "reference",
+    r: np.ndarray | None = None,
+    config: GraphConfig | None = None,
+) -> np.ndarray:
+    """Candidate edges ``int64 [2, E]`` between space points closer than ``radius`` in the
+    embedded space (see the module docstring for the conventions).
+
+    ``r`` (any quantity increasing with the transverse radius, e.g. the scaled ``r`` feature)
+    is required for ``orientation="inner_outer"``. A ``config`` overrides the keyword values.
+    """
+    cfg = config or GraphConfig(radius=radius, max_k=max_k, index=index, orientation=orientation)
+    emb = np.ascontiguousarray(np.asarray(embedding, dtype=np.float32))
+    if emb.ndim != 2:
+        raise ValueError(f"stage 'build_edges': embedding must be [N, D], got {emb.shape}")
+    n = emb.shape[0]
+    if cfg.orientation == "inner_outer":
+        if r is None:
+            raise ValueError("stage 'build_edges': orientation 'inner_outer' needs r")
+        r = np.asarray(r, dtype=np.float64).reshape(-1)
+        if r.size != n:
+            raise ValueError(f"stage 'build_edges': r has {r.size} entries for {n} nodes")
+    check_finite(emb, "build_edges", "embedding")
+    if n < 2:  # FAISS asserts on empty input; one point has no pair
+        return _empty_edges()
+
+    kind = cfg.index
+    if kind == "auto":
+        kind = "flat" if n <= cfg.flat_max_nodes else "ivf"
+    if kind == "kdtree":
+        q, nb = _kdtree_candidates(emb, cfg.radius)
+    else:
+        q, nb = _faiss_candidates(emb, cfg.radius, kind, cfg.ivf_nlist, cfg.ivf_nprobe)
+
+    # Exact strict cut in float64, self-loops dropped.
+    diff = emb[q].astype(np.float64) - emb[nb].astype(np.float64)
+    d2 = np.einsum("ij,ij->i", diff, diff)
+    keep = (q != nb) & (d2 < float(cfg.radius) ** 2)
+    q, nb, d2 = q[keep], nb[keep], d2[keep]
+
+    # Per-query cap, nearest first, ties by neighbour index: rank within each query group.
+    if q.size and cfg.max_k < q.size:
+        order = np.lexsort((nb, d2, q))
+        q, nb = q[order], nb[order]
+        starts = np.searchsorted(q, q, side="left")
+        rank = np.arange(q.size) - starts
+        keep = rank < cfg.max_k
+        q, nb = q[keep], nb[keep]
+
+    # Each undirected pair once, then orient.
+    lo, hi = np.minimum(q, nb), np.maximum(q, nb)
+    key = np.unique(lo * n + hi)
+    lo, hi = key // n, key % n
+    if cfg.orientation == "reference":
+        src, dst = hi, lo
+    else:
+        assert r is not None
+        swap = r[hi] < r[lo]  # hi is src only when strictly inside lo
+        src = np.where(swap, hi, lo)
+        dst = np.where(swap, lo, hi)
+    order = np.lexsort((dst, src))
+    return np.stack([src[order], dst[order]]).astype(np.int64, copy=False)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function in float64 precision, returned as float32."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out.astype(np.float32)
+
+
+def apply_cut(
+    scores: np.ndarray, cut: float = 0.21, on: Literal["sigmoid", "score"] = "sigmoid"
+) -> np.ndarray:
+    """Boolean keep mask ``score > cut`` (strict), as the reference service.
+
+    ``on="sigmoid"``: ``scores`` are logits and the cut is on ``sigmoid(logit)``; evaluated as
+    ``logit > log(cut / (1 - cut))`` in float64 so no score is rounded across the cut.
+    ``on="score"``: the cut is applied to ``scores`` as given (already probabilities).
+    The mask keeps the edge order, so ``edges[:, mask]`` is the reference's filtered list.
+    """
+    s = np.asarray(scores).reshape(-1)
+    if on == "score":
+        return s > cut
+    if on != "sigmoid":
+        raise ValueError(f"apply_cut: on must be 'sigmoid' or 'score', got {on!r}")
+    if not 0.0 <= cut <= 1.0:
+        raise ValueError(f"apply_cut: a sigmoid cut must be in [0, 1], got {cut}")
+    if cut <= 0.0:
+        return np.ones(s.shape, dtype=bool) & ~np.isnan(s)
+    if cut >= 1.0:
+        return np.zeros(s.shape, dtype=bool)
+    return s.astype(np.float64) > math.log(cut / (1.0 - cut))

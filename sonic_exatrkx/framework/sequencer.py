@@ -1,0 +1,443 @@
+"""The event loop: runs readers, algorithms and writers over a slice of events.
+
+Events are coroutines on one asyncio loop; CPU work goes to a pool of `num_threads`
+threads and up to `max_in_flight` events are open at once. External work (an awaitable
+or Future returned by an algorithm) is awaited on the loop, so while a server computes
+one event no thread is blocked and other events keep moving. Writers run in event
+order, so outputs are identical whatever the thread and in-flight settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import inspect
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from sonic_exatrkx.framework.algorithm import (
+    Algorithm,
+    AlgorithmContext,
+    ExternalWorkAlgorithm,
+    Reader,
+    Writer,
+)
+from sonic_exatrkx.framework.errors import (
+    AlgorithmError,
+    ConfigurationError,
+    FailedEvent,
+    JobAborted,
+)
+from sonic_exatrkx.framework.process_code import ProcessCode
+from sonic_exatrkx.framework.store import EventStore, nearest_names
+from sonic_exatrkx.framework.timing import TimingTable
+
+log = logging.getLogger("sonic_exatrkx.Sequencer")
+
+
+@dataclass
+class RunSummary:
+    """What a finished job did; `failed` is filled when errors do not stop the job."""
+
+    events: list[int] = field(default_factory=list)
+    processed: int = 0
+    skipped: int = 0
+    failed: list[FailedEvent] = field(default_factory=list)
+    ended_at: int | None = None
+    wall_time_s: float = 0.0
+    timing: TimingTable = field(default_factory=TimingTable)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.processed / self.wall_time_s if self.wall_time_s > 0 else 0.0
+
+    def line(self) -> str:
+        slow = self.timing.slowest()
+        slowest = (
+            f"; slowest: {slow.identifier} {1e3 * slow.time_perevent_s:.2f} ms/event"
+            if slow
+            else ""
+        )
+        return (
+            f"{self.processed} events processed, {self.skipped} skipped, "
+            f"{len(self.failed)} failed in {self.wall_time_s:.2f} s "
+            f"({self.events_per_second:.1f} events/s){slowest}"
+        )
+
+
+class _Stop(Exception):
+    """Internal: this event's chain ends here."""
+
+
+class Sequencer:
+    """Configure with keyword arguments, add readers/algorithms/writers, then `run()`."""
+
+    def __init__(
+        self,
+        *,
+        events: int | None = None,
+        skip: int = 0,
+        num_threads: int | None = None,
+        max_in_flight: int | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        log_level: int | str = logging.INFO,
+        continue_on_error: bool = False,
+        progress: bool | None = None,
+    ) -> None:
+        if events is not None and events < 0:
+            raise ConfigurationError(f"Sequencer: events must be >= 0 or None, got {events}")
+        if skip < 0:
+            raise ConfigurationError(f"Sequencer: skip must be >= 0, got {skip}")
+        num_threads = num_threads or os.cpu_count() or 1
+        if num_threads < 1:
+            raise ConfigurationError(f"Sequencer: num_threads must be >= 1, got {num_threads}")
+        max_in_flight = max_in_flight or num_threads
+        if max_in_flight < 1:
+            raise ConfigurationError(
+                f"Sequencer: max_in_flight must be >= 1, got {max_in_flight}"
+            )
+        self.events = events
+        self.skip = skip
+        self.num_threads = num_threads
+        self.max_in_flight = max_in_flight
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.continue_on_error = continue_on_error
+        self.progress = progress
+        self.readers: list[Reader] = []
+        self.algorithms: list[Algorithm] = []
+        self.writers: list[Writer] = []
+        logging.getLogger("sonic_exatrkx").setLevel(log_level)
+        if not logging.getLogger().handlers and not logging.getLogger("sonic_exatrkx").handlers:
+            logging.basicConfig(format="%(asctime)s %(name)-28s %(levelname)-7s %(message)s")
+
+    # -- configuration -----------------------------------------------------------------
+    def add_reader(self, reader: Reader) -> Sequencer:
+        if not isinstance(reader, Reader):
+            raise ConfigurationError(f"add_reader: {reader!r} is not a Reader")
+        self.readers.append(self._unique(reader))
+        return self
+
+    def add_algorithm(self, algorithm: Algorithm) -> Sequencer:
+        if isinstance(algorithm, Reader | Writer) or not isinstance(algorithm, Algorithm):
+            raise ConfigurationError(
+                f"add_algorithm: {algorithm!r} must be an Algorithm (use add_reader/add_writer)"
+            )
+        self.algorithms.append(self._unique(algorithm))
+        return self
+
+    def add_writer(self, writer: Writer) -> Sequencer:
+        if not isinstance(writer, Writer):
+            raise ConfigurationError(f"add_writer: {writer!r} is not a Writer")
+        self.writers.append(self._unique(writer))
+        return self
+
+    def _unique(self, alg: Algorithm) -> Algorithm:
+        if any(a.name == alg.name for a in self.chain):
+            raise ConfigurationError(f"two algorithms are named '{alg.name}'; names must differ")
+        return alg
+
+    @property
+    def chain(self) -> list[Algorithm]:
+        """Readers, then algorithms, then writers: the order each event runs them."""
+        return [*self.readers, *self.algorithms, *self.writers]
+
+    def check_chain(self) -> None:
+        """Every key read must be written earlier in the chain, and written once."""
+        chain = self.chain
+        producer: dict[str, Algorithm] = {}
+        for position, alg in enumerate(chain):
+            for handle in alg.reads:
+                if handle.key in producer:
+                    writer = next(h for h in producer[handle.key].writes if h.key == handle.key)
+                    if _disjoint_types(writer.kind, handle.kind):
+                        raise ConfigurationError(
+                            f"'{alg.name}' reads '{handle.key}' as {_kind(handle.kind)} but "
+                            f"'{producer[handle.key].name}' writes it as {_kind(writer.kind)}"
+                        )
+                    continue
+                later = [
+                    a for a in chain[position + 1 :] if any(h.key == handle.key for h in a.writes)
+                ]
+                if later:
+                    raise ConfigurationError(
+                        f"'{alg.name}' reads '{handle.key}', but its producer "
+                        f"'{later[0].name}' comes later in the chain: move it before "
+                        f"'{alg.name}'"
+                    )
+                near = nearest_names(handle.key, list(producer))
+                hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+                raise ConfigurationError(
+                    f"'{alg.name}' reads '{handle.key}', which no algorithm writes{hint} "
+                    f"(written keys: {', '.join(sorted(producer)) or 'none'})"
+                )
+            for handle in alg.writes:
+                if handle.key in producer:
+                    raise ConfigurationError(
+                        f"'{alg.name}' and '{producer[handle.key].name}' both write "
+                        f"'{handle.key}'; event store keys are write-once"
+                    )
+                producer[handle.key] = alg
+
+    def event_numbers(self) -> list[int]:
+        """The events this job processes: readers' common range, then skip/events."""
+        if self.readers:
+            common: list[int] | None = None
+            for reader in self.readers:
+                available = list(reader.available_events())
+                common = (
+                    available
+                    if common is None
+                    else [e for e in common if e in set(available)]
+                )
+            assert common is not None
+            if not common:
+                raise ConfigurationError(
+                    "the readers have no event in common: "
+                    + "; ".join(
+                        f"{r.name}: {_describe(list(r.available_events()))}" for r in self.readers
+                    )
+                )
+        elif self.events is not None:
+            common = list(range(self.skip + self.events))
+        else:
+            raise ConfigurationError("no reader is configured, so `events` must be given")
+        if self.skip >= len(common) and (self.events or 0) > 0:
+            raise ConfigurationError(
+                f"skip={self.skip} leaves no events: the readers provide {len(common)} "
+                f"({_describe(common)})"
+            )
+        stop = None if self.events is None else self.skip + self.events
+        if stop is not None and stop > len(common):
+            log.warning(
+                "asked for %d events after skipping %d, but only %d are available",
+                self.events, self.skip, max(0, len(common) - self.skip),
+            )
+        return common[self.skip : stop]
+
+    # -- running -------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        """Process the events. Raises AlgorithmError or JobAborted when the job fails."""
+        self.check_chain()
+        events = self.event_numbers()
+        if self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        summary = RunSummary(events=events)
+        for alg in self.chain:
+            alg.initialize()
+        log.info(
+            "processing %d events (%s) with %d threads, %d in flight",
+            len(events), _describe(events), self.num_threads, self.max_in_flight,
+        )
+        start = time.perf_counter()
+        ok = False
+        try:
+            asyncio.run(_EventLoop(self, summary).run(events))
+            ok = True
+        finally:
+            summary.wall_time_s = time.perf_counter() - start
+            for alg in self.chain:
+                try:
+                    alg.finalize() if ok else alg.abort()
+                except Exception:
+                    if ok:
+                        raise
+                    log.exception("'%s' failed while cleaning up", alg.name)
+            if self.output_dir is not None:
+                summary.timing.write_csv(self.output_dir / "timing.csv")
+                if summary.failed:
+                    _write_failed(self.output_dir / "failed_events.csv", summary.failed)
+        log.info("%s", summary.line())
+        if summary.failed:
+            log.warning(
+                "%d events failed: %s",
+                len(summary.failed),
+                ", ".join(f"{f.event} ({f.algorithm})" for f in summary.failed),
+            )
+        return summary
+
+
+class _EventLoop:
+    """One run's asyncio state: in-flight limit, writer order, stop flags."""
+
+    def __init__(self, seq: Sequencer, summary: RunSummary) -> None:
+        self.seq = seq
+        self.summary = summary
+        self.pool = ThreadPoolExecutor(seq.num_threads, thread_name_prefix="sequencer")
+        self.write_turn = 0
+        self.turn = asyncio.Condition()
+        self.end_index: int | None = None
+        self.fatal: BaseException | None = None
+
+    async def run(self, events: Sequence[int]) -> None:
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.seq.max_in_flight)
+        show = self.seq.progress if self.seq.progress is not None else sys.stderr.isatty()
+        bar = tqdm(total=len(events), unit="evt", disable=not show, dynamic_ncols=True)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for index, event in enumerate(events):
+                await slots.acquire()
+                if self.fatal is not None or self.end_index is not None:
+                    slots.release()
+                    break
+                task = loop.create_task(self.process(index, event))
+                task.add_done_callback(lambda _t: (slots.release(), bar.update()))
+                tasks.append(task)
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            bar.close()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.fatal is not None:
+            raise self.fatal
+
+    async def process(self, index: int, event: int) -> None:
+        ctx = AlgorithmContext(event=event, index=index, store=EventStore(event))
+        write = False
+        try:
+            for alg in (*self.seq.readers, *self.seq.algorithms):
+                code = await self.call(alg, ctx)
+                if code is not ProcessCode.SUCCESS:
+                    self.on_code(alg, ctx, code)
+                    break
+            else:
+                write = True
+        except _Stop:
+            pass
+        finally:
+            await self.write_in_order(ctx, write)
+
+    async def write_in_order(self, ctx: AlgorithmContext, write: bool) -> None:
+        async with self.turn:
+            await self.turn.wait_for(lambda: self.write_turn == ctx.index)
+        try:
+            dropped = self.end_index is not None and ctx.index >= self.end_index
+            if write and not dropped and self.fatal is None:
+                for writer in self.seq.writers:
+                    code = await self.call(writer, ctx)
+                    if code is not ProcessCode.SUCCESS:
+                        self.on_code(writer, ctx, code)
+                        break
+                else:
+                    self.summary.processed += 1
+        except _Stop:
+            pass
+        finally:
+            async with self.turn:
+                self.write_turn += 1
+                self.turn.notify_all()
+
+    def on_code(self, alg: Algorithm, ctx: AlgorithmContext, code: ProcessCode) -> None:
+        if code is ProcessCode.SKIP:
+            self.summary.skipped += 1
+        elif code is ProcessCode.END:
+            if self.end_index is None or ctx.index < self.end_index:
+                self.end_index = ctx.index
+                self.summary.ended_at = ctx.event
+            log.info("'%s' ended the job at event %d", alg.name, ctx.event)
+        elif code is ProcessCode.ABORT:
+            self.fail(JobAborted(alg.name, ctx.event))
+
+    def fail(self, error: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = error
+
+    async def call(self, alg: Algorithm, ctx: AlgorithmContext) -> ProcessCode:
+        """Run one algorithm on one event; returns its code or raises _Stop."""
+        loop = asyncio.get_running_loop()
+        timing = self.summary.timing
+        try:
+            if isinstance(alg, ExternalWorkAlgorithm):
+                work, dt = await loop.run_in_executor(self.pool, _timed, alg.acquire, ctx)
+                timing.add(alg.name, dt)
+                waited = time.perf_counter()
+                result = await _await_external(work)
+                timing.add(f"{alg.name}:external", time.perf_counter() - waited)
+                code, dt = await loop.run_in_executor(
+                    self.pool, _timed, alg.produce, ctx, result
+                )
+                timing.rows[alg.name].time_total_s += dt
+            else:
+                code, dt = await loop.run_in_executor(self.pool, _timed, alg.execute, ctx)
+                timing.add(alg.name, dt)
+                if inspect.isawaitable(code) or isinstance(code, Future):
+                    waited = time.perf_counter()
+                    code = await _await_external(code)
+                    timing.add(f"{alg.name}:external", time.perf_counter() - waited)
+            return _as_code(alg, code)
+        except (asyncio.CancelledError, _Stop):
+            raise
+        except Exception as exc:
+            error = AlgorithmError(alg.name, ctx.event, exc)
+            error.__cause__ = exc
+            if self.seq.continue_on_error:
+                log.error("%s", error)
+                self.summary.failed.append(FailedEvent(ctx.event, alg.name, str(exc)))
+            else:
+                self.fail(error)
+            raise _Stop from exc
+
+
+def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - start
+
+
+async def _await_external(work: Any) -> Any:
+    if isinstance(work, Future):
+        return await asyncio.wrap_future(work)
+    if inspect.isawaitable(work):
+        return await work
+    raise TypeError(f"external work must be an awaitable or a Future, got {type(work).__name__}")
+
+
+def _as_code(alg: Algorithm, code: Any) -> ProcessCode:
+    if code is None:
+        return ProcessCode.SUCCESS
+    if isinstance(code, ProcessCode):
+        return code
+    raise TypeError(f"'{alg.name}' returned {code!r}; expected a ProcessCode or None")
+
+
+def _disjoint_types(written: Any, read: Any) -> bool:
+    written_t = written if isinstance(written, tuple) else (written,)
+    read_t = read if isinstance(read, tuple) else (read,)
+    return not any(issubclass(w, r) or issubclass(r, w) for w in written_t for r in read_t)
+
+
+def _kind(kind: Any) -> str:
+    if isinstance(kind, tuple):
+        return " or ".join(k.__name__ for k in kind)
+    return kind.__name__
+
+
+def _describe(events: Sequence[int]) -> str:
+    if not events:
+        return "none"
+    if len(events) == events[-1] - events[0] + 1:
+        return f"{events[0]}..{events[-1]}"
+    return f"{len(events)} events from {events[0]} to {events[-1]}"
+
+
+def _write_failed(path: Path, failed: list[FailedEvent]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["event", "algorithm", "error"])
+        for item in sorted(failed, key=lambda x: x.event):
+            w.writerow([item.event, item.algorithm, item.error])
+    os.replace(tmp, path)
