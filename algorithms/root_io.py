@@ -1,0 +1,125 @@
+"""ROOT space point / track readers and writers (uproot) as framework algorithms."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from algorithms.keys import SPACEPOINTS, TRACKS
+from sonic_exatrkx.framework import (
+    AlgorithmContext,
+    ConfigurationError,
+    Reader,
+    ReadHandle,
+    WriteHandle,
+    Writer,
+)
+from sonic_exatrkx.io import acts_root
+
+
+class RootSpacePointReader(Reader):
+    """Reads a `spacePoints` tree (ACTS flat layout or our jagged one).
+
+    The file is read once, on the first event, and kept in memory: fine for the
+    small files this is for; split big productions into several files.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tree: str = "spacePoints",
+        output_spacepoints: str = SPACEPOINTS,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.path = Path(path)
+        self.tree = tree
+        self.spacepoints = WriteHandle(self, output_spacepoints, pd.DataFrame)
+        self._events: dict[int, pd.DataFrame] | None = None
+        self._lock = threading.Lock()
+
+    def available_events(self) -> list[int]:
+        return sorted(acts_root.root_event_ids(self.path, self.tree))
+
+    def _load(self) -> dict[int, pd.DataFrame]:
+        with self._lock:
+            if self._events is None:
+                self._events = acts_root.read_spacepoints_root(self.path, self.tree)
+            return self._events
+
+    def execute(self, ctx: AlgorithmContext) -> None:
+        # Copy: the store hands the table to other algorithms; keep ours pristine.
+        self.spacepoints(ctx, self._load()[ctx.event].copy())
+
+
+class RootSpacePointWriter(Writer):
+    """Writes all events' space points to one ROOT file (flat ACTS layout or jagged)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        layout: str = "flat",
+        input_spacepoints: str = SPACEPOINTS,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if layout not in ("flat", "jagged"):
+            raise ConfigurationError(f"{self.name}: layout must be 'flat' or 'jagged'")
+        self.path = Path(path)
+        self.layout = layout
+        self.spacepoints = ReadHandle(self, input_spacepoints, pd.DataFrame)
+        self._writer: acts_root.SpacePointRootWriter | None = None
+
+    def initialize(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = acts_root.SpacePointRootWriter(self.path, layout=self.layout)
+
+    def execute(self, ctx: AlgorithmContext) -> None:
+        assert self._writer is not None
+        self._writer.write(ctx.event, self.spacepoints(ctx))
+
+    def finalize(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+class RootTrackWriter(Writer):
+    """Writes track ids per space point, one entry per event (jagged branches)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        input_tracks: str = TRACKS,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.path = Path(path)
+        self.tracks = ReadHandle(self, input_tracks, np.ndarray)
+        self._writer: acts_root.TrackRootWriter | None = None
+
+    def initialize(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = acts_root.TrackRootWriter(self.path)
+
+    def execute(self, ctx: AlgorithmContext) -> None:
+        assert self._writer is not None
+        self._writer.write(ctx.event, self.tracks(ctx))
+
+    def finalize(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
