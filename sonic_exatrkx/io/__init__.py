@@ -1,1 +1,91 @@
-"""sonic-exatrkx."""
+"""I/O layer: ACTS CSV and ROOT event files, TrackML files, and their schemas.
+
+Tables are pandas DataFrames with exactly the dtypes of `schema`; ids are uint64 end
+to end. Bad input raises `InputFormatError` subclasses naming file, line and column.
+"""
+
+from .acts_csv import (
+    attach_truth,
+    combine_particle_id,
+    event_path,
+    hits_schema,
+    list_events,
+    read_event,
+    read_hits,
+    read_measurement_simhit_map,
+    read_measurements,
+    read_particles,
+    read_spacepoints,
+    read_table,
+    read_tracks_csv,
+    spacepoint_schema,
+    split_particle_id,
+    write_event,
+    write_table,
+    write_tracks_csv,
+)
+from .acts_root import (
+    SpacePointRootWriter,
+    TrackRootWriter,
+    iter_spacepoints_root,
+    read_spacepoints_root,
+    read_tracks_root,
+    root_event_ids,
+)
+from .errors import (
+    BadReferenceError,
+    EmptyFileError,
+    EventDirectoryError,
+    InputFormatError,
+    MissingColumnError,
+    MissingEventFileError,
+    NonFiniteValueError,
+)
+from .trackml import (
+    read_trackml_event,
+    read_trackml_hits,
+    read_trackml_particles,
+    read_trackml_truth,
+    trackml_paths,
+    trackml_to_event,
+)
+
+__all__ = [
+    "BadReferenceError",
+    "EmptyFileError",
+    "EventDirectoryError",
+    "InputFormatError",
+    "MissingColumnError",
+    "MissingEventFileError",
+    "NonFiniteValueError",
+    "SpacePointRootWriter",
+    "TrackRootWriter",
+    "attach_truth",
+    "combine_particle_id",
+    "event_path",
+    "hits_schema",
+    "iter_spacepoints_root",
+    "list_events",
+    "read_event",
+    "read_hits",
+    "read_measurement_simhit_map",
+    "read_measurements",
+    "read_particles",
+    "read_spacepoints",
+    "read_spacepoints_root",
+    "read_table",
+    "read_tracks_csv",
+    "read_tracks_root",
+    "read_trackml_event",
+    "read_trackml_hits",
+    "read_trackml_particles",
+    "read_trackml_truth",
+    "root_event_ids",
+    "spacepoint_schema",
+    "split_particle_id",
+    "trackml_paths",
+    "trackml_to_event",
+    "write_event",
+    "write_table",
+    "write_tracks_csv",
+]

@@ -31,6 +31,10 @@ class InputFormatError(ValueError):
     The message is one line: ``<file> line <row>, column '<col>': <detail>``.
     """
 
+    #: Name the file by its full path instead of its name (for directories, whose
+    #: names alone like "data" say little).
+    _full_path_in_message = False
+
     def __init__(
         self,
         path: str | PathLike[str] | None,
@@ -47,7 +51,10 @@ class InputFormatError(ValueError):
         self.expected = expected
         self.event = event
         self.detail = detail
-        where = [self.path.name if self.path is not None else "<input>"]
+        if self.path is None:
+            where = ["<input>"]
+        else:
+            where = [str(self.path) if self._full_path_in_message else self.path.name]
         if row is not None:
             where.append(f" line {row}")
         if column is not None:
@@ -110,3 +117,5 @@ class MissingEventFileError(InputFormatError, FileNotFoundError):
 
 class EventDirectoryError(InputFormatError, FileNotFoundError):
     """An event directory is missing, not a directory, or holds no file of a kind."""
+
+    _full_path_in_message = True
