@@ -1,0 +1,127 @@
+"""`sonic-exatrkx serve`: run a real Triton server on loopback until SIGTERM or Ctrl-C.
+
+A plain command function; ``sonic_exatrkx/cli/main.py`` registers it. Signal handling lives
+here, not in the library: the first SIGTERM/SIGINT stops the server cleanly (its Python
+stubs and shared memory included) and exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+
+class _StopRequested(BaseException):
+    """Raised from the signal handler to leave the serving loop (or an ongoing start)."""
+
+
+def _print_check() -> bool:
+    from sonic_exatrkx.server import check_environment
+
+    results = check_environment()
+    width = max(len(r.item) for r in results)
+    for r in results:
+        typer.echo(f"{'OK  ' if r.ok else 'FAIL'}  {r.item:<{width}}  {r.detail}")
+    ok = all(r.ok for r in results)
+    typer.echo("Triton serving is usable here." if ok else
+               "Triton serving is NOT usable here; fix the FAIL lines above.")
+    return ok
+
+
+def serve(
+    model_repository: Annotated[Path | None, typer.Option(
+        help="Triton model repository to serve (every model is loaded at start).",
+        file_okay=False)] = None,
+    instances: Annotated[int, typer.Option(
+        min=1, help="Model instances (CPU stub processes) per model, for generated "
+                    "repositories.")] = 1,
+    host: Annotated[str, typer.Option(
+        help="Address to bind; loopback by default.")] = "127.0.0.1",
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (default: a free one).")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default: a free one).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Prometheus metrics port (default: a free one).")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only report whether the server binary, the Python-backend stub and "
+                        "the libraries are usable (exit 0 if so, 1 if not).")] = False,
+    ready_timeout: Annotated[float, typer.Option(
+        help="Seconds to wait for the server to become ready.")] = 120.0,
+) -> None:
+    """Start a Triton server with the ExaTrkX models on 127.0.0.1."""
+    if check:
+        raise typer.Exit(code=0 if _print_check() else 1)
+    if model_repository is None:
+        typer.echo("sonic-exatrkx serve needs a model repository: pass --model-repository DIR "
+                   "(a folder of <model>/config.pbtxt + <model>/<version>/). Generating the "
+                   "ExaTrkX repository automatically is not available yet.", err=True)
+        raise typer.Exit(code=2)
+    if not model_repository.is_dir():
+        typer.echo(f"model repository {model_repository} is not a directory", err=True)
+        raise typer.Exit(code=2)
+    if instances != 1:
+        typer.echo("note: --instances only applies to generated repositories; the "
+                   "instance_group in each config.pbtxt decides here.", err=True)
+
+    from sonic_exatrkx.server import (
+        TritonEnvironmentError,
+        TritonServer,
+        TritonServerError,
+        cleanup_orphans,
+    )
+
+    leftovers = cleanup_orphans()
+    if leftovers:
+        typer.echo(f"cleaned up after an earlier crashed server: killed stubs "
+                   f"{leftovers.killed}, removed {len(leftovers.removed)} shared-memory files",
+                   err=True)
+
+    server = TritonServer(model_repository, host=host, http_port=http_port,
+                          grpc_port=grpc_port, metrics_port=metrics_port,
+                          ready_timeout=ready_timeout)
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            return  # already shutting down; a second Ctrl-C must not abort the cleanup
+        stopping = True
+        raise _StopRequested(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    code = 0
+    try:
+        try:
+            server.start()
+            typer.echo(f"Triton server ready (pid {server.pid}, {server.start_seconds:.1f} s)\n"
+                       f"  model repository  {server.model_repository}\n"
+                       f"  HTTP              http://{server.http_url}\n"
+                       f"  gRPC              {server.grpc_url}\n"
+                       f"  metrics           {server.metrics_url}\n"
+                       f"  log               {server.log_path}\n"
+                       "Stop with Ctrl-C or SIGTERM.")
+            while server.is_running():
+                time.sleep(0.5)
+            code = 1
+            typer.echo("tritonserver exited unexpectedly; last log lines:\n"
+                       + server.log_tail(), err=True)
+        except _StopRequested:
+            stopping = True
+            typer.echo("stopping Triton server...", err=True)
+        except (TritonServerError, TritonEnvironmentError, FileNotFoundError) as exc:
+            stopping = True
+            typer.echo(f"error: {exc}", err=True)
+            code = 1
+        finally:
+            stopping = True
+            server.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code == 0:
+        typer.echo(f"Triton server stopped ({server.stop_seconds or 0.0:.1f} s).")
+    raise typer.Exit(code=code)
