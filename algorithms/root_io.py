@@ -57,7 +57,32 @@ class RootSpacePointReader(Reader):
         self.spacepoints(ctx, self._load()[ctx.event].copy())
 
 
-class RootSpacePointWriter(Writer):
+class _RootFileWriter(Writer):
+    """A writer of one ROOT file for the whole job: opened in `initialize`, renamed into
+    place in `finalize`, and deleted in `abort` so a failed job leaves no partial file."""
+
+    def __init__(self, path: str | os.PathLike[str], name: str | None) -> None:
+        super().__init__(name=name)
+        self.path = Path(path)
+        self._writer: acts_root.SpacePointRootWriter | acts_root.TrackRootWriter | None = None
+
+    def open(self) -> acts_root.SpacePointRootWriter | acts_root.TrackRootWriter:
+        raise NotImplementedError
+
+    def initialize(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self.open()
+
+    def finalize(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+class RootSpacePointWriter(_RootFileWriter):
     """Writes all events' space points to one ROOT file (flat ACTS layout or jagged)."""
 
     def __init__(
@@ -68,32 +93,21 @@ class RootSpacePointWriter(Writer):
         input_spacepoints: str = SPACEPOINTS,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(path, name)
         if layout not in ("flat", "jagged"):
             raise ConfigurationError(f"{self.name}: layout must be 'flat' or 'jagged'")
-        self.path = Path(path)
         self.layout = layout
         self.spacepoints = ReadHandle(self, input_spacepoints, pd.DataFrame)
-        self._writer: acts_root.SpacePointRootWriter | None = None
 
-    def initialize(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = acts_root.SpacePointRootWriter(self.path, layout=self.layout)
+    def open(self) -> acts_root.SpacePointRootWriter:
+        return acts_root.SpacePointRootWriter(self.path, layout=self.layout)
 
     def execute(self, ctx: AlgorithmContext) -> None:
         assert self._writer is not None
         self._writer.write(ctx.event, self.spacepoints(ctx))
 
-    def finalize(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
 
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.abort()
-
-
-class RootTrackWriter(Writer):
+class RootTrackWriter(_RootFileWriter):
     """Writes track ids per space point, one entry per event (jagged branches)."""
 
     def __init__(
@@ -103,23 +117,12 @@ class RootTrackWriter(Writer):
         input_tracks: str = TRACKS,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name)
-        self.path = Path(path)
+        super().__init__(path, name)
         self.tracks = ReadHandle(self, input_tracks, np.ndarray)
-        self._writer: acts_root.TrackRootWriter | None = None
 
-    def initialize(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = acts_root.TrackRootWriter(self.path)
+    def open(self) -> acts_root.TrackRootWriter:
+        return acts_root.TrackRootWriter(self.path)
 
     def execute(self, ctx: AlgorithmContext) -> None:
         assert self._writer is not None
         self._writer.write(ctx.event, self.tracks(ctx))
-
-    def finalize(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.abort()
