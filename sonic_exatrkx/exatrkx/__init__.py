@@ -1,1 +1,60 @@
-"""sonic-exatrkx."""
+"""ExaTrkX track finding as plain functions and torch modules on numpy arrays.
+
+features -> :class:`Embedding` -> :func:`build_edges` -> :class:`Filter` -> :func:`apply_cut`
+-> :class:`InteractionNetwork` -> :func:`apply_cut` -> :func:`build_tracks`, composed by
+:class:`Pipeline`. No framework, server or Triton code is imported here.
+"""
+
+from .features import FeatureConfig, check_finite, check_width, compute_features
+from .graph import GraphConfig, apply_cut, build_edges, sigmoid
+from .models import (
+    Embedding,
+    EmbeddingConfig,
+    Filter,
+    FilterConfig,
+    GNNConfig,
+    InteractionNetwork,
+    make_mlp,
+)
+from .pipeline import (
+    Pipeline,
+    PipelineConfig,
+    PipelineResult,
+    load_models,
+    load_script,
+    save_models,
+    script_module,
+    set_num_threads,
+)
+from .timing import StageTimer
+from .tracks import UNASSIGNED, build_tracks, renumber_first_appearance
+
+__all__ = [
+    "UNASSIGNED",
+    "Embedding",
+    "EmbeddingConfig",
+    "FeatureConfig",
+    "Filter",
+    "FilterConfig",
+    "GNNConfig",
+    "GraphConfig",
+    "InteractionNetwork",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineResult",
+    "StageTimer",
+    "apply_cut",
+    "build_edges",
+    "build_tracks",
+    "check_finite",
+    "check_width",
+    "compute_features",
+    "load_models",
+    "load_script",
+    "make_mlp",
+    "renumber_first_appearance",
+    "save_models",
+    "script_module",
+    "set_num_threads",
+    "sigmoid",
+]

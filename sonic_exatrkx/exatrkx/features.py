@@ -42,7 +42,9 @@ class FeatureConfig:
             raise ValueError("FeatureConfig: names must not be empty")
         unknown = [n for n in names if n not in KNOWN_FEATURES]
         if unknown:
-            raise ValueError(f"FeatureConfig: unknown feature(s) {unknown}; known: {KNOWN_FEATURES}")
+            raise ValueError(
+                f"FeatureConfig: unknown feature(s) {unknown}; known: {KNOWN_FEATURES}"
+            )
         if len(set(names)) != len(names):
             raise ValueError(f"FeatureConfig: duplicate feature names in {names}")
         if len(scales) != len(names):

@@ -1,0 +1,405 @@
+"""The whole ExaTrkX inference chain on one event, plus TorchScript save/load.
+
+features -> Embedding -> build_edges -> Filter -> cut -> InteractionNetwork -> cut ->
+build_tracks. Arrays in, arrays out: no framework, server or Triton code here, so the
+in-process job and the served model run exactly this code.
+
+Threads: ``PipelineConfig.num_threads`` is applied to *both* torch intra-op threads and the
+FAISS OpenMP pool (:func:`set_num_threads`) at the start of every :meth:`Pipeline.run`. Both
+settings are process-wide. The default is 1: an event loop gets its parallelism from many
+events in flight, and letting torch and FAISS each spawn a pool per core made them fight
+over the cores in the seeds' CPU measurements. ``None`` leaves the process settings alone.
+
+Determinism: for the same input, models and thread count, the labels are identical (graph
+building re-checks distances exactly, and every sort is total).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .features import FeatureConfig, check_finite, check_width, compute_features
+from .graph import GraphConfig, apply_cut, build_edges
+from .models import (
+    Embedding,
+    EmbeddingConfig,
+    Filter,
+    FilterConfig,
+    GNNConfig,
+    InteractionNetwork,
+)
+from .timing import StageTimer
+from .tracks import build_tracks
+
+MODEL_FILES: dict[str, str] = {"embedding": "embedding.pt", "filter": "filter.pt", "gnn": "gnn.pt"}
+CONFIG_FILE = "config.json"
+CONFIG_FORMAT = "sonic-exatrkx-pipeline"
+CONFIG_VERSION = 1
+
+
+def set_num_threads(n: int) -> None:
+    """Set torch intra-op threads and FAISS's OpenMP threads to ``n`` (process-wide)."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"num_threads must be an integer >= 1, got {n}")
+    n = int(n)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    import faiss
+
+    if faiss.omp_get_max_threads() != n:
+        faiss.omp_set_num_threads(n)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything needed to run the chain besides the model weights.
+
+    Cuts live in the stage configs (``filter.cut``, ``gnn.cut``); change them with
+    :meth:`with_cuts`. The default graph orientation is ``"inner_outer"`` (physics), which
+    needs ``"r"`` among the features; reference models need ``orientation="reference"``.
+    """
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    graph: GraphConfig = field(default_factory=lambda: GraphConfig(orientation="inner_outer"))
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    gnn: GNNConfig = field(default_factory=GNNConfig)
+    min_hits: int = 1
+    num_threads: int | None = 1
+    edge_batch_size: int = 1 << 18
+
+    def __post_init__(self) -> None:
+        width = self.features.width
+        stages = (("embedding", self.embedding), ("filter", self.filter), ("gnn", self.gnn))
+        for stage, cfg in stages:
+            if cfg.in_features != width:
+                raise ValueError(
+                    f"PipelineConfig: stage '{stage}' expects {cfg.in_features} features but the "
+                    f"feature config {self.features.names} has {width}"
+                )
+        if self.graph.orientation == "inner_outer" and self.features.index("r") is None:
+            raise ValueError("PipelineConfig: orientation 'inner_outer' needs an 'r' feature")
+        if int(self.min_hits) != self.min_hits or self.min_hits < 1:
+            raise ValueError(f"PipelineConfig: min_hits must be an integer >= 1: {self.min_hits}")
+        nt = self.num_threads
+        if nt is not None and (int(nt) != nt or nt < 1):
+            raise ValueError(f"PipelineConfig: num_threads must be None or >= 1, not {nt}")
+        if self.edge_batch_size < 1:
+            raise ValueError(
+                f"PipelineConfig: edge_batch_size must be >= 1: {self.edge_batch_size}"
+            )
+
+    def with_cuts(
+        self, filter_cut: float | None = None, gnn_cut: float | None = None
+    ) -> PipelineConfig:
+        """A copy with other score cuts."""
+        f = self.filter if filter_cut is None else replace(self.filter, cut=filter_cut)
+        g = self.gnn if gnn_cut is None else replace(self.gnn, cut=gnn_cut)
+        return replace(self, filter=f, gnn=g)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CONFIG_FORMAT,
+            "version": CONFIG_VERSION,
+            "features": self.features.to_dict(),
+            "embedding": self.embedding.to_dict(),
+            "graph": self.graph.to_dict(),
+            "filter": self.filter.to_dict(),
+            "gnn": self.gnn.to_dict(),
+            "min_hits": self.min_hits,
+            "num_threads": self.num_threads,
+            "edge_batch_size": self.edge_batch_size,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PipelineConfig:
+        d = dict(d)
+        d.pop("format", None)
+        version = d.pop("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ValueError(f"PipelineConfig: unsupported config version {version}")
+        parts = {
+            "features": FeatureConfig, "embedding": EmbeddingConfig, "graph": GraphConfig,
+            "filter": FilterConfig, "gnn": GNNConfig,
+        }
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key in parts:
+                try:
+                    kwargs[key] = parts[key].from_dict(value)
+                except TypeError as err:
+                    raise ValueError(f"PipelineConfig: bad '{key}' section: {err}") from err
+            elif key in ("min_hits", "num_threads", "edge_batch_size"):
+                kwargs[key] = value
+            else:
+                raise ValueError(f"PipelineConfig: unknown key '{key}'")
+        return cls(**kwargs)
+
+
+@dataclass
+class PipelineResult:
+    """Labels of one event, per-stage wall times (s) and edge counts, and, on request, the
+    intermediate arrays of every stage."""
+
+    labels: np.ndarray
+    timings: dict[str, float]
+    n_edges: dict[str, int]
+    embedding: np.ndarray | None = None
+    edges: np.ndarray | None = None  # graph building output [2, E]
+    filter_scores: np.ndarray | None = None  # logits [E]
+    filtered_edges: np.ndarray | None = None  # edges with sigmoid(filter) > filter cut
+    gnn_scores: np.ndarray | None = None  # logits [E_filtered]
+    track_edges: np.ndarray | None = None  # edges with sigmoid(gnn) > gnn cut
+
+    @property
+    def n_tracks(self) -> int:
+        """Number of distinct labels >= 0."""
+        return int(np.unique(self.labels[self.labels >= 0]).size)
+
+
+def edge_scores(model: nn.Module, x: torch.Tensor, edges: np.ndarray, batch: int) -> np.ndarray:
+    """Run an edge model in chunks of ``batch`` edges (bounded memory for the filter)."""
+    n_e = edges.shape[1]
+    if n_e == 0:
+        return np.zeros(0, dtype=np.float32)
+    e = torch.from_numpy(np.ascontiguousarray(edges, dtype=np.int64))
+    with torch.inference_mode():
+        outs = [model(x, e[:, i : i + batch]) for i in range(0, n_e, batch)]
+        return torch.cat(outs).reshape(-1).numpy().astype(np.float32, copy=False)
+
+
+_edge_scores = edge_scores  # the name the server's stage models imported first
+
+
+class Pipeline:
+    """Embedding, filter and GNN models plus their :class:`PipelineConfig`."""
+
+    def __init__(
+        self,
+        embedding: nn.Module,
+        filter: nn.Module,  # noqa: A002 - the stage's name
+        gnn: nn.Module,
+        config: PipelineConfig | None = None,
+    ) -> None:
+        self.config = config or PipelineConfig()
+        self.embedding = embedding.eval()
+        self.filter = filter.eval()
+        self.gnn = gnn.eval()
+        # Models built here (eager or TorchScript) carry their input width: check it against
+        # the config now rather than failing inside torch on the first event.
+        for stage, module, cfg in (
+            ("embedding", embedding, self.config.embedding),
+            ("filter", filter, self.config.filter),
+            ("gnn", gnn, self.config.gnn),
+        ):
+            width = getattr(module, "in_features", None)
+            if isinstance(width, int) and width != cfg.in_features:
+                raise ValueError(
+                    f"stage '{stage}': model expects {width} features, config says "
+                    f"{cfg.in_features}"
+                )
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig | None = None, seed: int = 0) -> Pipeline:
+        """Untrained models of the configured shapes (for training or tests)."""
+        cfg = config or PipelineConfig()
+        torch.manual_seed(seed)
+        return cls(Embedding(cfg.embedding), Filter(cfg.filter), InteractionNetwork(cfg.gnn), cfg)
+
+    @classmethod
+    def from_directory(cls, model_dir: str | Path, **overrides: Any) -> Pipeline:
+        """Load ``embedding.pt``, ``filter.pt``, ``gnn.pt`` (TorchScript) and ``config.json``
+        (or ``config.yaml``). ``overrides`` replace top-level config fields (e.g.
+        ``num_threads=2``)."""
+        emb, fil, gnn, cfg = load_models(model_dir)
+        if overrides:
+            cfg = replace(cfg, **overrides)
+        return cls(emb, fil, gnn, cfg)
+
+    def save(self, model_dir: str | Path) -> Path:
+        """Write the models (TorchScript) and config to ``model_dir``."""
+        return save_models(model_dir, self.embedding, self.filter, self.gnn, self.config)
+
+    def features(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Node features of space points at ``x, y, z`` (mm) with this pipeline's scaling."""
+        return compute_features(x, y, z, self.config.features)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Track label per space point from positions in mm."""
+        return self.run(self.features(x, y, z)).labels
+
+    # One method per stage: ``run`` is exactly these in sequence, so a caller serving the
+    # stages separately (e.g. per-stage Triton models) gets the same arrays bit for bit.
+
+    def prepare(self, features: np.ndarray) -> np.ndarray:
+        """Apply the thread setting, check width and finiteness (before any torch call),
+        return contiguous float32 features."""
+        cfg = self.config
+        if cfg.num_threads is not None:
+            set_num_threads(cfg.num_threads)
+        feats = np.asarray(features)
+        check_width(feats, cfg.embedding.in_features, "embedding")
+        check_finite(feats, "embedding", "input features")
+        return np.ascontiguousarray(feats, dtype=np.float32)
+
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        """Embedding ``[N, D]`` of prepared features."""
+        if features.shape[0] == 0:
+            return np.zeros((0, self.config.embedding.out_features), dtype=np.float32)
+        with torch.inference_mode():
+            emb = self.embedding(torch.from_numpy(features)).numpy()
+        check_finite(emb, "embedding", "output")
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def graph(self, embedding: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Candidate edges from the embedding (``r`` for the orientation from features)."""
+        r_idx = self.config.features.index("r")
+        r = features[:, r_idx] if r_idx is not None else None
+        return build_edges(embedding, r=r, config=self.config.graph)
+
+    def score_filter(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """Filter logits ``[E]`` (chunked by ``edge_batch_size``)."""
+        x = torch.from_numpy(features)
+        return edge_scores(self.filter, x, edges, self.config.edge_batch_size)
+
+    def score_gnn(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """GNN logits ``[E]`` (one pass: message passing needs the whole graph)."""
+        return edge_scores(self.gnn, torch.from_numpy(features), edges, edges.shape[1] or 1)
+
+    def tracks(self, n_nodes: int, edges: np.ndarray, gnn_scores: np.ndarray) -> np.ndarray:
+        """Labels from the filtered edges and their GNN logits (cut ``gnn.cut``)."""
+        keep = apply_cut(gnn_scores, self.config.gnn.cut)
+        return build_tracks(n_nodes, edges, keep, min_hits=self.config.min_hits)
+
+    def run(self, features: np.ndarray, return_intermediates: bool = False) -> PipelineResult:
+        """Run the chain on node features ``[N, F]`` (float32, see ``features.py``)."""
+        cfg = self.config
+        t_start = time.perf_counter()
+        feats = self.prepare(features)
+        n = feats.shape[0]
+        timer = StageTimer()
+        with timer.stage("embedding"):
+            emb = self.embed(feats)
+        with timer.stage("build_edges"):
+            edges = self.graph(emb, feats)
+        with timer.stage("filter"):
+            f_scores = self.score_filter(feats, edges)
+            f_edges = edges[:, apply_cut(f_scores, cfg.filter.cut)]
+        with timer.stage("gnn"):
+            g_scores = self.score_gnn(feats, f_edges)
+        with timer.stage("build_tracks"):
+            g_mask = apply_cut(g_scores, cfg.gnn.cut)
+            labels = build_tracks(n, f_edges, g_mask, min_hits=cfg.min_hits)
+        timings = dict(timer.timings)
+        timings["total"] = time.perf_counter() - t_start
+        n_edges = {"graph": int(edges.shape[1]), "filter": int(f_edges.shape[1]),
+                   "gnn": int(g_mask.sum())}
+        result = PipelineResult(labels=labels, timings=timings, n_edges=n_edges)
+        if return_intermediates:
+            result.embedding = emb
+            result.edges = edges
+            result.filter_scores = f_scores
+            result.filtered_edges = f_edges
+            result.gnn_scores = g_scores
+            result.track_edges = f_edges[:, g_mask]
+        return result
+
+
+_JIT_DEPRECATED = r".*torch\.jit.*deprecated"
+
+
+def script_module(module: nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` the module (a ScriptModule is returned as is).
+
+    TorchScript is what Triton's ``pytorch_libtorch`` backend loads, so we keep it although
+    recent torch marks ``torch.jit`` deprecated; that warning is silenced here only.
+    """
+    if isinstance(module, torch.jit.ScriptModule):
+        return module
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=DeprecationWarning)
+        return torch.jit.script(module.eval())
+
+
+def load_script(path: str | Path) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` on CPU, in eval mode (deprecation warning silenced, see above)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu").eval()
+
+
+def save_models(
+    model_dir: str | Path,
+    embedding: nn.Module,
+    filter: nn.Module,  # noqa: A002
+    gnn: nn.Module,
+    config: PipelineConfig,
+) -> Path:
+    """Script (``torch.jit.script``) and write ``embedding.pt``, ``filter.pt``, ``gnn.pt``
+    and ``config.json`` into ``model_dir`` (created if needed)."""
+    out = Path(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, module in (("embedding", embedding), ("filter", filter), ("gnn", gnn)):
+        script_module(module).save(str(out / MODEL_FILES[name]))
+    (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return out
+
+
+def _read_config(model_dir: Path) -> PipelineConfig:
+    for name in (CONFIG_FILE, "config.yaml", "config.yml"):
+        path = model_dir / name
+        if path.is_file():
+            text = path.read_text()
+            if name.endswith(".json"):
+                data = json.loads(text)
+            else:
+                import yaml
+
+                data = yaml.safe_load(text)
+            try:
+                return PipelineConfig.from_dict(data)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from err
+    raise FileNotFoundError(
+        f"pipeline config not found: {model_dir / CONFIG_FILE} (nor config.yaml / config.yml)"
+    )
+
+
+def load_models(
+    model_dir: str | Path,
+) -> tuple[torch.jit.ScriptModule, torch.jit.ScriptModule, torch.jit.ScriptModule, PipelineConfig]:
+    """Load what :func:`save_models` wrote: ``(embedding, filter, gnn, config)``."""
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"model directory not found: {d}")
+    config = _read_config(d)
+    models = []
+    for name in ("embedding", "filter", "gnn"):
+        path = d / MODEL_FILES[name]
+        if not path.is_file():
+            raise FileNotFoundError(f"stage '{name}': model file not found: {path}")
+        models.append(load_script(path))
+    emb, fil, gnn = models
+    return emb, fil, gnn, config
+
+
+__all__ = [
+    "PipelineConfig",
+    "PipelineResult",
+    "Pipeline",
+    "save_models",
+    "load_models",
+    "set_num_threads",
+    "script_module",
+    "load_script",
+]

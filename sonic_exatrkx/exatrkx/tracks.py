@@ -1,0 +1,85 @@
+"""Track building: weakly connected components of the kept edges.
+
+Label convention (as the reference service's custom backend):
+
+- every space point gets a label; a space point with no kept edge is its own singleton
+  track; labels are ``0..T-1`` numbered in order of first appearance by space point index
+  (space point 0 always has label 0);
+- with ``min_hits > 1``, space points on tracks with fewer than ``min_hits`` space points get
+  ``-1`` (unassigned) and the remaining tracks are renumbered in the same first-appearance
+  order. The default ``min_hits=1`` keeps singletons, matching the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+#: Label given to space points on tracks shorter than ``min_hits``.
+UNASSIGNED = -1
+
+
+def renumber_first_appearance(labels: np.ndarray) -> np.ndarray:
+    """Map arbitrary integer labels to ``0..T-1`` in order of first appearance.
+
+    Negative labels are kept as ``-1`` (unassigned).
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    out = np.full(labels.shape, UNASSIGNED, dtype=np.int64)
+    valid = labels >= 0
+    if not valid.any():
+        return out
+    uniq, first, inverse = np.unique(labels[valid], return_index=True, return_inverse=True)
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(uniq.size, dtype=np.int64)
+    out[valid] = rank[inverse]
+    return out
+
+
+def build_tracks(
+    n_nodes: int,
+    edges: np.ndarray,
+    keep_mask: np.ndarray | None = None,
+    *,
+    min_hits: int = 1,
+) -> np.ndarray:
+    """Track label ``int64 [n_nodes]`` per space point from edges ``int64 [2, E]``.
+
+    ``keep_mask`` (bool ``[E]``) selects the edges to use (e.g. ``apply_cut(gnn_logits, 0.5)``).
+    Edge direction does not matter (weak connectivity).
+    """
+    n = int(n_nodes)
+    if n < 0:
+        raise ValueError(f"stage 'build_tracks': n_nodes must be >= 0, got {n_nodes}")
+    if min_hits < 1:
+        raise ValueError(f"stage 'build_tracks': min_hits must be >= 1, got {min_hits}")
+    e = np.asarray(edges)
+    if e.size == 0:
+        e = np.zeros((2, 0), dtype=np.int64)
+    if e.ndim != 2 or e.shape[0] != 2:
+        raise ValueError(f"stage 'build_tracks': edges must be [2, E], got {e.shape}")
+    e = e.astype(np.int64, copy=False)
+    if keep_mask is not None:
+        mask = np.asarray(keep_mask, dtype=bool).reshape(-1)
+        if mask.size != e.shape[1]:
+            raise ValueError(
+                f"stage 'build_tracks': keep_mask has {mask.size} entries for {e.shape[1]} edges"
+            )
+        e = e[:, mask]
+    if e.size and (e.min() < 0 or e.max() >= n):
+        raise ValueError(
+            f"stage 'build_tracks': edge index out of range [0, {n}) (min {e.min()}, max {e.max()})"
+        )
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    adj = sp.coo_matrix(
+        (np.ones(e.shape[1], dtype=np.int8), (e[0], e[1])), shape=(n, n)
+    ).tocsr()
+    _, comp = connected_components(adj, directed=True, connection="weak")
+    labels = renumber_first_appearance(comp)
+    if min_hits > 1:
+        counts = np.bincount(labels, minlength=int(labels.max()) + 1)
+        labels = np.where(counts[labels] >= min_hits, labels, UNASSIGNED)
+        labels = renumber_first_appearance(labels)
+    return labels

@@ -1,0 +1,332 @@
+"""Training of the three models in sequence: embedding, then filter, then GNN.
+
+Input: a list of events, each a mapping (or :class:`TrainingEvent`) with ``features``
+float32 ``[N, F]`` (computed with the pipeline's :class:`FeatureConfig`), ``particle_id``
+uint64 ``[N]`` (0 = noise) and optionally ``pt`` per space point.
+
+Truth for the edge models: two space points belong together when they share a non-zero
+``particle_id`` (the "all pairs" truth of :mod:`.metrics`): connected components only need
+every edge it keeps to join hits of one particle.
+
+1. Embedding (metric learning): the squared distance of positive pairs is pulled to 0; by
+   default these are consecutive hits of a particle ordered by r (a single hit cannot know
+   its track's curvature, so only neighbouring hits can be mapped close together; connected
+   components then chains them). A hinge ``relu(margin - d)^2`` pushes apart random pairs
+   and the false pairs the current embedding puts within the radius (hard negatives);
+   other same-particle pairs are neither pulled nor pushed. ``margin`` = graph radius.
+2. Filter: edges built with the trained embedding (pipeline orientation), weighted BCE
+   (positive weight = negatives / positives, clipped).
+3. GNN: edges kept by the trained filter, weighted BCE.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .features import check_finite, check_width
+from .graph import apply_cut, build_edges
+from .metrics import EdgeMetrics, edge_metrics, true_edges
+from .pipeline import Pipeline, PipelineConfig, save_models
+
+
+@dataclass(frozen=True)
+class TrainingEvent:
+    """One training event (validated on construction)."""
+
+    features: np.ndarray
+    particle_id: np.ndarray
+    pt: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        f = np.ascontiguousarray(np.asarray(self.features, dtype=np.float32))
+        pid = np.asarray(self.particle_id).reshape(-1).astype(np.uint64)
+        if f.ndim != 2 or f.shape[0] != pid.size:
+            raise ValueError(
+                f"TrainingEvent: features {f.shape} do not match {pid.size} particle ids"
+            )
+        check_finite(f, "training", "features")
+        object.__setattr__(self, "features", f)
+        object.__setattr__(self, "particle_id", pid)
+        if self.pt is not None:
+            object.__setattr__(self, "pt", np.asarray(self.pt, dtype=np.float32).reshape(-1))
+
+    @classmethod
+    def coerce(cls, event: TrainingEvent | Mapping[str, Any]) -> TrainingEvent:
+        if isinstance(event, TrainingEvent):
+            return event
+        return cls(event["features"], event["particle_id"], event.get("pt"))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Epochs, learning rates and sampling of the three training stages."""
+
+    seed: int = 0
+    embedding_epochs: int = 20
+    filter_epochs: int = 10
+    gnn_epochs: int = 10
+    embedding_lr: float = 3e-3
+    filter_lr: float = 3e-3
+    gnn_lr: float = 3e-3
+    embedding_truth: str = "consecutive"  # positive pairs: "consecutive" (by r) or "all_pairs"
+    negatives_per_positive: float = 2.0
+    pt_min: float | None = None  # embedding positives only from particles with pt > pt_min
+    hard_negatives: bool = True
+    max_pairs: int = 200_000  # cap on positive pairs per event and step
+    max_pos_weight: float = 50.0
+    progress: bool = True
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_epochs", "filter_epochs", "gnn_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainingConfig: {name} must be >= 0")
+        for name in ("embedding_lr", "filter_lr", "gnn_lr", "max_pos_weight"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"TrainingConfig: {name} must be > 0")
+        if self.embedding_truth not in ("consecutive", "all_pairs"):
+            raise ValueError(f"TrainingConfig: bad embedding_truth {self.embedding_truth!r}")
+        if self.negatives_per_positive < 0 or self.max_pairs < 1:
+            raise ValueError("TrainingConfig: negatives_per_positive >= 0 and max_pairs >= 1")
+
+
+@dataclass
+class TrainingHistory:
+    """Mean loss per epoch of each stage, edge metrics on the training events, and time."""
+
+    embedding_loss: list[float] = field(default_factory=list)
+    filter_loss: list[float] = field(default_factory=list)
+    gnn_loss: list[float] = field(default_factory=list)
+    edge_metrics: dict[str, EdgeMetrics] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _same_particle(pid: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    a, b = pid[edges[0]], pid[edges[1]]
+    return (a == b) & (a != 0)
+
+
+def _r_of(features: np.ndarray, config: PipelineConfig) -> np.ndarray | None:
+    idx = config.features.index("r")
+    return None if idx is None else features[:, idx]
+
+
+def _graph(embedding: nn.Module, ev: TrainingEvent, config: PipelineConfig) -> np.ndarray:
+    with torch.inference_mode():
+        emb = embedding(torch.from_numpy(ev.features)).numpy()
+    return build_edges(emb, r=_r_of(ev.features, config), config=config.graph)
+
+
+def _bce_weight(y: torch.Tensor, max_pos_weight: float) -> torch.Tensor:
+    n_pos = float(y.sum())
+    n_neg = float(y.numel()) - n_pos
+    return torch.tensor(min(max(n_neg / max(n_pos, 1.0), 1.0), max_pos_weight))
+
+
+def train_embedding(
+    model: nn.Module,
+    events: Sequence[TrainingEvent],
+    config: PipelineConfig,
+    training: TrainingConfig,
+) -> list[float]:
+    """Metric-learning training of ``model`` in place; returns the mean loss per epoch."""
+    rng = np.random.default_rng(training.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=training.embedding_lr)
+    margin = float(config.graph.radius)
+    r_col = config.features.index("r")
+    mode = training.embedding_truth if r_col is not None else "all_pairs"
+    positives = []
+    for ev in events:
+        r = None if r_col is None else ev.features[:, r_col]
+        pos = true_edges(ev.particle_id, r, mode=mode)
+        if training.pt_min is not None:
+            if ev.pt is None:
+                raise ValueError("train_embedding: pt_min is set but an event has no pt")
+            pos = pos[:, ev.pt[pos[0]] > training.pt_min]
+        positives.append(pos)
+    history: list[float] = []
+    epochs = tqdm(range(training.embedding_epochs), desc="embedding", disable=not training.progress)
+    for _ in epochs:
+        losses = []
+        for i in rng.permutation(len(events)):
+            ev, pos = events[i], positives[i]
+            n = ev.features.shape[0]
+            if n < 2:
+                continue
+            if pos.shape[1] > training.max_pairs:
+                pos = pos[:, rng.choice(pos.shape[1], training.max_pairs, replace=False)]
+            n_rand = max(int(training.negatives_per_positive * max(pos.shape[1], 1)), 1)
+            neg = rng.integers(0, n, size=(2, n_rand))
+            if training.hard_negatives:
+                model.eval()
+                hard = _graph(model, ev, config)
+                neg = np.concatenate([neg, hard], axis=1)
+            neg = neg[:, ~_same_particle(ev.particle_id, neg) & (neg[0] != neg[1])]
+            model.train()
+            out = model(torch.from_numpy(ev.features))
+            loss = torch.zeros(())
+            if pos.shape[1]:
+                p = torch.from_numpy(pos)
+                loss = loss + ((out[p[0]] - out[p[1]]) ** 2).sum(1).mean()
+            if neg.shape[1]:
+                q = torch.from_numpy(neg)
+                d = ((out[q[0]] - out[q[1]]) ** 2).sum(1).add(1e-12).sqrt()
+                loss = loss + torch.relu(margin - d).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        history.append(float(np.mean(losses)) if losses else float("nan"))
+    model.eval()
+    return history
+
+
+def _train_edge_model(
+    model: nn.Module,
+    events: Sequence[TrainingEvent],
+    edges: Sequence[np.ndarray],
+    epochs: int,
+    lr: float,
+    training: TrainingConfig,
+    desc: str,
+) -> list[float]:
+    rng = np.random.default_rng(training.seed + 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    labels = [
+        torch.from_numpy(_same_particle(ev.particle_id, e).astype(np.float32))
+        for ev, e in zip(events, edges, strict=True)
+    ]
+    history: list[float] = []
+    model.train()
+    for _ in tqdm(range(epochs), desc=desc, disable=not training.progress):
+        losses = []
+        for i in rng.permutation(len(events)):
+            if edges[i].shape[1] == 0:
+                continue
+            y = labels[i]
+            logits = model(torch.from_numpy(events[i].features), torch.from_numpy(edges[i]))
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                logits, y, pos_weight=_bce_weight(y, training.max_pos_weight)
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        history.append(float(np.mean(losses)) if losses else float("nan"))
+    model.eval()
+    return history
+
+
+def _scores(model: nn.Module, ev: TrainingEvent, edges: np.ndarray) -> np.ndarray:
+    if edges.shape[1] == 0:
+        return np.zeros(0, dtype=np.float32)
+    with torch.inference_mode():
+        return model(torch.from_numpy(ev.features), torch.from_numpy(edges)).numpy()
+
+
+def _mean_edge_metrics(
+    events: Sequence[TrainingEvent], edges: Sequence[np.ndarray]
+) -> EdgeMetrics:
+    ms = [
+        edge_metrics(e, ev.particle_id, mode="all_pairs")
+        for ev, e in zip(events, edges, strict=True)
+    ]
+    n_true = sum(m.n_true for m in ms)
+    n_pred = sum(m.n_pred for m in ms)
+    n_tp = sum(m.n_true_pred for m in ms)
+    return EdgeMetrics(
+        n_true=n_true,
+        n_pred=n_pred,
+        n_true_pred=n_tp,
+        efficiency=n_tp / n_true if n_true else float("nan"),
+        purity=n_tp / n_pred if n_pred else float("nan"),
+    )
+
+
+def plot_losses(history: TrainingHistory, path: str | Path) -> Path:
+    """Loss curves of the three stages to a PNG (Agg canvas: no GUI, no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.2))
+    FigureCanvasAgg(fig)
+    curves = (
+        ("embedding", history.embedding_loss),
+        ("filter", history.filter_loss),
+        ("gnn", history.gnn_loss),
+    )
+    for k, (name, losses) in enumerate(curves):
+        ax = fig.add_subplot(1, 3, k + 1)
+        ax.plot(np.arange(1, len(losses) + 1), losses, marker=".")
+        ax.set_title(f"{name} loss")
+        ax.set_xlabel("epoch")
+        if losses and np.all(np.asarray(losses) > 0):
+            ax.set_yscale("log")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    return out
+
+
+def train_pipeline(
+    events: Sequence[TrainingEvent | Mapping[str, Any]],
+    config: PipelineConfig | None = None,
+    training: TrainingConfig | None = None,
+    output_dir: str | Path | None = None,
+) -> tuple[Pipeline, TrainingHistory]:
+    """Train embedding, filter and GNN in sequence; save them (TorchScript + config.json)
+    and ``loss_curves.png`` into ``output_dir`` when given."""
+    cfg = config or PipelineConfig()
+    tcfg = training or TrainingConfig()
+    evs = [TrainingEvent.coerce(e) for e in events]
+    if not evs:
+        raise ValueError("train_pipeline: no events")
+    for ev in evs:
+        check_width(ev.features, cfg.features.width, "training")
+    torch.manual_seed(tcfg.seed)
+    pipe = Pipeline.from_config(cfg, seed=tcfg.seed)
+    hist = TrainingHistory()
+
+    t0 = time.perf_counter()
+    hist.embedding_loss = train_embedding(pipe.embedding, evs, cfg, tcfg)
+    graphs = [_graph(pipe.embedding, ev, cfg) for ev in evs]
+    hist.edge_metrics["graph"] = _mean_edge_metrics(evs, graphs)
+    t1 = time.perf_counter()
+    hist.seconds["embedding"] = t1 - t0
+
+    hist.filter_loss = _train_edge_model(
+        pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr, tcfg, "filter"
+    )
+    filtered = [
+        g[:, apply_cut(_scores(pipe.filter, ev, g), cfg.filter.cut)]
+        for ev, g in zip(evs, graphs, strict=True)
+    ]
+    hist.edge_metrics["filter"] = _mean_edge_metrics(evs, filtered)
+    t2 = time.perf_counter()
+    hist.seconds["filter"] = t2 - t1
+
+    hist.gnn_loss = _train_edge_model(
+        pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, tcfg, "gnn"
+    )
+    kept = [
+        f[:, apply_cut(_scores(pipe.gnn, ev, f), cfg.gnn.cut)]
+        for ev, f in zip(evs, filtered, strict=True)
+    ]
+    hist.edge_metrics["gnn"] = _mean_edge_metrics(evs, kept)
+    hist.seconds["gnn"] = time.perf_counter() - t2
+
+    if output_dir is not None:
+        save_models(output_dir, pipe.embedding, pipe.filter, pipe.gnn, cfg)
+        if tcfg.plots:
+            plot_losses(hist, Path(output_dir) / "loss_curves.png")
+    return pipe, hist

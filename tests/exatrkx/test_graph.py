@@ -1,0 +1,106 @@
+"""build_edges and apply_cut on hand-made and random embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sonic_exatrkx.exatrkx import GraphConfig, apply_cut, build_edges, sigmoid
+
+
+def _brute_force_pairs(emb: np.ndarray, radius: float) -> set[tuple[int, int]]:
+    d = np.linalg.norm(emb[:, None, :].astype(np.float64) - emb[None, :, :], axis=2)
+    i, j = np.nonzero((d < radius) & (np.arange(len(emb))[:, None] > np.arange(len(emb))))
+    return set(zip(i.tolist(), j.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_no_pairs_for_tiny_inputs(n: int) -> None:
+    out = build_edges(np.zeros((n, 8), np.float32), 1.0, 10)
+    assert out.shape == (2, 0) and out.dtype == np.int64
+
+
+def test_two_points() -> None:
+    near = np.array([[0, 0], [0.5, 0]], np.float32)
+    assert build_edges(near, 1.0, 10).tolist() == [[1], [0]]
+    far = np.array([[0, 0], [2.0, 0]], np.float32)
+    assert build_edges(far, 1.0, 10).shape == (2, 0)
+    same = np.zeros((2, 3), np.float32)  # identical points are still two space points
+    assert build_edges(same, 1.0, 10).tolist() == [[1], [0]]
+
+
+def test_radius_is_strict() -> None:
+    emb = np.array([[0.0], [1.0], [2.5]], np.float32)
+    assert build_edges(emb, 1.0, 10).shape == (2, 0)  # distance exactly 1.0 is out
+    assert build_edges(emb, 1.0 + 1e-6, 10).tolist() == [[1], [0]]
+
+
+@pytest.mark.parametrize("index", ["flat", "kdtree", "auto"])
+def test_matches_brute_force(index: str) -> None:
+    emb = np.random.default_rng(1).normal(size=(400, 4)).astype(np.float32)
+    out = build_edges(emb, 1.0, 1000, index=index)
+    assert set(zip(out[0].tolist(), out[1].tolist(), strict=True)) == _brute_force_pairs(emb, 1.0)
+    assert np.all(out[0] > out[1])
+    assert np.array_equal(np.lexsort((out[1], out[0])), np.arange(out.shape[1]))
+
+
+def test_ivf_finds_almost_all_pairs_of_a_large_event() -> None:
+    rng = np.random.default_rng(2)
+    centres = rng.normal(scale=6.0, size=(600, 8))
+    emb = (np.repeat(centres, 10, axis=0) + rng.normal(scale=0.3, size=(6000, 8))).astype(
+        np.float32
+    )
+    exact = build_edges(emb, 1.0, 64, index="kdtree")
+    ivf = build_edges(emb, 1.0, 64, index="ivf")
+    auto = build_edges(emb, 1.0, 64, config=GraphConfig(1.0, 64, flat_max_nodes=1000))
+    assert np.array_equal(auto, ivf)  # auto switches to IVF above flat_max_nodes
+    e_set = set(zip(*exact.tolist(), strict=True))
+    i_set = set(zip(*ivf.tolist(), strict=True))
+    assert i_set <= e_set and len(i_set) >= 0.99 * len(e_set)
+
+
+def test_orientation_inner_outer() -> None:
+    emb = np.zeros((3, 2), np.float32)  # all within the radius
+    r = np.array([0.5, 0.1, 0.5])
+    out = build_edges(emb, 1.0, 10, orientation="inner_outer", r=r)
+    # src has the smaller r; equal r: lower index is src. Sorted by src, then dst.
+    assert out.tolist() == [[0, 1, 1], [2, 0, 2]]
+    with pytest.raises(ValueError, match="needs r"):
+        build_edges(emb, 1.0, 10, orientation="inner_outer")
+
+
+def test_max_k_keeps_nearest_first() -> None:
+    # Point 0 at the origin, points 1..4 at increasing distance along a line.
+    emb = np.array([[0.0], [0.1], [0.2], [0.3], [5.0]], np.float32)
+    out = build_edges(emb, 1.0, 1)
+    # Each point keeps its nearest neighbour (ties -> lower index); union of both ends.
+    # 0->1, 1->0 (0.1 each; lower index), 2->1 (0.1 vs 3 at 0.1: lower index 1), 3->2.
+    assert out.tolist() == [[1, 2, 3], [0, 1, 2]]
+    full = build_edges(emb, 1.0, 500)
+    assert full.shape[1] == 6
+
+
+def test_deterministic_and_bad_input() -> None:
+    emb = np.random.default_rng(3).normal(size=(300, 8)).astype(np.float32)
+    a = build_edges(emb, 2.0, 20)
+    b = build_edges(emb.copy(), 2.0, 20)
+    assert np.array_equal(a, b)
+    emb[7, 2] = np.nan
+    with pytest.raises(ValueError, match=r"build_edges.*row 7"):
+        build_edges(emb, 2.0, 20)
+    with pytest.raises(ValueError, match="radius"):
+        GraphConfig(radius=-1.0)
+    with pytest.raises(ValueError, match="orientation"):
+        GraphConfig(orientation="outside_in")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_k"):
+        GraphConfig(max_k=0)
+
+
+def test_apply_cut_is_strict_and_keeps_order() -> None:
+    logits = np.array([-3.0, 0.0, 0.5, 3.0], np.float32)
+    assert apply_cut(logits, 0.5).tolist() == [False, False, True, True]  # sigmoid(0) = 0.5
+    probs = sigmoid(logits)
+    assert apply_cut(probs, 0.5, on="score").tolist() == [False, False, True, True]
+    assert apply_cut(np.zeros(0), 0.2).shape == (0,)
+    with pytest.raises(ValueError):
+        apply_cut(logits, 1.5)

@@ -1,0 +1,83 @@
+"""build_tracks: connected components, label numbering and min_hits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sonic_exatrkx.exatrkx import UNASSIGNED, build_tracks, renumber_first_appearance
+
+
+def _union_find_labels(n: int, edges: np.ndarray) -> np.ndarray:
+    """Independent reference: union-find, then first-appearance numbering."""
+    parent = list(range(n))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in edges.T.tolist():
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = [find(i) for i in range(n)]
+    seen: dict[int, int] = {}
+    return np.array([seen.setdefault(r, len(seen)) for r in roots], dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_union_find_on_random_graphs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    edges = rng.integers(0, n, size=(2, int(rng.integers(0, 2 * n))))
+    keep = rng.random(edges.shape[1]) < 0.7
+    got = build_tracks(n, edges, keep)
+    assert np.array_equal(got, _union_find_labels(n, edges[:, keep]))
+
+
+def test_matches_networkx_if_installed() -> None:
+    nx = pytest.importorskip("networkx")
+    rng = np.random.default_rng(7)
+    n = 500
+    edges = rng.integers(0, n, size=(2, 400))
+    got = build_tracks(n, edges)
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(edges.T.tolist())
+    for comp in nx.connected_components(g):
+        idx = np.fromiter(comp, dtype=np.int64)
+        assert np.unique(got[idx]).size == 1
+    assert np.unique(got).size == nx.number_connected_components(g)
+
+
+def test_numbering_singletons_and_direction() -> None:
+    edges = np.array([[4, 1], [2, 3]])  # 4->2 and 1->3 (direction does not matter)
+    labels = build_tracks(6, edges)
+    assert labels.tolist() == [0, 1, 2, 1, 2, 3]  # 0 and 5 are singleton tracks
+    assert build_tracks(0, np.zeros((2, 0))).shape == (0,)
+    assert build_tracks(1, np.zeros((2, 0))).tolist() == [0]
+    assert build_tracks(3, np.array([[1], [0]]), np.array([False])).tolist() == [0, 1, 2]
+
+
+def test_min_hits_marks_short_tracks_unassigned() -> None:
+    edges = np.array([[0, 1, 3], [1, 2, 4]])  # {0,1,2}, {3,4}, {5}
+    assert build_tracks(6, edges).tolist() == [0, 0, 0, 1, 1, 2]
+    assert build_tracks(6, edges, min_hits=2).tolist() == [0, 0, 0, 1, 1, UNASSIGNED]
+    assert build_tracks(6, edges, min_hits=3).tolist() == [0, 0, 0, -1, -1, -1]
+    with pytest.raises(ValueError, match="min_hits"):
+        build_tracks(6, edges, min_hits=0)
+
+
+def test_bad_edges() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        build_tracks(3, np.array([[0], [3]]))
+    with pytest.raises(ValueError, match="keep_mask"):
+        build_tracks(3, np.array([[0], [1]]), np.array([True, False]))
+    with pytest.raises(ValueError, match=r"\[2, E\]"):
+        build_tracks(3, np.array([[0, 1, 2]]))
+
+
+def test_renumber_first_appearance() -> None:
+    assert renumber_first_appearance(np.array([7, 3, 7, -1, 9, 3])).tolist() == [0, 1, 0, -1, 2, 1]
