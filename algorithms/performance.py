@@ -1,0 +1,234 @@
+"""Track finding performance over a whole job: summary (text + JSON) and plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from algorithms.keys import SPACEPOINT_PARTICLE_IDS, SPACEPOINTS, TRACKS
+from sonic_exatrkx.exatrkx import PipelineResult, sigmoid
+from sonic_exatrkx.exatrkx.metrics import (
+    DEFAULT_ETA_BINS,
+    DEFAULT_PT_BINS,
+    EdgeMetrics,
+    edge_metrics,
+    efficiency_vs,
+    track_metrics,
+    trackml_score,
+)
+from sonic_exatrkx.framework import AlgorithmContext, ReadHandle, Writer
+
+EDGE_STAGES = ("graph", "filter", "gnn")
+
+
+def particle_kinematics(
+    particle_ids: np.ndarray, particles: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """pT (GeV) and eta of each space point's particle (NaN for noise / unknown ids)."""
+    pt = np.full(particle_ids.shape, np.nan)
+    eta = np.full(particle_ids.shape, np.nan)
+    if particles.empty:
+        return pt, eta
+    table = particles.sort_values("particle_id", kind="stable")
+    ids = table["particle_id"].to_numpy(np.uint64)
+    pos = np.minimum(np.searchsorted(ids, particle_ids), ids.size - 1)
+    found = ids[pos] == particle_ids
+    px, py, pz = (table[c].to_numpy(np.float64)[pos[found]] for c in ("px", "py", "pz"))
+    pt[found] = np.hypot(px, py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta[found] = np.arcsinh(pz / pt[found])
+    return pt, eta
+
+
+@dataclass
+class _EdgeCounts:
+    n_true: int = 0
+    n_pred: int = 0
+    n_true_pred: int = 0
+
+    def add(self, m: EdgeMetrics) -> None:
+        self.n_true += m.n_true
+        self.n_pred += m.n_pred
+        self.n_true_pred += m.n_true_pred
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "efficiency": self.n_true_pred / self.n_true if self.n_true else float("nan"),
+            "purity": self.n_true_pred / self.n_pred if self.n_pred else float("nan"),
+            "n_true": self.n_true,
+            "n_pred": self.n_pred,
+        }
+
+
+@dataclass
+class _Accumulated:
+    """Per-event arrays joined into one 'job event' so ratios are exact over all events."""
+
+    labels: list[np.ndarray] = field(default_factory=list)
+    particles: list[np.ndarray] = field(default_factory=list)
+    pt: list[np.ndarray] = field(default_factory=list)
+    eta: list[np.ndarray] = field(default_factory=list)
+    scores: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(
+        default_factory=lambda: {"filter": [], "gnn": []}
+    )
+    edges: dict[str, _EdgeCounts] = field(
+        default_factory=lambda: {s: _EdgeCounts() for s in EDGE_STAGES}
+    )
+    scores_per_event: list[float] = field(default_factory=list)
+    label_offset: int = 0
+    particle_offset: int = 0
+
+
+class TrackFindingPerformance(Writer):
+    """Track efficiency (double majority), fake and duplicate rates, TrackML score, and,
+    with the pipeline's intermediates, edge efficiency/purity per stage.
+
+    Writes `<output_dir>/performance.json`, `performance.txt` and PNG plots (efficiency vs
+    pT and eta, edge score distributions) when the job finishes; `summary_text()` gives the
+    same text for printing.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike[str],
+        *,
+        input_tracks: str = TRACKS,
+        input_particle_ids: str = SPACEPOINT_PARTICLE_IDS,
+        input_particles: str = "particles",
+        input_spacepoints: str = SPACEPOINTS,
+        input_intermediates: str | None = None,
+        min_hits: int = 3,
+        pt_cut: float = 1.0,
+        plots: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.output_dir = Path(output_dir)
+        self.tracks = ReadHandle(self, input_tracks, np.ndarray)
+        self.particle_ids = ReadHandle(self, input_particle_ids, np.ndarray)
+        self.particles = ReadHandle(self, input_particles, pd.DataFrame)
+        self.spacepoints = ReadHandle(self, input_spacepoints, pd.DataFrame)
+        self.intermediates = (
+            ReadHandle(self, input_intermediates, PipelineResult) if input_intermediates else None
+        )
+        self.min_hits = min_hits
+        self.pt_cut = pt_cut
+        self.plots = plots
+        self._acc = _Accumulated()
+        self._lock = threading.Lock()
+        self.summary: dict[str, object] | None = None
+
+    def execute(self, ctx: AlgorithmContext) -> None:
+        labels = np.asarray(self.tracks(ctx), dtype=np.int64)
+        pids = np.asarray(self.particle_ids(ctx), dtype=np.uint64)
+        if labels.shape != pids.shape:
+            raise ValueError(
+                f"event {ctx.event}: {labels.size} track labels for {pids.size} space points"
+            )
+        pt, eta = particle_kinematics(pids, self.particles(ctx))
+        _, dense = np.unique(pids, return_inverse=True)
+        dense = dense.reshape(-1).astype(np.int64)
+        noise = pids == 0
+        with self._lock:  # writers run one event at a time; the lock documents it
+            acc = self._acc
+            acc.scores_per_event.append(trackml_score(labels, pids))
+            joined = dense + acc.particle_offset + 1
+            joined[noise] = 0
+            acc.particles.append(joined.astype(np.uint64))
+            acc.labels.append(np.where(labels >= 0, labels + acc.label_offset, -1))
+            acc.pt.append(pt)
+            acc.eta.append(eta)
+            acc.label_offset += int(labels.max(initial=-1)) + 1
+            acc.particle_offset += int(dense.max(initial=-1)) + 1
+            if self.intermediates is not None:
+                self._add_edges(ctx, pids)
+
+    def _add_edges(self, ctx: AlgorithmContext, pids: np.ndarray) -> None:
+        assert self.intermediates is not None
+        res = self.intermediates(ctx)
+        sp = self.spacepoints(ctx)
+        r = np.hypot(sp["x"].to_numpy(np.float64), sp["y"].to_numpy(np.float64))
+        acc = self._acc
+        for stage, edges in (("graph", res.edges), ("filter", res.filtered_edges),
+                             ("gnn", res.track_edges)):
+            if edges is not None:
+                acc.edges[stage].add(edge_metrics(edges, pids, r, mode="all_pairs"))
+        for stage, edges, scores in (("filter", res.edges, res.filter_scores),
+                                     ("gnn", res.filtered_edges, res.gnn_scores)):
+            if edges is not None and scores is not None and edges.shape[1]:
+                truth = (pids[edges[0]] == pids[edges[1]]) & (pids[edges[0]] != 0)
+                acc.scores[stage].append((sigmoid(scores), truth))
+
+    # -- end of job ----------------------------------------------------------------------
+    def finalize(self) -> None:
+        self.summary = self.compute()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "performance.json").write_text(
+            json.dumps(self.summary, indent=2, default=float) + "\n"
+        )
+        (self.output_dir / "performance.txt").write_text(self.summary_text() + "\n")
+        if self.plots and self._acc.labels:
+            from algorithms.performance_plots import plot_edge_scores, plot_efficiency
+
+            plot_efficiency(self.summary, self.output_dir)
+            plot_edge_scores(self._acc.scores, self.output_dir / "edge_scores.png")
+        self.logger.info("track finding performance:\n%s", self.summary_text())
+
+    def compute(self) -> dict[str, object]:
+        acc = self._acc
+        cat = np.concatenate if acc.labels else (lambda _x: np.zeros(0))
+        labels, pids = cat(acc.labels).astype(np.int64), cat(acc.particles).astype(np.uint64)
+        pt, eta = cat(acc.pt), cat(acc.eta)
+        kw = {"min_hits": self.min_hits, "min_track_hits": self.min_hits}
+        out: dict[str, object] = {
+            "events": len(acc.labels),
+            "spacepoints": int(labels.size),
+            "definitions": "double-majority matching; particles with >= "
+            f"{self.min_hits} space points; see sonic_exatrkx/exatrkx/metrics.py",
+            "all_pt": asdict(track_metrics(labels, pids, **kw)),
+            f"pt>{self.pt_cut:g}": asdict(
+                track_metrics(labels, pids, pt=np.nan_to_num(pt), pt_min=self.pt_cut, **kw)
+            ),
+            "trackml_score": trackml_score(labels, pids),
+            "trackml_score_per_event_mean": float(np.mean(acc.scores_per_event))
+            if acc.scores_per_event else float("nan"),
+        }
+        for var, bins in (("pt", DEFAULT_PT_BINS), ("eta", DEFAULT_ETA_BINS)):
+            values = pt if var == "pt" else eta
+            binned = efficiency_vs(labels, pids, np.nan_to_num(values), bins, **kw)
+            out[f"efficiency_vs_{var}"] = {
+                "bin_edges": binned.bin_edges.tolist(),
+                "n_particles": binned.n_particles.tolist(),
+                "n_matched": binned.n_matched.tolist(),
+            }
+        if self.intermediates is not None:
+            out["edges"] = {s: c.summary() for s, c in acc.edges.items()}
+        return out
+
+    def summary_text(self) -> str:
+        s = self.summary if self.summary is not None else self.compute()
+        lines = [f"events: {s['events']}, space points: {s['spacepoints']}"]
+        for key in ("all_pt", f"pt>{self.pt_cut:g}"):
+            m = s[key]
+            assert isinstance(m, dict)
+            lines.append(
+                f"{key:>8}: efficiency {100 * m['efficiency']:.1f}% "
+                f"({m['n_matched']}/{m['n_particles']}), fake rate "
+                f"{100 * m['fake_rate']:.1f}% ({m['n_fake']}/{m['n_tracks']}), duplicate rate "
+                f"{100 * m['duplicate_rate']:.1f}%"
+            )
+        lines.append(f"TrackML score: {s['trackml_score']:.3f}")
+        edges = s.get("edges")
+        if isinstance(edges, dict):
+            for stage, e in edges.items():
+                lines.append(
+                    f"edges after {stage:>6}: efficiency {100 * e['efficiency']:.1f}%, "
+                    f"purity {100 * e['purity']:.1f}% ({e['n_pred']} edges)"
+                )
+        return "\n".join(lines)
