@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from algorithms.csv_io import CsvEventReader, CsvEventWriter
-from algorithms.root_io import RootSpacePointReader, RootSpacePointWriter
+from algorithms.csv_io import CsvEventReader, CsvEventWriter, CsvTrackWriter
+from algorithms.exatrkx_local import INTERMEDIATES, ExaTrkXTrackFinding
+from algorithms.performance import TrackFindingPerformance
+from algorithms.root_io import RootSpacePointReader, RootSpacePointWriter, RootTrackWriter
 from algorithms.trackml_io import TrackMLReader
 from sonic_exatrkx.framework import ConfigurationError, Reader, Sequencer
+from sonic_exatrkx.io import acts_csv
 
 INPUT_FORMATS = ("csv", "root", "trackml")
 
@@ -23,7 +26,8 @@ def make_reader(
     """The space point reader for a CSV directory, a ROOT file or a TrackML directory."""
     path = Path(input_path)
     if input_format == "csv":
-        return CsvEventReader(path, truth=truth, on_bad_event=on_bad_event)
+        kinds = ("spacepoint", "particles") if truth else ("spacepoint",)
+        return CsvEventReader(path, kinds=kinds, truth=truth, on_bad_event=on_bad_event)
     if input_format == "root":
         return RootSpacePointReader(path)
     if input_format == "trackml":
@@ -53,3 +57,48 @@ def add_conversion_chain(
     if csv_output:
         seq.add_writer(CsvEventWriter(out / "csv"))
     return seq
+
+
+def csv_has_truth(input_dir: str | os.PathLike[str]) -> bool:
+    """Whether an ACTS CSV folder has the files that truth matching needs."""
+    try:
+        return all(acts_csv.list_events(input_dir, stem) for stem in
+                   ("hits", "particles", "measurement-simhit-map"))
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def add_reco_chain(
+    seq: Sequencer,
+    input_path: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    input_format: str = "csv",
+    models: str | os.PathLike[str] | None = None,
+    pipeline_threads: int = 1,
+    performance: bool | None = None,
+    on_bad_event: str = "fail",
+) -> TrackFindingPerformance | None:
+    """Read space points -> ExaTrkX (in-process) -> tracks (CSV + ROOT) -> performance.
+
+    `performance=None` measures it when the input has truth (ACTS CSV with hits,
+    particles and the measurement-simhit map). Returns the performance writer, if any.
+    """
+    out = Path(output_dir)
+    if performance is None:
+        performance = input_format == "csv" and csv_has_truth(input_path)
+    if performance and input_format != "csv":
+        raise ConfigurationError("performance needs ACTS CSV input with truth files")
+    seq.add_reader(make_reader(input_path, input_format=input_format, truth=performance,
+                               on_bad_event=on_bad_event))
+    seq.add_algorithm(ExaTrkXTrackFinding(
+        models=models, num_threads=pipeline_threads,
+        output_intermediates=INTERMEDIATES if performance else None,
+    ))
+    seq.add_writer(CsvTrackWriter(out / "tracks"))
+    seq.add_writer(RootTrackWriter(out / "tracks.root"))
+    if not performance:
+        return None
+    perf = TrackFindingPerformance(out, input_intermediates=INTERMEDIATES)
+    seq.add_writer(perf)
+    return perf

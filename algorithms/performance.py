@@ -178,7 +178,7 @@ class TrackFindingPerformance(Writer):
 
             plot_efficiency(self.summary, self.output_dir)
             plot_edge_scores(self._acc.scores, self.output_dir / "edge_scores.png")
-        self.logger.info("track finding performance:\n%s", self.summary_text())
+        self.logger.debug("track finding performance:\n%s", self.summary_text())
 
     def compute(self) -> dict[str, object]:
         acc = self._acc
