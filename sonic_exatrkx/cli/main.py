@@ -10,6 +10,7 @@ import typer
 
 from sonic_exatrkx.cli.bench import bench_app
 from sonic_exatrkx.cli.run import run
+from sonic_exatrkx.cli.serve import serve
 from sonic_exatrkx.cli.simulate import simulate
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.command("run")(run)
 app.command("simulate")(simulate)
+app.command("serve")(serve)
 app.add_typer(bench_app, name="bench")
 
 
@@ -37,14 +39,6 @@ def train(
 ) -> None:
     """Train the embedding, filter and GNN models on simulated events."""
     _not_yet("train", 5)
-
-
-@app.command("serve")
-def serve(
-    model_repository: Annotated[Path | None, typer.Option(help="Triton model repository.")] = None,
-) -> None:
-    """Start a Triton server with the ExaTrkX models on 127.0.0.1."""
-    _not_yet("serve", 6)
 
 
 @app.callback()

@@ -8,6 +8,7 @@ stubs and shared memory included) and exits 0.
 from __future__ import annotations
 
 import signal
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -38,8 +39,8 @@ def serve(
         help="Triton model repository to serve (every model is loaded at start).",
         file_okay=False)] = None,
     instances: Annotated[int, typer.Option(
-        min=1, help="Model instances (CPU stub processes) per model, for generated "
-                    "repositories.")] = 1,
+        min=1, help="Model instances (CPU stub processes) per model, for the repository "
+                    "generated from --models.")] = 1,
     host: Annotated[str, typer.Option(
         help="Address to bind; loopback by default.")] = "127.0.0.1",
     http_port: Annotated[int | None, typer.Option(help="HTTP port (default: a free one).")] = None,
@@ -51,22 +52,55 @@ def serve(
                         "the libraries are usable (exit 0 if so, 1 if not).")] = False,
     ready_timeout: Annotated[float, typer.Option(
         help="Seconds to wait for the server to become ready.")] = 120.0,
+    models: Annotated[Path | None, typer.Option(
+        help="Trained pipeline directory (as Pipeline.save writes it): serve the ExaTrkX "
+             "repository generated from it (models 'exatrkx' and 'exatrkx_ensemble').",
+        file_okay=False)] = None,
 ) -> None:
     """Start a Triton server with the ExaTrkX models on 127.0.0.1."""
     if check:
         raise typer.Exit(code=0 if _print_check() else 1)
-    if model_repository is None:
+    if model_repository is None and models is None:
         typer.echo("sonic-exatrkx serve needs a model repository: pass --model-repository DIR "
-                   "(a folder of <model>/config.pbtxt + <model>/<version>/). Generating the "
-                   "ExaTrkX repository automatically is not available yet.", err=True)
+                   "(a folder of <model>/config.pbtxt + <model>/<version>/), or --models DIR "
+                   "(a trained pipeline) to generate the ExaTrkX repository.", err=True)
         raise typer.Exit(code=2)
-    if not model_repository.is_dir():
+    if model_repository is not None and models is not None:
+        typer.echo("give either --model-repository or --models, not both", err=True)
+        raise typer.Exit(code=2)
+    if model_repository is not None and not model_repository.is_dir():
         typer.echo(f"model repository {model_repository} is not a directory", err=True)
         raise typer.Exit(code=2)
-    if instances != 1:
-        typer.echo("note: --instances only applies to generated repositories; the "
+    if model_repository is not None and instances != 1:
+        typer.echo("note: --instances applies to the repository generated from --models; the "
                    "instance_group in each config.pbtxt decides here.", err=True)
+    with tempfile.TemporaryDirectory(prefix="sonic-exatrkx-repo-") as tmp:
+        if models is not None:
+            model_repository = _generate(models, Path(tmp), instances)
+        assert model_repository is not None
+        _serve(model_repository, host, http_port, grpc_port, metrics_port, ready_timeout)
 
+
+def _generate(models: Path, repo: Path, instances: int) -> Path:
+    """The ExaTrkX repository for the pipeline in ``models``, written under ``repo``."""
+    from sonic_exatrkx.server.exatrkx_repository import (
+        ExaTrkXRepositoryOptions,
+        write_exatrkx_repository,
+    )
+
+    try:
+        names = write_exatrkx_repository(repo, models,
+                                         ExaTrkXRepositoryOptions(instances=instances))
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: bad TorchScript
+        typer.echo(f"cannot build the ExaTrkX repository from {models}: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"generated ExaTrkX repository in {repo}: {', '.join(names)}")
+    return repo
+
+
+def _serve(model_repository: Path, host: str, http_port: int | None, grpc_port: int | None,
+           metrics_port: int | None, ready_timeout: float) -> None:
+    """Run the server until a signal; raises typer.Exit with the exit code."""
     from sonic_exatrkx.server import (
         TritonEnvironmentError,
         TritonServer,
@@ -74,6 +108,9 @@ def serve(
         cleanup_orphans,
     )
 
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: binding {host}, not loopback: Triton has no authentication; "
+                   "anyone who can reach this address can run inference.", err=True)
     leftovers = cleanup_orphans()
     if leftovers:
         typer.echo(f"cleaned up after an earlier crashed server: killed stubs "

@@ -1,0 +1,134 @@
+"""The ExaTrkX chain cut into the stages that the per-stage Triton models serve.
+
+Each stage is a function of named numpy arrays that calls the loaded
+:class:`~sonic_exatrkx.exatrkx.Pipeline`'s own stage methods (``embed``, ``graph``,
+``score_filter`` + ``apply_cut``, ``score_gnn``, ``tracks``), exactly what
+:meth:`Pipeline.run` is made of, so the ensemble gives the labels of the in-process
+pipeline. Nothing here needs Triton: :func:`run_chain` strings the stages together the way
+the ensemble does, which lets tests compare with ``Pipeline.run`` without a server.
+
+Tensors between stages (ensemble-level names)::
+
+    FEATURES [N,F] -> embed -> EMBEDDING [N,D]
+    EMBEDDING, FEATURES -> graph -> EDGES [2,E]
+    FEATURES, EDGES -> filter -> FILTERED_EDGES [2,E']      (filter model + its cut)
+    FEATURES, FILTERED_EDGES -> gnn -> GNN_SCORES [E'] (logits)
+    FEATURES, FILTERED_EDGES, GNN_SCORES -> tracks -> LABELS [N]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+
+from sonic_exatrkx.exatrkx import (
+    Pipeline,
+    PipelineConfig,
+    apply_cut,
+)
+
+Spec = tuple[str, str, tuple[int, ...]]  # (tensor name, Triton data type, dims)
+STAGES: tuple[str, ...] = ("embed", "graph", "filter", "gnn", "tracks")
+
+
+class InputTooLargeError(ValueError):
+    """An event with more space points than the model's MAX_SPACEPOINTS."""
+
+
+def stage_io(stage: str, config: PipelineConfig) -> tuple[list[Spec], list[Spec]]:
+    """Input and output tensor specs of ``stage`` (``"pipeline"`` = the whole chain)."""
+    feats: Spec = ("FEATURES", "FP32", (-1, config.features.width))
+    emb: Spec = ("EMBEDDING", "FP32", (-1, config.embedding.out_features))
+    edges: Spec = ("EDGES", "INT64", (2, -1))
+    f_edges: Spec = ("FILTERED_EDGES", "INT64", (2, -1))
+    scores: Spec = ("GNN_SCORES", "FP32", (-1,))
+    labels: Spec = ("LABELS", "INT64", (-1,))
+    table: dict[str, tuple[list[Spec], list[Spec]]] = {
+        "pipeline": ([feats], [labels]),
+        "embed": ([feats], [emb]),
+        "graph": ([emb, feats], [edges]),
+        "filter": ([feats, edges], [f_edges]),
+        "gnn": ([feats, f_edges], [scores]),
+        "tracks": ([feats, f_edges, scores], [labels]),
+    }
+    if stage not in table:
+        raise ValueError(f"unknown ExaTrkX stage {stage!r}; one of {', '.join(table)}")
+    return table[stage]
+
+
+def prepare_features(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None
+                     ) -> np.ndarray:
+    """The size limit of the served model, then ``Pipeline.prepare`` (threads, width and
+    finiteness checks, float32 layout), as at the start of ``run``."""
+    feats = np.asarray(features)
+    if max_spacepoints is not None and feats.ndim >= 1 and feats.shape[0] > max_spacepoints:
+        raise InputTooLargeError(
+            f"event has {feats.shape[0]} space points, more than this model's "
+            f"MAX_SPACEPOINTS={max_spacepoints}")
+    return pipeline.prepare(feats)
+
+
+# Each served stage calls the Pipeline's own stage method, so the per-stage models and
+# the ensemble return what `Pipeline.run` computes, bit for bit: one implementation.
+
+
+def _embed(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"EMBEDDING": p.embed(t["FEATURES"])}
+
+
+def _graph(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    emb = np.ascontiguousarray(t["EMBEDDING"], dtype=np.float32)
+    return {"EDGES": p.graph(emb, t["FEATURES"]).astype(np.int64, copy=False)}
+
+
+def _filter(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    edges = np.asarray(t["EDGES"], dtype=np.int64)
+    scores = p.score_filter(t["FEATURES"], edges)
+    return {"FILTERED_EDGES": np.ascontiguousarray(edges[:, apply_cut(scores,
+                                                                      p.config.filter.cut)])}
+
+
+def _gnn(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    f_edges = np.asarray(t["FILTERED_EDGES"], dtype=np.int64)
+    return {"GNN_SCORES": p.score_gnn(t["FEATURES"], f_edges)}
+
+
+def _tracks(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    f_edges = np.asarray(t["FILTERED_EDGES"], dtype=np.int64)
+    scores = np.asarray(t["GNN_SCORES"], dtype=np.float32)
+    labels = p.tracks(t["FEATURES"].shape[0], f_edges, scores)
+    return {"LABELS": labels.astype(np.int64, copy=False)}
+
+
+_STAGE_FUNCS: dict[str, Callable[[Pipeline, Mapping[str, np.ndarray]], dict[str, np.ndarray]]] = {
+    "embed": _embed, "graph": _graph, "filter": _filter, "gnn": _gnn, "tracks": _tracks,
+}
+
+
+def run_stage(pipeline: Pipeline, stage: str, tensors: Mapping[str, np.ndarray],
+              max_spacepoints: int | None = None) -> dict[str, np.ndarray]:
+    """Run one stage on its named inputs; returns its named outputs."""
+    if stage not in _STAGE_FUNCS:
+        raise ValueError(f"unknown ExaTrkX stage {stage!r}; one of {', '.join(STAGES)}")
+    t = dict(tensors)
+    t["FEATURES"] = prepare_features(pipeline, t["FEATURES"], max_spacepoints)
+    with torch.inference_mode():
+        return _STAGE_FUNCS[stage](pipeline, t)
+
+
+def run_pipeline(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None
+                 ) -> np.ndarray:
+    """Labels of the whole chain (the custom-backend model): ``Pipeline.run`` itself."""
+    feats = prepare_features(pipeline, features, max_spacepoints)
+    return pipeline.run(feats).labels.astype(np.int64, copy=False)
+
+
+def run_chain(pipeline: Pipeline, features: np.ndarray) -> np.ndarray:
+    """Labels from the stages chained as in the ensemble (for tests, no server)."""
+    tensors: dict[str, np.ndarray] = {"FEATURES": np.asarray(features)}
+    for stage in STAGES:
+        inputs, _ = stage_io(stage, pipeline.config)
+        tensors.update(run_stage(pipeline, stage, {n: tensors[n] for n, _, _ in inputs}))
+    return tensors["LABELS"]

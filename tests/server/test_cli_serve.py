@@ -1,0 +1,112 @@
+"""`sonic-exatrkx serve`: --check, argument errors, and serving until SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from sonic_exatrkx.cli.serve import serve
+from sonic_exatrkx.server import stubs_of
+from sonic_exatrkx.server.cleanup import SHM_DIR, process_running
+
+from .conftest import write_scale_repo
+
+runner = CliRunner()
+# What main.py does: app.command("serve")(serve); a second command keeps the subcommand name.
+app = typer.Typer()
+app.command("serve")(serve)
+app.command("other")(lambda: None)
+
+
+@pytest.mark.triton
+def test_check_reports_ok_here(triton_available: None) -> None:
+    result = runner.invoke(app, ["serve", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "FAIL" not in result.output
+    for item in ("nvidia-pytriton", "tritonserver binary", "python backend",
+                 f"python {sys.version_info.major}.{sys.version_info.minor} stub",
+                 "libpython", "tritonclient"):
+        assert re.search(rf"^OK\s+{re.escape(item)}", result.output, re.M), item
+    assert "Triton serving is usable here." in result.output
+
+
+def test_without_repository_exits_2_naming_the_option() -> None:
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert "needs a model repository" in result.output
+    assert "--model-repository" in result.output
+
+
+def test_repository_and_models_are_exclusive(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--model-repository", str(tmp_path),
+                                 "--models", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "either --model-repository or --models" in result.output
+
+
+def test_models_without_a_trained_pipeline_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--models", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"cannot build the ExaTrkX repository from {tmp_path}" in result.output
+
+
+def _serve_cli(repo: Path, out: Path) -> subprocess.Popen[bytes]:
+    code = "import typer; from sonic_exatrkx.cli.serve import serve; typer.run(serve)"
+    with out.open("wb") as f:
+        return subprocess.Popen([sys.executable, "-c", code, "--model-repository", str(repo)],
+                                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _wait_for(out: Path, proc: subprocess.Popen[bytes], text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        content = out.read_text(errors="replace")
+        if text in content:
+            return content
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not printed (exit {proc.poll()}):\n{content}")
+        time.sleep(0.2)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_serve_until_signal_then_clean_exit(triton_available: None, tmp_path: Path,
+                                            sig: signal.Signals) -> None:
+    import tritonclient.http as th
+
+    repo = write_scale_repo(tmp_path / "repo", instances=1, ensemble=False)
+    out = tmp_path / "serve.out"
+    proc = _serve_cli(repo, out)
+    try:
+        text = _wait_for(out, proc, "Stop with Ctrl-C or SIGTERM.", timeout=90)
+        server_pid = int(re.search(r"pid (\d+)", text).group(1))
+        http_url = re.search(r"HTTP\s+http://(\S+)", text).group(1)
+        assert re.search(r"gRPC\s+127\.0\.0\.1:\d+", text)
+        assert re.search(r"metrics\s+http://127\.0\.0\.1:\d+/metrics", text)
+        stubs = stubs_of(server_pid)
+        assert len(stubs) == 1
+        x = np.ones((3, 3), np.float32)
+        inp = th.InferInput("INPUT", [3, 3], "FP32")
+        inp.set_data_from_numpy(x)
+        with th.InferenceServerClient(http_url) as c:
+            np.testing.assert_array_equal(c.infer("scale", [inp]).as_numpy("OUTPUT"), 2 * x)
+        os.kill(proc.pid, sig)
+        assert proc.wait(timeout=40) == 0, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Triton server stopped" in out.read_text()
+    for pid in (server_pid, *(s.pid for s in stubs)):
+        assert not process_running(pid)
+    assert not (SHM_DIR / stubs[0].shm_region).exists()
