@@ -48,19 +48,21 @@ def particle_kinematics(
 
 @dataclass
 class _EdgeCounts:
-    n_true: int = 0
+    n_true: int = 0  # consecutive truth edges
+    n_found: int = 0  # of those, predicted
     n_pred: int = 0
-    n_true_pred: int = 0
+    n_pure: int = 0  # predicted edges joining two hits of one particle
 
-    def add(self, m: EdgeMetrics) -> None:
-        self.n_true += m.n_true
-        self.n_pred += m.n_pred
-        self.n_true_pred += m.n_true_pred
+    def add(self, consecutive: EdgeMetrics, any_pair: EdgeMetrics) -> None:
+        self.n_true += consecutive.n_true
+        self.n_found += consecutive.n_true_pred
+        self.n_pred += any_pair.n_pred
+        self.n_pure += any_pair.n_true_pred
 
     def summary(self) -> dict[str, float]:
         return {
-            "efficiency": self.n_true_pred / self.n_true if self.n_true else float("nan"),
-            "purity": self.n_true_pred / self.n_pred if self.n_pred else float("nan"),
+            "efficiency": self.n_found / self.n_true if self.n_true else float("nan"),
+            "purity": self.n_pure / self.n_pred if self.n_pred else float("nan"),
             "n_true": self.n_true,
             "n_pred": self.n_pred,
         }
@@ -87,7 +89,9 @@ class _Accumulated:
 
 class TrackFindingPerformance(Writer):
     """Track efficiency (double majority), fake and duplicate rates, TrackML score, and,
-    with the pipeline's intermediates, edge efficiency/purity per stage.
+    with the pipeline's intermediates, edge efficiency/purity per stage (efficiency: share
+    of the consecutive same-particle edges, by r, that the stage keeps; purity: share of
+    kept edges that join two space points of one particle).
 
     Writes `<output_dir>/performance.json`, `performance.txt` and PNG plots (efficiency vs
     pT and eta, edge score distributions) when the job finishes; `summary_text()` gives the
@@ -155,10 +159,13 @@ class TrackFindingPerformance(Writer):
         sp = self.spacepoints(ctx)
         r = np.hypot(sp["x"].to_numpy(np.float64), sp["y"].to_numpy(np.float64))
         acc = self._acc
+        # Efficiency against the edges a track needs (consecutive hits by r), purity as the
+        # share of edges joining two hits of one particle (any two).
         for stage, edges in (("graph", res.edges), ("filter", res.filtered_edges),
                              ("gnn", res.track_edges)):
             if edges is not None:
-                acc.edges[stage].add(edge_metrics(edges, pids, r, mode="all_pairs"))
+                acc.edges[stage].add(edge_metrics(edges, pids, r, mode="consecutive"),
+                                     edge_metrics(edges, pids, r, mode="all_pairs"))
         for stage, edges, scores in (("filter", res.edges, res.filter_scores),
                                      ("gnn", res.filtered_edges, res.gnn_scores)):
             if edges is not None and scores is not None and edges.shape[1]:

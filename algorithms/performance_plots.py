@@ -41,7 +41,7 @@ def plot_efficiency(summary: dict, output_dir: Path) -> list[Path]:
                 ax.set_xlim(max(edges[0], 0.1), edges[-1])
             ax.legend(loc="lower right")
             path = output_dir / f"efficiency_vs_{var}.png"
-            fig.savefig(path, dpi=80)
+            fig.savefig(path, dpi=80, bbox_inches="tight")
             plt.close(fig)
         paths.append(path)
     return paths
@@ -64,6 +64,6 @@ def plot_edge_scores(scores: dict, path: Path) -> Path | None:
             ax.set_xlabel(f"{stage} score (sigmoid)")
             ax.set_ylabel("density")
             ax.legend(loc="upper center")
-        fig.savefig(path, dpi=80)
+        fig.savefig(path, dpi=80, bbox_inches="tight")
         plt.close(fig)
     return path
