@@ -27,9 +27,10 @@ from .pipeline import (
     set_num_threads,
 )
 from .timing import StageTimer
-from .tracks import UNASSIGNED, build_tracks, renumber_first_appearance
+from .tracks import TRACK_BUILDERS, UNASSIGNED, best_edges, build_tracks, renumber_first_appearance
 
 __all__ = [
+    "TRACK_BUILDERS",
     "UNASSIGNED",
     "Embedding",
     "EmbeddingConfig",
@@ -44,6 +45,7 @@ __all__ = [
     "PipelineResult",
     "StageTimer",
     "apply_cut",
+    "best_edges",
     "build_edges",
     "build_tracks",
     "check_finite",

@@ -28,9 +28,11 @@ from .features import check_finite
 
 Orientation = Literal["reference", "inner_outer"]
 IndexKind = Literal["auto", "flat", "ivf", "kdtree"]
+SearchKind = Literal["range", "knn"]
 
 ORIENTATIONS: tuple[str, ...] = ("reference", "inner_outer")
 INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "ivf", "kdtree")
+SEARCH_KINDS: tuple[str, ...] = ("range", "knn")
 
 # Relative slack on the squared radius given to FAISS; candidates are then cut exactly.
 _SEARCH_SLACK = 1e-4
@@ -49,6 +51,13 @@ class GraphConfig:
     cell borders is missed when neither cell is probed); it never adds a wrong pair because
     every candidate is re-checked. ``"kdtree"`` (scipy cKDTree ``query_pairs``, exact, about
     as fast as IVF up to 20k, 2-3x slower at 50-100k) is the exact alternative.
+
+    ``search="range"`` asks the index for every neighbour within ``radius`` and then keeps the
+    ``max_k`` nearest; ``search="knn"`` asks for the ``max_k + 1`` nearest (self included) and
+    keeps those within ``radius``: the same edges (up to ties at the k-th distance and IVF's
+    approximation), but the work is bounded by ``N * max_k`` even where the embedding is
+    dense (a pileup-200 event, or an untrained model), where a range search returns millions
+    of pairs only to drop most of them.
     """
 
     radius: float = 1.6
@@ -59,6 +68,7 @@ class GraphConfig:
     ivf_nlist: int = 0  # 0: chosen from N (2 sqrt(N), clipped to [16, 4096])
     ivf_nprobe: int = 8
     ivf_niter: int = 5  # k-means iterations when training the IVF cells
+    search: SearchKind = "range"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.radius) and self.radius > 0):
@@ -75,6 +85,10 @@ class GraphConfig:
             raise ValueError("GraphConfig: flat_max_nodes and ivf_nlist must be >= 0")
         if self.ivf_nprobe < 1 or self.ivf_niter < 1:
             raise ValueError("GraphConfig: ivf_nprobe and ivf_niter must be >= 1")
+        if self.search not in SEARCH_KINDS:
+            raise ValueError(
+                f"GraphConfig: search must be one of {SEARCH_KINDS}, got {self.search!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,16 +123,32 @@ def _faiss_candidates(
     else:
         index = faiss.IndexFlatL2(d)
         index.add(emb)
+    if cfg.search == "knn":
+        k = min(int(cfg.max_k) + 1, n)
+        dist, nbr = index.search(emb, k)
+        ok = (nbr >= 0) & (dist < r2)
+        query = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], nbr.shape)[ok]
+        return query, nbr[ok].astype(np.int64, copy=False)
     lims, _dist, nbr = index.range_search(emb, r2)
     query = np.repeat(np.arange(n, dtype=np.int64), np.diff(lims).astype(np.int64))
     return query, nbr.astype(np.int64, copy=False)
 
 
-def _kdtree_candidates(emb: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def _kdtree_candidates(
+    emb: np.ndarray, radius: float, cfg: GraphConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Directed candidate pairs from a scipy k-d tree (exact, both directions)."""
     from scipy.spatial import cKDTree
 
     tree = cKDTree(emb)
+    if cfg.search == "knn":
+        n = emb.shape[0]
+        k = min(int(cfg.max_k) + 1, n)
+        dist, nbr = tree.query(emb, k=k, distance_upper_bound=radius * (1.0 + _SEARCH_SLACK))
+        dist, nbr = np.asarray(dist).reshape(n, -1), np.asarray(nbr).reshape(n, -1)
+        ok = nbr < n
+        query = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], nbr.shape)[ok]
+        return query, nbr[ok].astype(np.int64, copy=False)
     pairs = tree.query_pairs(radius * (1.0 + _SEARCH_SLACK), output_type="ndarray")
     pairs = pairs.astype(np.int64, copy=False)
     return (
@@ -162,7 +192,7 @@ def build_edges(
     if kind == "auto":
         kind = "flat" if n <= cfg.flat_max_nodes else "ivf"
     if kind == "kdtree":
-        q, nb = _kdtree_candidates(emb, cfg.radius)
+        q, nb = _kdtree_candidates(emb, cfg.radius, cfg)
     else:
         q, nb = _faiss_candidates(emb, cfg.radius, kind, cfg)
 

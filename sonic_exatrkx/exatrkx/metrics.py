@@ -326,3 +326,56 @@ def trackml_score(
     good = (2 * shared > n_t[t]) & (2 * shared > n_p[p]) & (uniq[p] != 0)
     w_pair = np.bincount(inv.reshape(-1), weights=w[valid], minlength=pair.size)
     return float(w_pair[good].sum() / total)
+
+
+def stage_edge_metrics(
+    edges: np.ndarray,
+    particle_id: np.ndarray,
+    r: np.ndarray,
+    *,
+    pt: np.ndarray | None = None,
+    pt_min: float | None = None,
+) -> EdgeMetrics:
+    """Edge figures of one pipeline stage, as the benchmark reports them.
+
+    Efficiency: consecutive truth edges (see :func:`true_edges`) found, direction ignored;
+    with ``pt_min``, only truth edges of particles with ``pt > pt_min`` (``pt`` per space
+    point). Purity: share of the predicted edges joining two space points of one particle
+    (all-pairs truth: a same-particle edge that skips a layer is not impure).
+    """
+    pid = _pid(particle_id)
+    n = pid.size
+    e = np.asarray(edges, dtype=np.int64).reshape(2, -1)
+    pred_keys = np.unique(np.minimum(e[0], e[1]) * n + np.maximum(e[0], e[1]))
+    a, b = pred_keys // n, pred_keys % n
+    n_same = int(((pid[a] == pid[b]) & (pid[a] != 0)).sum())
+    t = true_edges(pid, r, mode="consecutive")
+    if pt_min is not None:
+        if pt is None:
+            raise ValueError("stage_edge_metrics: pt_min needs pt per space point")
+        t = t[:, np.asarray(pt, dtype=np.float64).reshape(-1)[t[0]] > pt_min]
+    true_keys = np.unique(np.minimum(t[0], t[1]) * n + np.maximum(t[0], t[1]))
+    n_found = int(np.isin(true_keys, pred_keys, assume_unique=True).sum())
+    # n_true_pred holds the found truth edges; purity uses the same-particle count.
+    return EdgeMetrics(
+        n_true=int(true_keys.size),
+        n_pred=int(pred_keys.size),
+        n_true_pred=n_found,
+        efficiency=_ratio(n_found, true_keys.size),
+        purity=_ratio(n_same, pred_keys.size),
+    )
+
+
+def sum_edge_metrics(parts: list[EdgeMetrics]) -> EdgeMetrics:
+    """Micro-average of per-event :func:`stage_edge_metrics` (purity weighted by edges)."""
+    n_true = sum(m.n_true for m in parts)
+    n_pred = sum(m.n_pred for m in parts)
+    n_found = sum(m.n_true_pred for m in parts)
+    n_same = sum(m.purity * m.n_pred for m in parts if m.n_pred)
+    return EdgeMetrics(
+        n_true=n_true,
+        n_pred=n_pred,
+        n_true_pred=n_found,
+        efficiency=_ratio(n_found, n_true),
+        purity=_ratio(round(n_same), n_pred),
+    )

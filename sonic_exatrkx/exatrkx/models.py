@@ -12,6 +12,7 @@ are applied outside (:func:`sonic_exatrkx.exatrkx.graph.apply_cut`), as in the r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -40,9 +41,28 @@ def _check_cut(owner: str, cut: float) -> None:
         raise ValueError(f"{owner}: cut must be in [0, 1], got {cut}")
 
 
+def _check_geometry(owner: str, config: Any) -> None:
+    """Normalise ``geometry`` (JSON gives a list) to a tuple of three positive floats."""
+    g = config.geometry
+    if g is None:
+        return
+    vals = tuple(float(v) for v in g)
+    if len(vals) != 3 or not all(math.isfinite(v) and v > 0 for v in vals):
+        raise ValueError(
+            f"{owner}: geometry must be None or three scales > 0 of the (r, phi, z) feature "
+            f"columns 0-2, got {g}"
+        )
+    if config.in_features < 3:
+        raise ValueError(f"{owner}: geometry needs in_features >= 3, got {config.in_features}")
+    object.__setattr__(config, "geometry", vals)
+
+
 class _ConfigMixin:
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        d = asdict(self)  # type: ignore[call-overload]
+        if d.get("geometry") is not None:
+            d["geometry"] = list(d["geometry"])
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]):  # noqa: ANN206
@@ -59,8 +79,10 @@ class EmbeddingConfig(_ConfigMixin):
     out_features: int = 8
     activation: str = "tanh"
     layer_norm: bool = True
+    geometry: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
+        _check_geometry("EmbeddingConfig", self)
         _check_positive(
             "EmbeddingConfig",
             in_features=self.in_features,
@@ -90,8 +112,10 @@ class FilterConfig(_ConfigMixin):
     layer_norm: bool = True
     edge_differences: bool = True
     cut: float = 0.21
+    geometry: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
+        _check_geometry("FilterConfig", self)
         _check_positive(
             "FilterConfig", in_features=self.in_features, hidden=self.hidden, n_layers=self.n_layers
         )
@@ -115,8 +139,10 @@ class GNNConfig(_ConfigMixin):
     layer_norm: bool = True
     edge_differences: bool = True
     cut: float = 0.5
+    geometry: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
+        _check_geometry("GNNConfig", self)
         _check_positive(
             "GNNConfig",
             in_features=self.in_features,
@@ -186,20 +212,87 @@ class EdgeMLP(nn.Module):
         return self.head(z)
 
 
+class Geometry(nn.Module):
+    """Physics quantities computed in torch from the scaled ``(r, phi, z)`` feature columns
+    0-2, so a saved model stays self-contained (the served input is still the plain
+    features).
+
+    Why: ``phi`` jumps from +pi to -pi, which an MLP on ``phi/pi`` cannot undo, and the
+    quantities that separate true from false edges (the azimuthal bend per unit radius,
+    the z intercept on the beam line) are ratios an MLP learns only slowly.
+
+    - node (4 columns): ``cos phi``, ``sin phi``, ``eta / 2``, ``z / r`` clipped to +-5;
+    - edge (6 columns, ``src -> dst``): ``dr / 100 mm``, ``dphi * 10`` (wrapped to
+      ``[-pi, pi]``), ``dz / 100 mm``, ``deta``, ``dphi / dr`` in rad/m and the z intercept
+      ``z_src - r_src dz / dr`` in units of 100 mm, the last two with ``|dr| >= 1 mm`` and
+      clipped to +-20.
+    """
+
+    def __init__(self, scales: tuple[float, float, float]) -> None:
+        super().__init__()
+        self.r_scale: float = float(scales[0])
+        self.phi_scale: float = float(scales[1])
+        self.z_scale: float = float(scales[2])
+
+    def _rpz(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return x[:, 0] * self.r_scale, x[:, 1] * self.phi_scale, x[:, 2] * self.z_scale
+
+    def _eta(self, r: Tensor, z: Tensor) -> Tensor:
+        return torch.asinh(z / r.clamp(min=1e-3))
+
+    def node(self, x: Tensor) -> Tensor:
+        r, phi, z = self._rpz(x)
+        cot = (z / r.clamp(min=1e-3)).clamp(-5.0, 5.0)
+        return torch.stack(
+            [torch.cos(phi), torch.sin(phi), 0.5 * self._eta(r, z), cot], dim=1
+        )
+
+    def edge(self, x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        r, phi, z = self._rpz(x)
+        eta = self._eta(r, z)
+        dr = r[dst] - r[src]
+        dphi = torch.remainder(phi[dst] - phi[src] + math.pi, 2.0 * math.pi) - math.pi
+        dz = z[dst] - z[src]
+        sign = torch.where(dr < 0, -torch.ones_like(dr), torch.ones_like(dr))
+        dr_safe = sign * dr.abs().clamp(min=1.0)
+        slope = (1000.0 * dphi / dr_safe).clamp(-20.0, 20.0)
+        z0 = ((z[src] - r[src] * dz / dr_safe) / 100.0).clamp(-20.0, 20.0)
+        return torch.stack(
+            [dr / 100.0, 10.0 * dphi, dz / 100.0, eta[dst] - eta[src], slope, z0], dim=1
+        )
+
+
+#: Columns :class:`Geometry` adds per node and per edge.
+GEOMETRY_NODE_FEATURES = 4
+GEOMETRY_EDGE_FEATURES = 6
+
+
+def _geometry(scales: tuple[float, float, float] | None) -> tuple[Geometry, bool]:
+    """A :class:`Geometry` and whether to use it (TorchScript compiles both branches, so
+    the module exists either way; unused, it has no weights and costs nothing)."""
+    return Geometry(scales or (1.0, 1.0, 1.0)), scales is not None
+
+
 class Embedding(nn.Module):
-    """Metric-learning MLP: node features ``[N, F]`` -> embedding ``[N, D]`` (not normalised)."""
+    """Metric-learning MLP: node features ``[N, F]`` -> embedding ``[N, D]`` (not normalised).
+
+    With ``geometry``, the MLP also sees :meth:`Geometry.node` (``cos/sin phi``: no seam).
+    """
 
     def __init__(self, config: EmbeddingConfig | None = None) -> None:
         super().__init__()
         cfg = config or EmbeddingConfig()
         self.in_features: int = cfg.in_features
         self.out_features: int = cfg.out_features
+        self.geometry, self.use_geometry = _geometry(cfg.geometry)
+        width = cfg.in_features + (GEOMETRY_NODE_FEATURES if self.use_geometry else 0)
         self.net = make_mlp(
-            cfg.in_features, cfg.hidden, cfg.out_features, cfg.n_layers, cfg.activation,
-            cfg.layer_norm,
+            width, cfg.hidden, cfg.out_features, cfg.n_layers, cfg.activation, cfg.layer_norm,
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.use_geometry:
+            x = torch.cat([x, self.geometry.node(x)], dim=1)
         return self.net(x)
 
 
@@ -211,19 +304,34 @@ def edge_inputs(x: Tensor, src: Tensor, dst: Tensor, differences: bool) -> Tenso
     return torch.cat([a, b], dim=1)
 
 
+def _edge_width(in_features: int, differences: bool, geometry: bool) -> int:
+    node = in_features + (GEOMETRY_NODE_FEATURES if geometry else 0)
+    return (3 if differences else 2) * node + (GEOMETRY_EDGE_FEATURES if geometry else 0)
+
+
 class Filter(nn.Module):
-    """Edge classifier MLP on ``cat(x[src], x[dst])`` -> logits ``[E]``."""
+    """Edge classifier MLP on ``cat(x[src], x[dst])`` -> logits ``[E]`` (with ``geometry``:
+    node and edge quantities of :class:`Geometry` appended)."""
 
     def __init__(self, config: FilterConfig | None = None) -> None:
         super().__init__()
         cfg = config or FilterConfig()
         self.in_features: int = cfg.in_features
         self.edge_differences: bool = cfg.edge_differences
-        width = (3 if cfg.edge_differences else 2) * cfg.in_features
+        self.geometry, self.use_geometry = _geometry(cfg.geometry)
+        width = _edge_width(cfg.in_features, cfg.edge_differences, self.use_geometry)
         self.net = make_mlp(width, cfg.hidden, 1, cfg.n_layers, cfg.activation, cfg.layer_norm)
 
     def forward(self, x: Tensor, edges: Tensor) -> Tensor:
-        e = edge_inputs(x, edges[0], edges[1], self.edge_differences)
+        src, dst = edges[0], edges[1]
+        if self.use_geometry:
+            h = torch.cat([x, self.geometry.node(x)], dim=1)
+            e = torch.cat(
+                [edge_inputs(h, src, dst, self.edge_differences), self.geometry.edge(x, src, dst)],
+                dim=1,
+            )
+        else:
+            e = edge_inputs(x, src, dst, self.edge_differences)
         return self.net(e).squeeze(-1)
 
 
@@ -235,7 +343,8 @@ class InteractionNetwork(nn.Module):
     ``i`` aggregates the edge states of its incoming (``dst == i``) and outgoing
     (``src == i``) edges separately with ``index_add_`` (sum), then
     ``h += node_net(cat(h, m_in, m_out))``. The output is ``out_net(cat(h[src], h[dst], e))``:
-    one logit per edge.
+    one logit per edge. With ``geometry``, the node and edge encoders also see the
+    :class:`Geometry` quantities.
     """
 
     def __init__(self, config: GNNConfig | None = None) -> None:
@@ -245,8 +354,10 @@ class InteractionNetwork(nn.Module):
         self.in_features: int = f
         self.n_iterations: int = cfg.n_iterations
         self.edge_differences: bool = cfg.edge_differences
-        ef = (3 if cfg.edge_differences else 2) * f
-        self.node_encoder = make_mlp(f, h, h, nl, cfg.activation, cfg.layer_norm)
+        self.geometry, self.use_geometry = _geometry(cfg.geometry)
+        nf = f + (GEOMETRY_NODE_FEATURES if self.use_geometry else 0)
+        ef = _edge_width(f, cfg.edge_differences, self.use_geometry)
+        self.node_encoder = make_mlp(nf, h, h, nl, cfg.activation, cfg.layer_norm)
         self.edge_encoder = make_mlp(ef, h, h, nl, cfg.activation, cfg.layer_norm)
         self.edge_net = EdgeMLP(h, h, h, h, nl, cfg.activation, cfg.layer_norm)
         self.node_net = make_mlp(3 * h, h, h, nl, cfg.activation, cfg.layer_norm)
@@ -254,8 +365,18 @@ class InteractionNetwork(nn.Module):
 
     def forward(self, x: Tensor, edges: Tensor) -> Tensor:
         src, dst = edges[0], edges[1]
-        h = self.node_encoder(x)
-        e = self.edge_encoder(edge_inputs(x, src, dst, self.edge_differences))
+        if self.use_geometry:
+            xn = torch.cat([x, self.geometry.node(x)], dim=1)
+            ein = torch.cat(
+                [edge_inputs(xn, src, dst, self.edge_differences),
+                 self.geometry.edge(x, src, dst)],
+                dim=1,
+            )
+        else:
+            xn = x
+            ein = edge_inputs(x, src, dst, self.edge_differences)
+        h = self.node_encoder(xn)
+        e = self.edge_encoder(ein)
         for _ in range(self.n_iterations):
             e = e + self.edge_net(h, e, src, dst)
             m_in = torch.zeros_like(h).index_add_(0, dst, e)

@@ -39,7 +39,7 @@ from .models import (
     InteractionNetwork,
 )
 from .timing import StageTimer
-from .tracks import build_tracks
+from .tracks import TRACK_BUILDERS, best_edges, build_tracks
 
 MODEL_FILES: dict[str, str] = {"embedding": "embedding.pt", "filter": "filter.pt", "gnn": "gnn.pt"}
 CONFIG_FILE = "config.json"
@@ -67,6 +67,11 @@ class PipelineConfig:
     Cuts live in the stage configs (``filter.cut``, ``gnn.cut``); change them with
     :meth:`with_cuts`. The default graph orientation is ``"inner_outer"`` (physics), which
     needs ``"r"`` among the features; reference models need ``orientation="reference"``.
+
+    ``track_builder``: ``"components"`` (the reference: connected components of the edges
+    passing the GNN cut) or ``"best_edges"`` (of those, only each space point's best
+    outgoing and incoming edge, :func:`~sonic_exatrkx.exatrkx.tracks.best_edges`, then
+    connected components).
     """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -77,6 +82,7 @@ class PipelineConfig:
     min_hits: int = 1
     num_threads: int | None = 1
     edge_batch_size: int = 1 << 18
+    track_builder: str = "components"
 
     def __post_init__(self) -> None:
         width = self.features.width
@@ -86,6 +92,17 @@ class PipelineConfig:
                 raise ValueError(
                     f"PipelineConfig: stage '{stage}' expects {cfg.in_features} features but the "
                     f"feature config {self.features.names} has {width}"
+                )
+        for stage, cfg in stages:
+            geo = getattr(cfg, "geometry", None)
+            if geo is not None and (
+                self.features.names[:3] != ("r", "phi", "z")
+                or not np.allclose(geo, self.features.scales[:3], rtol=1e-9, atol=0.0)
+            ):
+                raise ValueError(
+                    f"PipelineConfig: stage '{stage}' geometry {geo} needs feature columns 0-2 "
+                    f"to be (r, phi, z) with those scales; features are {self.features.names} "
+                    f"/ {self.features.scales}"
                 )
         if self.graph.orientation == "inner_outer" and self.features.index("r") is None:
             raise ValueError("PipelineConfig: orientation 'inner_outer' needs an 'r' feature")
@@ -97,6 +114,11 @@ class PipelineConfig:
         if self.edge_batch_size < 1:
             raise ValueError(
                 f"PipelineConfig: edge_batch_size must be >= 1: {self.edge_batch_size}"
+            )
+        if self.track_builder not in TRACK_BUILDERS:
+            raise ValueError(
+                f"PipelineConfig: track_builder must be one of {TRACK_BUILDERS}, "
+                f"got {self.track_builder!r}"
             )
 
     def with_cuts(
@@ -119,6 +141,7 @@ class PipelineConfig:
             "min_hits": self.min_hits,
             "num_threads": self.num_threads,
             "edge_batch_size": self.edge_batch_size,
+            "track_builder": self.track_builder,
         }
 
     @classmethod
@@ -139,7 +162,7 @@ class PipelineConfig:
                     kwargs[key] = parts[key].from_dict(value)
                 except TypeError as err:
                     raise ValueError(f"PipelineConfig: bad '{key}' section: {err}") from err
-            elif key in ("min_hits", "num_threads", "edge_batch_size"):
+            elif key in ("min_hits", "num_threads", "edge_batch_size", "track_builder"):
                 kwargs[key] = value
             else:
                 raise ValueError(f"PipelineConfig: unknown key '{key}'")
@@ -277,9 +300,19 @@ class Pipeline:
         return edge_scores(self.gnn, torch.from_numpy(features), edges, edges.shape[1] or 1)
 
     def tracks(self, n_nodes: int, edges: np.ndarray, gnn_scores: np.ndarray) -> np.ndarray:
-        """Labels from the filtered edges and their GNN logits (cut ``gnn.cut``)."""
-        keep = apply_cut(gnn_scores, self.config.gnn.cut)
+        """Labels from the filtered edges and their GNN logits (cut ``gnn.cut``, then the
+        configured ``track_builder``)."""
+        keep = self.track_edge_mask(edges, gnn_scores)
         return build_tracks(n_nodes, edges, keep, min_hits=self.config.min_hits)
+
+    def track_edge_mask(self, edges: np.ndarray, gnn_scores: np.ndarray) -> np.ndarray:
+        """Bool ``[E]``: the edges track building joins (GNN cut and ``track_builder``)."""
+        keep = apply_cut(gnn_scores, self.config.gnn.cut)
+        if self.config.track_builder == "best_edges" and keep.any():
+            sel = np.flatnonzero(keep)
+            keep = np.zeros_like(keep)
+            keep[sel[best_edges(edges[:, sel], np.asarray(gnn_scores)[sel])]] = True
+        return keep
 
     def run(self, features: np.ndarray, return_intermediates: bool = False) -> PipelineResult:
         """Run the chain on node features ``[N, F]`` (float32, see ``features.py``)."""
@@ -298,7 +331,7 @@ class Pipeline:
         with timer.stage("gnn"):
             g_scores = self.score_gnn(feats, f_edges)
         with timer.stage("build_tracks"):
-            g_mask = apply_cut(g_scores, cfg.gnn.cut)
+            g_mask = self.track_edge_mask(f_edges, g_scores)
             labels = build_tracks(n, f_edges, g_mask, min_hits=cfg.min_hits)
         timings = dict(timer.timings)
         timings["total"] = time.perf_counter() - t_start

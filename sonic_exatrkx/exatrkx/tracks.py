@@ -19,6 +19,35 @@ from scipy.sparse.csgraph import connected_components
 #: Label given to space points on tracks shorter than ``min_hits``.
 UNASSIGNED = -1
 
+#: Track builders of :class:`~sonic_exatrkx.exatrkx.pipeline.PipelineConfig`.
+TRACK_BUILDERS: tuple[str, ...] = ("components", "best_edges")
+
+
+def best_edges(edges: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Bool mask ``[E]``: the edge is the highest-scoring outgoing edge of its ``src`` or the
+    highest-scoring incoming edge of its ``dst`` (ties: the earlier edge).
+
+    Applied after the GNN cut and before connected components, it keeps at most one edge per
+    space point and direction from each end's point of view, so one spurious edge no longer
+    merges two tracks that each already have a better continuation.
+    """
+    e = np.asarray(edges, dtype=np.int64).reshape(2, -1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    n_e = e.shape[1]
+    if s.size != n_e:
+        raise ValueError(f"stage 'build_tracks': {s.size} scores for {n_e} edges")
+    keep = np.zeros(n_e, dtype=bool)
+    if n_e == 0:
+        return keep
+    idx = np.arange(n_e)
+    for end in (e[0], e[1]):
+        order = np.lexsort((idx, -s, end))
+        sorted_end = end[order]
+        first = np.ones(n_e, dtype=bool)
+        first[1:] = sorted_end[1:] != sorted_end[:-1]
+        keep[order[first]] = True
+    return keep
+
 
 def renumber_first_appearance(labels: np.ndarray) -> np.ndarray:
     """Map arbitrary integer labels to ``0..T-1`` in order of first appearance.

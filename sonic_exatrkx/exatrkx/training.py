@@ -13,7 +13,8 @@ every edge it keeps to join hits of one particle.
    its track's curvature, so only neighbouring hits can be mapped close together; connected
    components then chains them). A hinge ``relu(margin - d)^2`` pushes apart random pairs
    and the false pairs the current embedding puts within the radius (hard negatives);
-   other same-particle pairs are neither pulled nor pushed. ``margin`` = graph radius.
+   other same-particle pairs are neither pulled nor pushed. ``margin``:
+   ``TrainingConfig.margin`` (default: the graph radius; larger leaves a gap).
 2. Filter: edges built with the trained embedding (pipeline orientation), weighted BCE
    (positive weight = negatives / positives, clipped).
 3. GNN: edges kept by the trained filter, weighted BCE.
@@ -83,6 +84,8 @@ class TrainingConfig:
     hard_negatives: bool = True
     max_pairs: int = 200_000  # cap on positive pairs per event and step
     max_pos_weight: float = 50.0
+    margin: float | None = None  # embedding hinge margin; None: the graph radius
+    cosine_lr: bool = False  # cosine-anneal every stage's learning rate to 0 over its epochs
     progress: bool = True
     plots: bool = True
 
@@ -97,6 +100,16 @@ class TrainingConfig:
             raise ValueError(f"TrainingConfig: bad embedding_truth {self.embedding_truth!r}")
         if self.negatives_per_positive < 0 or self.max_pairs < 1:
             raise ValueError("TrainingConfig: negatives_per_positive >= 0 and max_pairs >= 1")
+        if self.margin is not None and not self.margin > 0:
+            raise ValueError(f"TrainingConfig: margin must be > 0, got {self.margin}")
+
+
+def _scheduler(
+    opt: torch.optim.Optimizer, steps: int, training: TrainingConfig
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if not training.cosine_lr or steps < 1:
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
 
 
 @dataclass
@@ -141,7 +154,8 @@ def train_embedding(
     """Metric-learning training of ``model`` in place; returns the mean loss per epoch."""
     rng = np.random.default_rng(training.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=training.embedding_lr)
-    margin = float(config.graph.radius)
+    sched = _scheduler(opt, training.embedding_epochs * len(events), training)
+    margin = float(config.graph.radius if training.margin is None else training.margin)
     r_col = config.features.index("r")
     mode = training.embedding_truth if r_col is not None else "all_pairs"
     positives = []
@@ -184,6 +198,8 @@ def train_embedding(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             losses.append(loss.item())
         history.append(float(np.mean(losses)) if losses else float("nan"))
     model.eval()
@@ -201,6 +217,7 @@ def _train_edge_model(
 ) -> list[float]:
     rng = np.random.default_rng(training.seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    sched = _scheduler(opt, epochs * len(events), training)
     labels = [
         torch.from_numpy(_same_particle(ev.particle_id, e).astype(np.float32))
         for ev, e in zip(events, edges, strict=True)
@@ -220,6 +237,8 @@ def _train_edge_model(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             losses.append(loss.item())
         history.append(float(np.mean(losses)) if losses else float("nan"))
     model.eval()

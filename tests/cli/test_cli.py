@@ -3,26 +3,47 @@
 from __future__ import annotations
 
 import csv
+import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from sonic_exatrkx.cli.main import app
-from sonic_exatrkx.io import acts_root
-from sonic_exatrkx.paths import data_dir
+from sonic_exatrkx.io import acts_csv, acts_root
+from sonic_exatrkx.paths import data_dir, sample_events_dir
 
 runner = CliRunner()
 
 
-def test_run_default_job_on_shipped_sample(tmp_path):
+def test_run_default_job_finds_tracks_on_shipped_sample(tmp_path):
     result = runner.invoke(app, ["run", "--output", str(tmp_path), "--threads", "2"])
     assert result.exit_code == 0, result.output
     assert "3 events processed, 0 skipped, 0 failed" in result.output
-    events = acts_root.read_spacepoints_root(tmp_path / "spacepoints.root")
-    assert sorted(events) == [0, 1, 2]
+    assert "efficiency" in result.output and "fake rate" in result.output
+    tracks = acts_root.read_tracks_root(tmp_path / "tracks.root")
+    assert sorted(tracks) == [0, 1, 2]
+    for event, labels in tracks.items():
+        sp = acts_csv.read_spacepoints(acts_csv.event_path(sample_events_dir(), event,
+                                                           "spacepoint"))
+        assert labels.shape == (len(sp),)
+        csv_labels = acts_csv.read_tracks_csv(acts_csv.event_path(tmp_path / "tracks", event,
+                                                                  "tracks"))
+        np.testing.assert_array_equal(csv_labels, labels)
+    summary = json.loads((tmp_path / "performance.json").read_text())
+    assert summary["events"] == 3
+    assert summary["pt>1"]["efficiency"] > 0.5  # the shipped models find most tracks
     with (tmp_path / "timing.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert {r["identifier"] for r in rows} == {"CsvEventReader", "RootSpacePointWriter"}
+    assert {"CsvEventReader", "ExaTrkXTrackFinding", "TrackFindingPerformance"} <= {
+        r["identifier"] for r in rows}
+
+
+def test_run_convert_only(tmp_path):
+    result = runner.invoke(app, ["run", "--convert-only", "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    events = acts_root.read_spacepoints_root(tmp_path / "spacepoints.root")
+    assert sorted(events) == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -34,7 +55,8 @@ def test_run_default_job_on_shipped_sample(tmp_path):
 )
 def test_run_reads_every_shipped_variant(tmp_path, args, expected_columns):
     args = [args[0], str(data_dir() / args[1]), *args[2:]]
-    result = runner.invoke(app, ["run", *args, "--output", str(tmp_path), "--csv-output",
+    result = runner.invoke(app, ["run", "--convert-only", *args, "--output", str(tmp_path),
+                                 "--csv-output",
                                  "--events", "2", "--skip", "1"])
     assert result.exit_code == 0, result.output
     events = acts_root.read_spacepoints_root(tmp_path / "spacepoints.root")
@@ -46,8 +68,8 @@ def test_run_reads_every_shipped_variant(tmp_path, args, expected_columns):
 
 
 def test_run_on_a_wrong_directory_fails_clearly(tmp_path):
-    result = runner.invoke(app, ["run", "--input", str(tmp_path / "missing"), "--output",
-                                 str(tmp_path / "out")])
+    result = runner.invoke(app, ["run", "--convert-only", "--input", str(tmp_path / "missing"),
+                                 "--output", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "missing" in result.output
     assert "error:" in result.output
@@ -60,18 +82,37 @@ def test_run_with_bad_event_fails_or_skips(tmp_path):
     shutil.copytree(src, tmp_path / "in")
     bad = tmp_path / "in" / "event000000001-spacepoint.csv"
     bad.write_text(bad.read_text().replace("measurement_id_1", "measurment_id_1", 1))
-    result = runner.invoke(app, ["run", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "o")])
+    result = runner.invoke(app, ["run", "--convert-only", "-i", str(tmp_path / "in"), "-o",
+                                 str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "failed on event 1" in result.output
     assert "measurement_id_1" in result.output  # names the missing column
-    result = runner.invoke(app, ["run", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "o2"),
-                                 "--skip-bad-events"])
+    result = runner.invoke(app, ["run", "--convert-only", "-i", str(tmp_path / "in"), "-o",
+                                 str(tmp_path / "o2"), "--skip-bad-events"])
     assert result.exit_code == 0, result.output
     assert "2 events processed, 1 skipped" in result.output
 
 
-@pytest.mark.parametrize(("command", "issue"), [("train", 5), ("serve", 6)])
-def test_commands_of_later_issues_say_so(command, issue):
-    result = runner.invoke(app, [command])
+def test_train_writes_a_loadable_model_set(tmp_path):
+    from sonic_exatrkx.exatrkx import Pipeline
+
+    out = tmp_path / "models"
+    result = runner.invoke(app, ["train", "--output", str(out), "--events", "2",
+                                 "--pileup", "0", "--embedding-epochs", "1",
+                                 "--filter-epochs", "1", "--gnn-epochs", "1", "--threads", "1",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert {"embedding.pt", "filter.pt", "gnn.pt", "config.json", "training.json",
+            "loss_curves.png"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["events_mu0"] == 2 and summary["epochs"] == [1, 1, 1]
+    pipe = Pipeline.from_directory(out)
+    sp = acts_csv.read_spacepoints(acts_csv.event_path(sample_events_dir(), 0, "spacepoint"))
+    labels = pipe(sp["x"].to_numpy(), sp["y"].to_numpy(), sp["z"].to_numpy())
+    assert labels.shape == (len(sp),) and labels.dtype == np.int64
+
+
+def test_train_rejects_bad_options(tmp_path):
+    result = runner.invoke(app, ["train", "--output", str(tmp_path), "--events", "0"])
     assert result.exit_code == 2
-    assert f"issue #{issue}" in result.output
+    assert "--events" in result.output

@@ -104,3 +104,31 @@ def test_apply_cut_is_strict_and_keeps_order() -> None:
     assert apply_cut(np.zeros(0), 0.2).shape == (0,)
     with pytest.raises(ValueError):
         apply_cut(logits, 1.5)
+
+
+@pytest.mark.parametrize("index", ["flat", "kdtree"])
+def test_knn_search_matches_range_search(index: str) -> None:
+    rng = np.random.default_rng(5)
+    centres = rng.normal(scale=4.0, size=(60, 6))
+    emb = (np.repeat(centres, 12, axis=0) + rng.normal(scale=0.4, size=(720, 6))).astype(
+        np.float32
+    )
+    for max_k in (3, 8, 1000):
+        by_range = build_edges(emb, config=GraphConfig(1.0, max_k, index=index))
+        by_knn = build_edges(emb, config=GraphConfig(1.0, max_k, index=index, search="knn"))
+        assert np.array_equal(by_range, by_knn), max_k
+
+
+def test_knn_search_with_ivf_and_tiny_inputs() -> None:
+    cfg = GraphConfig(1.0, 4, index="ivf", search="knn")
+    for n in (0, 1, 2, 3):
+        out = build_edges(np.zeros((n, 4), np.float32), config=cfg)
+        assert out.shape == (2, n * (n - 1) // 2 if n <= 5 else 0)
+    emb = np.random.default_rng(6).normal(size=(3000, 4)).astype(np.float32)
+    exact = set(zip(*build_edges(emb, config=GraphConfig(0.5, 4, index="kdtree")).tolist(),
+                    strict=True))
+    ivf = set(zip(*build_edges(emb, config=cfg.__class__(0.5, 4, index="ivf", search="knn"))
+                  .tolist(), strict=True))
+    assert ivf <= exact and len(ivf) >= 0.97 * len(exact)
+    with pytest.raises(ValueError, match="search"):
+        GraphConfig(search="ball")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,9 +16,14 @@ from sonic_exatrkx.exatrkx import (
     FilterConfig,
     GNNConfig,
     InteractionNetwork,
+    PipelineConfig,
     load_script,
     script_module,
 )
+from sonic_exatrkx.exatrkx.features import FeatureConfig, compute_features
+from sonic_exatrkx.exatrkx.models import Geometry
+
+GEO = (1000.0, math.pi, 1000.0)
 
 
 def _inputs(n: int = 50, e: int = 120, f: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,6 +56,9 @@ def test_edge_models_are_asymmetric() -> None:
         lambda: Filter(FilterConfig(hidden=32, edge_differences=False)),
         lambda: Filter(FilterConfig(hidden=32)),
         lambda: InteractionNetwork(GNNConfig(hidden=16, n_iterations=3)),
+        lambda: Embedding(EmbeddingConfig(hidden=32, geometry=GEO)),
+        lambda: Filter(FilterConfig(hidden=32, geometry=GEO)),
+        lambda: InteractionNetwork(GNNConfig(hidden=16, n_iterations=3, geometry=GEO)),
     ],
 )
 def test_torchscript_round_trip_is_identical(make, tmp_path: Path) -> None:  # noqa: ANN001
@@ -75,3 +85,35 @@ def test_config_validation() -> None:
         GNNConfig(n_iterations=0)
     assert FilterConfig().cut == 0.21 and GNNConfig().cut == 0.5
     assert GNNConfig.from_dict(GNNConfig(cut=0.75).to_dict()).cut == 0.75
+
+
+def test_geometry_quantities_wrap_phi_and_match_numpy() -> None:
+    # two points either side of the phi = +-pi seam, 100 mm apart in r, 50 mm in z
+    xyz = np.array([[-100.0, 1.0, 10.0], [-200.0, -1.0, 60.0]])
+    feats = torch.from_numpy(compute_features(xyz[:, 0], xyz[:, 1], xyz[:, 2], FeatureConfig()))
+    geo = Geometry(GEO)
+    e = geo.edge(feats, torch.tensor([0]), torch.tensor([1]))[0].double().numpy()
+    r = np.hypot(xyz[:, 0], xyz[:, 1])
+    dphi = math.remainder(math.atan2(-1.0, -200.0) - math.atan2(1.0, -100.0), 2 * math.pi)
+    assert abs(dphi) < 0.02  # across the seam, not ~2 pi
+    assert e[0] == pytest.approx((r[1] - r[0]) / 100.0, rel=1e-5)
+    assert e[1] == pytest.approx(10.0 * dphi, abs=1e-5)
+    assert e[2] == pytest.approx(0.5, rel=1e-5)
+    assert e[4] == pytest.approx(1000.0 * dphi / (r[1] - r[0]), rel=1e-4)
+    z0 = 10.0 - r[0] * 50.0 / (r[1] - r[0])
+    assert e[5] == pytest.approx(z0 / 100.0, rel=1e-4)
+    node = geo.node(feats).numpy()
+    assert node[:, 0] == pytest.approx(np.cos(np.arctan2(xyz[:, 1], xyz[:, 0])), abs=1e-6)
+
+
+def test_geometry_config_round_trip_and_validation() -> None:
+    cfg = FilterConfig(geometry=GEO)
+    again = FilterConfig.from_dict(cfg.to_dict())  # JSON gives a list
+    assert again == cfg and isinstance(again.geometry, tuple)
+    assert FilterConfig.from_dict({"hidden": 8}).geometry is None  # older configs
+    with pytest.raises(ValueError, match="geometry"):
+        GNNConfig(geometry=(1.0, 2.0))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="geometry"):
+        EmbeddingConfig(geometry=(1.0, -1.0, 1.0))
+    with pytest.raises(ValueError, match="stage 'filter' geometry"):
+        PipelineConfig(features=FeatureConfig.reference(), filter=FilterConfig(geometry=GEO))

@@ -81,3 +81,34 @@ def test_bad_edges() -> None:
 
 def test_renumber_first_appearance() -> None:
     assert renumber_first_appearance(np.array([7, 3, 7, -1, 9, 3])).tolist() == [0, 1, 0, -1, 2, 1]
+
+
+def test_best_edges_keeps_best_out_or_in_edge() -> None:
+    from sonic_exatrkx.exatrkx import best_edges
+
+    # 0 -> 1 -> 2 is a chain; 3 -> 1 is a weaker rival into 1, 0 -> 2 a skip edge.
+    edges = np.array([[0, 1, 3, 0], [1, 2, 1, 2]])
+    scores = np.array([5.0, 4.0, 1.0, 3.0])
+    keep = best_edges(edges, scores)
+    # 3 -> 1 is 3's only (so best) outgoing edge: kept; 0 -> 2 is neither 0's best out
+    # nor 2's best in: dropped.
+    assert keep.tolist() == [True, True, True, False]
+    assert best_edges(np.zeros((2, 0), np.int64), np.zeros(0)).shape == (0,)
+    with pytest.raises(ValueError, match="build_tracks"):
+        best_edges(edges, scores[:2])
+
+
+def test_track_builder_in_pipeline_config() -> None:
+    from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig
+
+    cfg = PipelineConfig(track_builder="best_edges")
+    assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="track_builder"):
+        PipelineConfig(track_builder="walk")
+    pipe = Pipeline.from_config(cfg)
+    # 0 -> 2 is neither 0's best outgoing nor 2's best incoming edge: two tracks, not one
+    edges = np.array([[0, 0, 3], [1, 2, 2]])
+    scores = np.array([3.0, 1.0, 4.0])
+    assert pipe.tracks(4, edges, scores).tolist() == [0, 0, 1, 1]
+    components = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, PipelineConfig())
+    assert components.tracks(4, edges, scores).tolist() == [0, 0, 0, 0]

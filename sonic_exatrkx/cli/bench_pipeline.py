@@ -1,0 +1,221 @@
+"""`sonic-exatrkx bench pipeline`: speed and physics of the ExaTrkX pipeline on held-out
+simulated events (the lead registers :func:`bench_pipeline_cmd`).
+
+Speed: per-stage wall time per event (features included in ``total``), events/s in one
+process, peak resident memory (``ru_maxrss``) after each pileup block (blocks run in the
+given order, so sort them by size). Physics: edge efficiency / purity after graph building,
+filter and GNN (after its cut; "tracks": the edges track building joins), and track
+efficiency (pT > 1 GeV and all pT), fake and duplicate rates and TrackML score over all
+events of a block (micro-averaged). Definitions: ``metrics.py`` and
+:func:`sonic_exatrkx.exatrkx.metrics.stage_edge_metrics`.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+__all__ = ["BlockResult", "bench_block", "bench_pipeline_cmd", "format_results"]
+
+STAGES = ("features", "embedding", "build_edges", "filter", "gnn", "build_tracks", "total")
+#: Seed of the held-out benchmark events (the shipped models are trained with seed 1000+).
+DEFAULT_BENCH_SEED = 12345
+
+
+def _maxrss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+@dataclass
+class BlockResult:
+    """Figures of one pileup block."""
+
+    pileup: float
+    events: int
+    mean_space_points: float
+    timings: dict[str, float]  # mean seconds per event
+    events_per_s: float
+    max_event_s: float
+    peak_rss_mib: float
+    edges: dict[str, dict[str, float]] = field(default_factory=dict)
+    tracks: dict[str, float] = field(default_factory=dict)
+    mean_edges: dict[str, float] = field(default_factory=dict)
+
+
+def _merge(per_event: Sequence[dict[str, np.ndarray]], labels: Sequence[np.ndarray]) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray
+]:
+    """Concatenate events with labels and particle ids made unique across events."""
+    labs, pids, pts = [], [], []
+    lab_off = 0
+    pid_off = 1
+    for a, lab in zip(per_event, labels, strict=True):
+        lab = np.asarray(lab, dtype=np.int64)
+        labs.append(np.where(lab >= 0, lab + lab_off, -1))
+        lab_off += int(lab.max()) + 1 if lab.size and lab.max() >= 0 else 0
+        uniq, inv = np.unique(a["particle_id"], return_inverse=True)
+        local = inv.reshape(-1).astype(np.int64) + pid_off
+        local[a["particle_id"] == 0] = 0
+        pids.append(local.astype(np.uint64))
+        pid_off += uniq.size + 1
+        pts.append(a["pt"])
+    return np.concatenate(labs), np.concatenate(pids), np.concatenate(pts)
+
+
+def bench_block(
+    pipeline: Any, arrays: Sequence[dict[str, np.ndarray]], pileup: float, warmup: bool = True
+) -> BlockResult:
+    """Run ``pipeline`` on every event of ``arrays`` (:func:`event_arrays` dicts) and measure."""
+    from sonic_exatrkx.exatrkx import apply_cut
+    from sonic_exatrkx.exatrkx.metrics import (
+        stage_edge_metrics,
+        sum_edge_metrics,
+        track_metrics,
+        trackml_score,
+    )
+
+    if warmup and arrays:
+        a = arrays[0]
+        pipeline.run(pipeline.features(a["x"], a["y"], a["z"]))
+    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    stages = ("graph", "filter", "gnn", "tracks")
+    edge_parts: dict[str, list[Any]] = {s: [] for s in stages}
+    edge_parts_pt: dict[str, list[Any]] = {s: [] for s in stages}
+    n_edges: dict[str, list[int]] = {s: [] for s in stages}
+    labels, scores = [], []
+    wall = 0.0
+    for a in arrays:
+        t0 = time.perf_counter()
+        feats = pipeline.features(a["x"], a["y"], a["z"])
+        t1 = time.perf_counter()
+        res = pipeline.run(feats, return_intermediates=True)
+        t2 = time.perf_counter()
+        wall += t2 - t0
+        times["features"].append(t1 - t0)
+        for s in STAGES[1:-1]:
+            times[s].append(res.timings[s])
+        times["total"].append(t2 - t0)
+        r = feats[:, pipeline.config.features.index("r")]
+        gnn_cut = res.filtered_edges[:, apply_cut(res.gnn_scores, pipeline.config.gnn.cut)]
+        for stage, e in (("graph", res.edges), ("filter", res.filtered_edges),
+                         ("gnn", gnn_cut), ("tracks", res.track_edges)):
+            edge_parts[stage].append(stage_edge_metrics(e, a["particle_id"], r))
+            edge_parts_pt[stage].append(
+                stage_edge_metrics(e, a["particle_id"], r, pt=a["pt"], pt_min=1.0)
+            )
+            n_edges[stage].append(int(e.shape[1]))
+        labels.append(res.labels)
+        scores.append(trackml_score(res.labels, a["particle_id"]))
+    lab, pid, pt = _merge(arrays, labels)
+    all_pt = track_metrics(lab, pid)
+    hi_pt = track_metrics(lab, pid, pt=pt, pt_min=1.0)
+    edges = {}
+    for stage in edge_parts:
+        m, mp = sum_edge_metrics(edge_parts[stage]), sum_edge_metrics(edge_parts_pt[stage])
+        edges[stage] = {"efficiency": m.efficiency, "purity": m.purity,
+                        "efficiency_pt1": mp.efficiency}
+    n = max(len(arrays), 1)
+    return BlockResult(
+        pileup=pileup,
+        events=len(arrays),
+        mean_space_points=float(np.mean([a["x"].size for a in arrays])) if arrays else 0.0,
+        timings={s: float(np.mean(v)) if v else float("nan") for s, v in times.items()},
+        events_per_s=n / wall if wall > 0 else float("nan"),
+        max_event_s=max(times["total"]) if times["total"] else float("nan"),
+        peak_rss_mib=_maxrss_mib(),
+        edges=edges,
+        tracks={
+            "efficiency_pt1": hi_pt.efficiency,
+            "particles_pt1": hi_pt.n_particles,
+            "efficiency_all": all_pt.efficiency,
+            "particles_all": all_pt.n_particles,
+            "fake_rate": all_pt.fake_rate,
+            "duplicate_rate": all_pt.duplicate_rate,
+            "duplicate_rate_pt1": hi_pt.duplicate_rate,
+            "tracks": all_pt.n_tracks,
+            "trackml_score": float(np.nanmean(scores)) if scores else float("nan"),
+        },
+        mean_edges={k: float(np.mean(v)) if v else 0.0 for k, v in n_edges.items()},
+    )
+
+
+def format_results(results: Sequence[BlockResult]) -> str:
+    """Markdown tables: speed and memory, edge metrics, track metrics."""
+    lines = ["| mu | events | space points | " + " | ".join(f"{s} ms" for s in STAGES)
+             + " | events/s | slowest event s | peak RSS MiB |",
+             "|" + "---|" * (len(STAGES) + 6)]
+    for b in results:
+        lines.append(
+            f"| {b.pileup:g} | {b.events} | {b.mean_space_points:.0f} | "
+            + " | ".join(f"{1e3 * b.timings[s]:.1f}" for s in STAGES)
+            + f" | {b.events_per_s:.1f} | {b.max_event_s:.2f} | {b.peak_rss_mib:.0f} |"
+        )
+    lines += ["", "| mu | stage | edges/event | edge efficiency | edge eff. pT>1 | edge purity |",
+              "|---|---|---|---|---|---|"]
+    for b in results:
+        for stage, m in b.edges.items():
+            lines.append(
+                f"| {b.pileup:g} | {stage} | {b.mean_edges[stage]:.0f} | "
+                f"{m['efficiency']:.4f} | {m['efficiency_pt1']:.4f} | {m['purity']:.4f} |"
+            )
+    lines += ["", "| mu | track eff. pT>1 (particles) | track eff. all pT (particles) | "
+              "fake rate | duplicate rate | dup. rate pT>1 | TrackML score |",
+              "|---|---|---|---|---|---|---|"]
+    for b in results:
+        t = b.tracks
+        lines.append(
+            f"| {b.pileup:g} | {t['efficiency_pt1']:.4f} ({t['particles_pt1']}) | "
+            f"{t['efficiency_all']:.4f} ({t['particles_all']}) | {t['fake_rate']:.4f} | "
+            f"{t['duplicate_rate']:.4f} | {t['duplicate_rate_pt1']:.4f} | "
+            f"{t['trackml_score']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def bench_pipeline_cmd(
+    models: Annotated[Path | None, typer.Option(
+        help="Model folder (config.json + TorchScript); default: the shipped data/models.")]
+    = None,
+    events: Annotated[int, typer.Option(help="Held-out events per pileup value.")] = 20,
+    pileups: Annotated[list[float], typer.Option(
+        "--pileup", "--pileups", help="Pileup values (repeat the option).")]
+    = [0.0, 50.0, 200.0],  # noqa: B006 - typer needs a literal default
+    seed: Annotated[int, typer.Option(help="Simulation seed (keep it apart from training's).")]
+    = DEFAULT_BENCH_SEED,
+    threads: Annotated[int, typer.Option(help="Torch / FAISS threads of the pipeline.")] = 2,
+) -> None:
+    """Per-stage timing, events/s, peak memory and physics of the pipeline on held-out HNL
+    events at each pileup."""
+    from sonic_exatrkx.cli.train import simulate_arrays
+    from sonic_exatrkx.exatrkx import Pipeline
+
+    if events < 1:
+        raise typer.BadParameter(f"must be >= 1, got {events}", param_hint="--events")
+    if threads < 1:
+        raise typer.BadParameter(f"must be >= 1, got {threads}", param_hint="--threads")
+    if models is None:
+        from sonic_exatrkx.paths import data_dir
+
+        models = data_dir() / "models"
+    pipe = Pipeline.from_directory(models)
+    pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, replace(pipe.config,
+                                                                     num_threads=threads))
+    typer.echo(f"models {models}, {threads} thread(s), {events} HNL events per pileup, "
+               f"seed {seed}; baseline RSS {_maxrss_mib():.0f} MiB")
+    results = []
+    for k, mu in enumerate(pileups):
+        arrays = list(simulate_arrays(mu, seed + k, events))
+        res = bench_block(pipe, arrays, mu)
+        results.append(res)
+        typer.echo(f"mu={mu:g}: {res.events_per_s:.1f} events/s, "
+                   f"track eff pT>1 {res.tracks['efficiency_pt1']:.4f}", err=True)
+    typer.echo(format_results(results))
