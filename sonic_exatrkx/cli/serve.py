@@ -54,34 +54,65 @@ def serve(
         help="Seconds to wait for the server to become ready.")] = 120.0,
     models: Annotated[Path | None, typer.Option(
         help="Trained pipeline directory (as Pipeline.save writes it): serve the ExaTrkX "
-             "repository generated from it (models 'exatrkx' and 'exatrkx_ensemble').",
+             "repository generated from it (models 'exatrkx' and 'exatrkx_ensemble'). "
+             "Default, when --model-repository is not given either: the shipped "
+             "data/models, if present.",
         file_okay=False)] = None,
+    threads_per_instance: Annotated[int, typer.Option(
+        min=1, help="Torch + FAISS threads in each model instance, for the repository "
+                    "generated from --models (on few cores keep 1 and add --instances).")] = 1,
+    max_spacepoints: Annotated[int, typer.Option(
+        min=0, help="Refuse events with more space points than this (0 = no limit), for "
+                    "the repository generated from --models.")] = 500_000,
 ) -> None:
     """Start a Triton server with the ExaTrkX models on 127.0.0.1."""
     if check:
         raise typer.Exit(code=0 if _print_check() else 1)
     if model_repository is None and models is None:
-        typer.echo("sonic-exatrkx serve needs a model repository: pass --model-repository DIR "
-                   "(a folder of <model>/config.pbtxt + <model>/<version>/), or --models DIR "
-                   "(a trained pipeline) to generate the ExaTrkX repository.", err=True)
-        raise typer.Exit(code=2)
+        models = default_models()
+        if models is None:
+            typer.echo("sonic-exatrkx serve needs a model repository: pass --model-repository "
+                       "DIR (a folder of <model>/config.pbtxt + <model>/<version>/), or "
+                       "--models DIR (a trained pipeline) to generate the ExaTrkX repository "
+                       "(the shipped data/models is not there).", err=True)
+            raise typer.Exit(code=2)
+        typer.echo(f"no --model-repository or --models given: serving the shipped models in "
+                   f"{models}", err=True)
     if model_repository is not None and models is not None:
         typer.echo("give either --model-repository or --models, not both", err=True)
         raise typer.Exit(code=2)
     if model_repository is not None and not model_repository.is_dir():
         typer.echo(f"model repository {model_repository} is not a directory", err=True)
         raise typer.Exit(code=2)
-    if model_repository is not None and instances != 1:
-        typer.echo("note: --instances applies to the repository generated from --models; the "
-                   "instance_group in each config.pbtxt decides here.", err=True)
+    if model_repository is not None and (instances != 1 or threads_per_instance != 1
+                                         or max_spacepoints != 500_000):
+        typer.echo("note: --instances, --threads-per-instance and --max-spacepoints apply to "
+                   "the repository generated from --models; each config.pbtxt decides here.",
+                   err=True)
     with tempfile.TemporaryDirectory(prefix="sonic-exatrkx-repo-") as tmp:
+        env_threads = None
         if models is not None:
-            model_repository = _generate(models, Path(tmp), instances)
+            model_repository = _generate(models, Path(tmp), instances, threads_per_instance,
+                                         max_spacepoints)
+            env_threads = threads_per_instance
         assert model_repository is not None
-        _serve(model_repository, host, http_port, grpc_port, metrics_port, ready_timeout)
+        _serve(model_repository, host, http_port, grpc_port, metrics_port, ready_timeout,
+               env_threads)
 
 
-def _generate(models: Path, repo: Path, instances: int) -> Path:
+def default_models() -> Path | None:
+    """The shipped trained pipeline (``data/models`` with its config.json), if present."""
+    from sonic_exatrkx.paths import data_dir
+
+    try:
+        models = data_dir() / "models"
+    except FileNotFoundError:
+        return None
+    return models if (models / "config.json").is_file() else None
+
+
+def _generate(models: Path, repo: Path, instances: int, threads: int = 1,
+              max_spacepoints: int = 500_000) -> Path:
     """The ExaTrkX repository for the pipeline in ``models``, written under ``repo``."""
     from sonic_exatrkx.server.exatrkx_repository import (
         ExaTrkXRepositoryOptions,
@@ -89,8 +120,9 @@ def _generate(models: Path, repo: Path, instances: int) -> Path:
     )
 
     try:
-        names = write_exatrkx_repository(repo, models,
-                                         ExaTrkXRepositoryOptions(instances=instances))
+        options = ExaTrkXRepositoryOptions(instances=instances, num_threads=threads,
+                                           max_spacepoints=max_spacepoints)
+        names = write_exatrkx_repository(repo, models, options)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: bad TorchScript
         typer.echo(f"cannot build the ExaTrkX repository from {models}: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -99,7 +131,8 @@ def _generate(models: Path, repo: Path, instances: int) -> Path:
 
 
 def _serve(model_repository: Path, host: str, http_port: int | None, grpc_port: int | None,
-           metrics_port: int | None, ready_timeout: float) -> None:
+           metrics_port: int | None, ready_timeout: float, env_threads: int | None = None
+           ) -> None:
     """Run the server until a signal; raises typer.Exit with the exit code."""
     from sonic_exatrkx.server import (
         TritonEnvironmentError,
@@ -119,7 +152,7 @@ def _serve(model_repository: Path, host: str, http_port: int | None, grpc_port: 
 
     server = TritonServer(model_repository, host=host, http_port=http_port,
                           grpc_port=grpc_port, metrics_port=metrics_port,
-                          ready_timeout=ready_timeout)
+                          ready_timeout=ready_timeout, env_threads=env_threads)
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,12 +1,14 @@
 """Serve ExaTrkX on a real Triton server: model repositories and the server launcher.
 
 May import :mod:`sonic_exatrkx.exatrkx` (the served models run the same pipeline code), never
-the framework, the SONIC clients, ``algorithms`` or the CLI. The ExaTrkX repository generator
+the framework, the SONIC clients, ``algorithms`` or the CLI. Clients batching several
+events per request use the numpy-only helpers of :mod:`.batching`. The ExaTrkX repository generator
 (which imports torch) is loaded on first use, so the launcher and ``serve --check`` stay light.
 """
 
 from typing import Any
 
+from .batching import ROW_SPLITS, batch_events, check_row_splits, split_events, split_labels
 from .cleanup import (
     CleanupReport,
     StubProcess,
@@ -52,6 +54,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ENSEMBLE_MODEL",
     "PIPELINE_MODEL",
+    "ROW_SPLITS",
     "STAGE_MODELS",
     "CheckResult",
     "CleanupReport",
@@ -64,13 +67,17 @@ __all__ = [
     "TritonEnvironmentError",
     "TritonServer",
     "TritonServerError",
+    "batch_events",
     "check_environment",
+    "check_row_splits",
     "cleanup_orphans",
     "ensure_python_stub",
     "find_tritonserver_dir",
     "free_ports",
     "is_orphan",
     "list_stub_processes",
+    "split_events",
+    "split_labels",
     "stubs_of",
     "triton_dtype",
     "write_exatrkx_repository",

@@ -9,7 +9,10 @@ Two ways to serve the same chain, both from one repository:
   scaled and timed on its own, as in the reference service).
 
 Both take ``FEATURES`` FP32 ``[N, F]`` (the pipeline's node features) and return ``LABELS``
-INT64 ``[N]`` (one label per space point; unlike the reference's quirky N-1). Each model's
+INT64 ``[N]`` (one label per space point; unlike the reference's quirky N-1). ``exatrkx``
+also takes the optional ``ROW_SPLITS`` INT64 ``[n_events + 1]``: several events per request
+(:mod:`sonic_exatrkx.server.batching`), labels per event as in one-event requests. Every
+stage model can also be used alone (service options S1-S3). Each model's
 ``model.py`` is a one-line import of :mod:`sonic_exatrkx.server.triton_models`; the pipeline's
 model directory (TorchScript + config.json) is copied into every version directory, so the
 repository is self-contained apart from the installed package.
@@ -24,8 +27,9 @@ from pathlib import Path
 from sonic_exatrkx.exatrkx import Pipeline
 from sonic_exatrkx.exatrkx.pipeline import CONFIG_FILE, MODEL_FILES
 
+from .batching import ROW_SPLITS
 from .exatrkx_stages import STAGES, stage_io
-from .model_repository import EnsembleStep, ModelConfig, ModelConfigError, write_model
+from .model_repository import EnsembleStep, ModelConfig, ModelConfigError, TensorSpec, write_model
 
 PIPELINE_MODEL = "exatrkx"
 ENSEMBLE_MODEL = "exatrkx_ensemble"
@@ -86,8 +90,9 @@ def exatrkx_model_configs(pipeline: Pipeline,
     cfg = pipeline.config
     configs = []
     if opts.pipeline:
-        inputs, outputs = stage_io("pipeline", cfg)
-        configs.append(ModelConfig(PIPELINE_MODEL, inputs, outputs,
+        inputs, outputs = stage_io("batched", cfg)
+        specs = [TensorSpec(*spec, optional=spec[0] == ROW_SPLITS) for spec in inputs]
+        configs.append(ModelConfig(PIPELINE_MODEL, specs, outputs,
                                    instance_count=opts.instances, parameters=_parameters(opts)))
     if opts.ensemble:
         steps = []

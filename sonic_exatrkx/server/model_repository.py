@@ -79,11 +79,16 @@ def _check_name(kind: str, name: str, pattern: re.Pattern[str], owner: str = "")
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """An input or output: name, Triton data type and dims (``-1`` = variable size)."""
+    """An input or output: name, Triton data type and dims (``-1`` = variable size).
+
+    ``optional=True`` (inputs only) lets a request leave the tensor out; the Python backend
+    then gets ``None`` for it.
+    """
 
     name: str
     data_type: str
     dims: tuple[int, ...]
+    optional: bool = False
 
     def __post_init__(self) -> None:
         _check_name("tensor", self.name, _TENSOR_NAME)
@@ -100,8 +105,9 @@ class TensorSpec:
 
     def render(self) -> str:
         dims = ", ".join(str(d) for d in self.dims)
+        optional = "    optional: true\n" if self.optional else ""
         return (f"  {{\n    name: {_quote(self.name)}\n    data_type: TYPE_{self.data_type}\n"
-                f"    dims: [ {dims} ]\n  }}")
+                f"    dims: [ {dims} ]\n{optional}  }}")
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,10 @@ class ModelConfig:
                                    f"(e.g. 'python') or platform (e.g. 'ensemble')")
         if not self.inputs or not self.outputs:
             raise ModelConfigError(f"model {self.name!r}: needs at least one input and output")
+        bad = [t.name for t in self.outputs if t.optional]
+        if bad:
+            raise ModelConfigError(f"model {self.name!r}: outputs {bad} cannot be optional "
+                                   "(only inputs can)")
         names = [t.name for t in (*self.inputs, *self.outputs)]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

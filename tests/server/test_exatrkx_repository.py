@@ -6,15 +6,14 @@ model (whole pipeline) and for the ensemble of per-stage models.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig, sigmoid
+from sonic_exatrkx.exatrkx import Pipeline
 from sonic_exatrkx.server import ModelConfigError, TritonServer
+from sonic_exatrkx.server.batching import batch_events, split_labels
 from sonic_exatrkx.server.exatrkx_repository import (
     ENSEMBLE_MODEL,
     PIPELINE_MODEL,
@@ -22,36 +21,14 @@ from sonic_exatrkx.server.exatrkx_repository import (
     ExaTrkXRepositoryOptions,
     write_exatrkx_repository,
 )
-from sonic_exatrkx.server.exatrkx_stages import run_chain
+from sonic_exatrkx.server.exatrkx_stages import run_chain, run_pipeline, run_stage
 
-MAX_SPACEPOINTS = 1000
-
-
-def _event(n_tracks: int, seed: int) -> np.ndarray:
-    """Positions (mm) of toy tracks crossing barrel layers, plus a little noise."""
-    rng = np.random.default_rng(seed)
-    layers = np.array([32.0, 72.0, 116.0, 172.0, 260.0, 360.0, 500.0, 660.0])
-    phi0 = rng.uniform(-3.0, 3.0, n_tracks)
-    eta = rng.uniform(-2.0, 2.0, n_tracks)
-    r = np.tile(layers, n_tracks) + rng.normal(0, 0.5, n_tracks * layers.size)
-    phi = np.repeat(phi0, layers.size) + 1e-4 * r
-    z = r * np.sinh(np.repeat(eta, layers.size))
-    return np.stack([r * np.cos(phi), r * np.sin(phi), z])
+from .conftest import MAX_SPACEPOINTS, sim_positions, toy_event
 
 
 @pytest.fixture(scope="module")
-def pipeline_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pipeline]:
-    """An untrained (seeded) pipeline whose GNN cut keeps ~1% of edges: non-trivial tracks."""
-    torch.set_num_threads(1)
-    pipe = Pipeline.from_config(PipelineConfig().with_cuts(filter_cut=0.5), seed=1)
-    x, y, z = _event(12, seed=0)
-    scores = pipe.run(pipe.features(x, y, z), return_intermediates=True).gnn_scores
-    cut = float(np.quantile(sigmoid(scores), 0.99))
-    pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, pipe.config.with_cuts(gnn_cut=cut))
-    out = tmp_path_factory.mktemp("exatrkx-models")
-    pipe.save(out)
-    (out / "training-log.txt").write_text("not served")
-    return out, Pipeline.from_directory(out)
+def pipeline_dir(exatrkx_models: tuple[Path, Pipeline]) -> tuple[Path, Pipeline]:
+    return exatrkx_models
 
 
 def test_generated_configs(pipeline_dir: tuple[Path, Pipeline], tmp_path: Path) -> None:
@@ -63,6 +40,8 @@ def test_generated_configs(pipeline_dir: tuple[Path, Pipeline], tmp_path: Path) 
     width = pipe.config.features.width
     custom = (tmp_path / PIPELINE_MODEL / "config.pbtxt").read_text()
     assert f"dims: [ -1, {width} ]" in custom and 'name: "LABELS"' in custom
+    assert 'name: "ROW_SPLITS"\n    data_type: TYPE_INT64\n    dims: [ -1 ]\n    optional: true' \
+        in custom
     assert "count: 2" in custom and 'string_value: "5000"' in custom
     assert "count: 1" in (tmp_path / STAGE_MODELS["graph"] / "config.pbtxt").read_text()
     assert "count: 2" in (tmp_path / STAGE_MODELS["gnn"] / "config.pbtxt").read_text()
@@ -101,24 +80,10 @@ def test_missing_model_dir_fails_before_writing(tmp_path: Path) -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_staged_chain_equals_pipeline_run(pipeline_dir: tuple[Path, Pipeline], seed: int) -> None:
     _, pipe = pipeline_dir
-    feats = pipe.features(*_event(10, seed))
+    feats = pipe.features(*sim_positions(seed))
     expected = pipe.run(feats).labels
     assert np.unique(expected).size < expected.size  # some hits share a track
     np.testing.assert_array_equal(run_chain(pipe, feats), expected)
-
-
-@pytest.fixture(scope="module")
-def exatrkx_server(triton_available: None, pipeline_dir: tuple[Path, Pipeline],
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    repo = tmp_path_factory.mktemp("exatrkx-repo")
-    write_exatrkx_repository(repo, pipeline_dir[0],
-                             ExaTrkXRepositoryOptions(max_spacepoints=MAX_SPACEPOINTS))
-    server = TritonServer(repo, env_threads=1, ready_timeout=120)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _infer(server: TritonServer, model: str, feats: np.ndarray) -> np.ndarray:
@@ -130,13 +95,39 @@ def _infer(server: TritonServer, model: str, feats: np.ndarray) -> np.ndarray:
         return c.infer(model, [inp]).as_numpy("LABELS")
 
 
+def test_several_events_in_process_equal_one_by_one(pipeline_dir: tuple[Path, Pipeline],
+                                                     sim_features: list[np.ndarray]) -> None:
+    _, pipe = pipeline_dir
+    feats, rs = batch_events(sim_features)
+    labels = run_pipeline(pipe, feats, MAX_SPACEPOINTS, row_splits=rs)
+    for got, f in zip(split_labels(labels, rs), sim_features, strict=True):
+        np.testing.assert_array_equal(got, pipe.run(f).labels)
+    with pytest.raises(ValueError, match="event 1 of 5 in the request: event has"):
+        run_pipeline(pipe, feats, sim_features[1].shape[0] - 1, row_splits=rs)
+    with pytest.raises(ValueError, match="ROW_SPLITS must start at 0"):
+        run_pipeline(pipe, feats, row_splits=rs + 1)
+
+
+def test_stage_input_checks_in_process(pipeline_dir: tuple[Path, Pipeline],
+                                       sim_features: list[np.ndarray]) -> None:
+    _, pipe = pipeline_dir
+    feats = sim_features[0]
+    with pytest.raises(ValueError, match=r"stage 'filter' needs inputs \['EDGES'\]"):
+        run_stage(pipe, "filter", {"FEATURES": feats})
+    with pytest.raises(ValueError, match=r"EDGES must have shape \[2, E\], got \[3, 1\]"):
+        run_stage(pipe, "filter", {"FEATURES": feats, "EDGES": np.zeros((3, 1), np.int64)})
+    with pytest.raises(ValueError, match="EDGES must be integers"):
+        run_stage(pipe, "filter", {"FEATURES": feats, "EDGES": np.zeros((2, 1), np.float32)})
+    with pytest.raises(ValueError, match="unknown ExaTrkX stage 'knn'"):
+        run_stage(pipe, "knn", {"FEATURES": feats})
+
+
 @pytest.mark.triton
 @pytest.mark.parametrize("model", [PIPELINE_MODEL, ENSEMBLE_MODEL])
 def test_served_labels_equal_in_process(exatrkx_server: TritonServer,
                                         pipeline_dir: tuple[Path, Pipeline], model: str) -> None:
     _, pipe = pipeline_dir
-    for seed, n_tracks in ((0, 10), (2, 30)):
-        feats = pipe.features(*_event(n_tracks, seed))
+    for feats in (pipe.features(*sim_positions(0)), pipe.features(*toy_event(30, 2))):
         labels = _infer(exatrkx_server, model, feats)
         assert labels.dtype == np.int64 and labels.shape == (feats.shape[0],)
         np.testing.assert_array_equal(labels, pipe.run(feats).labels)

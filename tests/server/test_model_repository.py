@@ -170,3 +170,15 @@ def test_write_model_rejects_paths_outside_the_version(tmp_path: Path, name: str
 def test_write_model_rejects_bad_versions(tmp_path: Path, version: object) -> None:
     with pytest.raises(ModelConfigError, match="version must be an integer >= 1"):
         write_model(tmp_path, ModelConfig("m", **IO), version=version)  # type: ignore[arg-type]
+
+
+def test_optional_input_renders_and_outputs_cannot_be_optional() -> None:
+    cfg = ModelConfig("m", inputs=[("INPUT", "FP32", (-1, 3)),
+                                   TensorSpec("ROW_SPLITS", "INT64", (-1,), optional=True)],
+                      outputs=[("OUTPUT", "FP32", (-1, 3))])
+    assert ('  {\n    name: "ROW_SPLITS"\n    data_type: TYPE_INT64\n    dims: [ -1 ]\n'
+            '    optional: true\n  }') in cfg.render()
+    assert cfg.render().count("optional") == 1
+    with pytest.raises(ModelConfigError, match=r"outputs \['OUTPUT'\] cannot be optional"):
+        ModelConfig("m", inputs=[("INPUT", "FP32", (-1, 3))],
+                    outputs=[TensorSpec("OUTPUT", "FP32", (-1, 3), optional=True)])

@@ -1,9 +1,16 @@
-"""The custom-backend ExaTrkX model: the whole pipeline in one Python-backend model."""
+"""The custom-backend ExaTrkX model: the whole pipeline in one Python-backend model.
+
+Optional ``ROW_SPLITS`` input: several events per request (see
+:mod:`sonic_exatrkx.server.batching`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import triton_python_backend_utils as pb_utils
+
+from sonic_exatrkx.server.batching import ROW_SPLITS
 from sonic_exatrkx.server.exatrkx_stages import run_pipeline
 
 from .common import (
@@ -17,7 +24,8 @@ from .common import (
 
 
 class TritonPythonModel:
-    """FEATURES [N,F] FP32 -> LABELS [N] INT64 via :meth:`Pipeline.run`."""
+    """FEATURES [N,F] FP32 (+ optional ROW_SPLITS [n+1] INT64) -> LABELS [N] INT64 via
+    :meth:`Pipeline.run`, once per event."""
 
     def initialize(self, args: dict[str, Any]) -> None:
         params = model_parameters(args)
@@ -30,7 +38,9 @@ class TritonPythonModel:
         for request in requests:
             try:
                 feats = input_arrays(request, ["FEATURES"])["FEATURES"]
-                labels = run_pipeline(self.pipeline, feats, self.max_spacepoints)
+                splits = pb_utils.get_input_tensor_by_name(request, ROW_SPLITS)
+                labels = run_pipeline(self.pipeline, feats, self.max_spacepoints,
+                                      None if splits is None else splits.as_numpy())
                 responses.append(response({"LABELS": labels}))
             except Exception as exc:  # noqa: BLE001 - reported to the client, not fatal
                 responses.append(error_response(self.name, exc))
