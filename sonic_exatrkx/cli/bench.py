@@ -8,11 +8,15 @@ from typing import Annotated
 
 import typer
 
+from sonic_exatrkx.cli.bench_pipeline import bench_pipeline_cmd
+from sonic_exatrkx.cli.bench_serve import bench_serve_cmd
 from sonic_exatrkx.cli.simulate import bench_sim_cmd
 
 bench_app = typer.Typer(help="Benchmarks (figures and ratios; not timed unit tests).",
                         no_args_is_help=True)
 bench_app.command("sim")(bench_sim_cmd)
+bench_app.command("pipeline")(bench_pipeline_cmd)
+bench_app.command("serve")(bench_serve_cmd)
 
 
 @bench_app.command("io")

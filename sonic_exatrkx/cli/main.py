@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +11,7 @@ from sonic_exatrkx.cli.bench import bench_app
 from sonic_exatrkx.cli.run import run
 from sonic_exatrkx.cli.serve import serve
 from sonic_exatrkx.cli.simulate import simulate
+from sonic_exatrkx.cli.train import train
 
 app = typer.Typer(
     name="sonic-exatrkx",
@@ -22,23 +22,8 @@ app = typer.Typer(
 app.command("run")(run)
 app.command("simulate")(simulate)
 app.command("serve")(serve)
+app.command("train")(train)
 app.add_typer(bench_app, name="bench")
-
-
-def _not_yet(what: str, issue: int) -> None:
-    typer.echo(f"sonic-exatrkx {what} is not available yet: it lands with issue #{issue}.",
-               err=True)
-    raise typer.Exit(code=2)
-
-
-@app.command("train")
-def train(
-    output: Annotated[Path, typer.Option(help="Folder for the trained models.")] = Path(
-        "models"
-    ),
-) -> None:
-    """Train the embedding, filter and GNN models on simulated events."""
-    _not_yet("train", 5)
 
 
 @app.callback()

@@ -1,0 +1,216 @@
+"""The client interface shared by local and remote inference, and the local client.
+
+A client maps named input arrays to named output arrays. ``infer`` blocks;
+``infer_async`` returns a :class:`concurrent.futures.Future` at once. Where the
+transport allows it (Triton over gRPC) no thread waits for the answer; the local client
+computes on its own thread pool, so it still never blocks the caller.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sonic_exatrkx.framework import ConfigurationError
+from sonic_exatrkx.sonic.errors import OutputCheckError
+from sonic_exatrkx.sonic.stats import ClientStats
+
+Tensors = dict[str, np.ndarray]
+#: A dimension: a size, -1 (any), or a symbol such as "N" that must agree across tensors.
+Dim = int | str
+
+_TRITON_DTYPES = {
+    "FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32,
+    "UINT64": np.uint64, "BOOL": np.bool_, "FP16": np.float16, "INT8": np.int8,
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """What a tensor must look like: Triton dtype name and dims (ints, -1 or symbols)."""
+
+    dtype: str
+    dims: tuple[Dim, ...]
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _TRITON_DTYPES:
+            raise ConfigurationError(f"TensorSpec: unknown dtype {self.dtype!r}; one of "
+                                     f"{', '.join(_TRITON_DTYPES)}")
+
+    @property
+    def numpy_dtype(self) -> np.dtype[Any]:
+        return np.dtype(_TRITON_DTYPES[self.dtype])
+
+    def triton_dims(self) -> list[int]:
+        """Dims as a model config declares them (symbols are variable: -1)."""
+        return [d if isinstance(d, int) else -1 for d in self.dims]
+
+
+def bind_dims(specs: Mapping[str, TensorSpec], tensors: Mapping[str, np.ndarray]
+              ) -> dict[str, int]:
+    """Values of the symbolic dims in ``specs`` taken from ``tensors`` (e.g. N)."""
+    bound: dict[str, int] = {}
+    for name, spec in specs.items():
+        if name not in tensors:
+            continue
+        for dim, size in zip(spec.dims, np.shape(tensors[name]), strict=False):
+            if isinstance(dim, str):
+                bound.setdefault(dim, int(size))
+    return bound
+
+
+def check_outputs(model: str, specs: Mapping[str, TensorSpec], outputs: Mapping[str, Any],
+                  bound: Mapping[str, int]) -> None:
+    """Raise :class:`OutputCheckError` unless every output has its dtype and shape."""
+    for name, spec in specs.items():
+        if name not in outputs:
+            raise OutputCheckError(f"{model}: output '{name}' missing from the "
+                                   f"response (got {', '.join(outputs) or 'none'})")
+        arr = np.asarray(outputs[name])
+        expected = tuple(bound.get(d, -1) if isinstance(d, str) else d for d in spec.dims)
+        shape_ok = arr.ndim == len(expected) and all(
+            e == -1 or e == s for e, s in zip(expected, arr.shape, strict=True))
+        if arr.dtype != spec.numpy_dtype or not shape_ok:
+            want = ", ".join(
+                f"{d}={bound[d]}" if isinstance(d, str) and d in bound else str(d)
+                for d in spec.dims)
+            raise OutputCheckError(
+                f"{model}: output '{name}' is {arr.dtype} {list(arr.shape)}, "
+                f"expected {spec.numpy_dtype} [{want}]")
+
+
+class InferenceClient:
+    """One way to run one model: named arrays in, named arrays out.
+
+    ``inputs`` / ``outputs`` are the tensor specs; outputs are checked against them
+    (dtype, shape, symbolic dims bound from the inputs) before anyone sees them.
+    """
+
+    def __init__(self, *, name: str, inputs: Mapping[str, TensorSpec],
+                 outputs: Mapping[str, TensorSpec]) -> None:
+        self.name = name
+        self.input_specs = dict(inputs)
+        self.output_specs = dict(outputs)
+        self.stats = ClientStats(name)
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
+        """Blocking inference."""
+        return self.infer_async(inputs).result()
+
+    def infer_async(self, inputs: Mapping[str, np.ndarray]) -> Future[Tensors]:
+        raise NotImplementedError(f"{type(self).__name__}.infer_async")
+
+    def check(self) -> None:
+        """Fail now (ConfigurationError) if this client cannot serve; called at job start."""
+
+    def server_lines(self) -> list[str]:
+        """Server-side timing (queue, compute) of this job's requests, where known."""
+        return []
+
+    def healthy(self) -> bool:
+        """Whether this client can serve now (for ``inference="auto"``)."""
+        return True
+
+    def close(self) -> None:
+        """Release connections and threads."""
+
+    def all_stats(self) -> list[ClientStats]:
+        """This client's statistics and those of the clients it uses."""
+        return [self.stats]
+
+    def _check(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, Any]) -> Tensors:
+        check_outputs(self.name, self.output_specs, outputs,
+                      bind_dims(self.input_specs, inputs))
+        return dict(outputs)  # a local function may add extras (e.g. intermediates)
+
+
+class LocalClient(InferenceClient):
+    """Runs ``fn(inputs) -> outputs`` in this process, on a pool of ``max_workers`` threads.
+
+    The pool bounds how many events compute at once (each may use several torch/FAISS
+    threads), so it is part of the job's thread budget. ``infer`` computes on the calling
+    thread: in sync mode the event loop's own thread does the work.
+    """
+
+    def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]], *,
+                 name: str, inputs: Mapping[str, TensorSpec],
+                 outputs: Mapping[str, TensorSpec], max_workers: int = 1) -> None:
+        super().__init__(name=name, inputs=inputs, outputs=outputs)
+        if int(max_workers) != max_workers or max_workers < 1:
+            raise ConfigurationError(f"LocalClient '{name}': max_workers must be an integer "
+                                     f">= 1, got {max_workers!r}")
+        self.fn = fn
+        self.max_workers = int(max_workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
+        self.stats.add(requests=1)
+        start = time.perf_counter()
+        try:
+            out = self._check(inputs, self.fn(inputs))
+        except BaseException:
+            self.stats.add(failures=1)
+            raise
+        self.stats.record_latency(time.perf_counter() - start)
+        return out
+
+    def infer_async(self, inputs: Mapping[str, np.ndarray]) -> Future[Tensors]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_workers,
+                                                thread_name_prefix=f"local-{self.name}")
+            pool = self._pool
+        return pool.submit(self.infer, inputs)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def chain(future: Future[Any], then: Callable[[Any], Future[Any]]) -> Future[Any]:
+    """A future for ``then(result of future)``: runs in the completing thread, so
+    ``then`` must only dispatch (return a future), never compute or wait."""
+    out: Future[Any] = Future()
+
+    def step(done: Future[Any]) -> None:
+        try:
+            nxt = then(done.result())
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+            out.set_exception(exc)
+            return
+        forward(nxt, out)
+
+    future.add_done_callback(step)
+    return out
+
+
+def forward(source: Future[Any], target: Future[Any]) -> None:
+    """Complete ``target`` with ``source``'s outcome when it is done."""
+
+    def done(f: Future[Any]) -> None:
+        exc = f.exception()
+        if exc is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(f.result())
+
+    source.add_done_callback(done)
+
+
+def completed(value: Any = None, error: BaseException | None = None) -> Future[Any]:
+    """An already finished future."""
+    fut: Future[Any] = Future()
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(value)
+    return fut

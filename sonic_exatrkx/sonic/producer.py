@@ -1,0 +1,167 @@
+"""SonicProducer: an algorithm whose work is done by a client, in one of three modes.
+
+As in CMSSW's SonicCore, a subclass writes two methods: ``acquire(ctx)`` reads the event
+store, converts to the client's input arrays and returns ``self.dispatch(inputs)``;
+``produce(ctx, outputs)`` writes the outputs back. The mode decides who waits:
+
+- ``sync``: the worker thread running ``acquire`` makes the blocking call;
+- ``pseudo-async``: the blocking call runs on one of ``helper_threads`` helper threads;
+  the event loop moves on, but a helper thread waits on each request;
+- ``async``: the client's non-blocking API completes a future; no thread waits, so with
+  the Sequencer's ``max_in_flight`` events open that many requests are outstanding.
+
+Outputs do not depend on the mode: the same client computes them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sonic_exatrkx.framework import (
+    AlgorithmContext,
+    ConfigurationError,
+    ExternalWorkAlgorithm,
+    ProcessCode,
+)
+from sonic_exatrkx.sonic.client import InferenceClient, Tensors, completed
+from sonic_exatrkx.sonic.stats import ClientStats, write_prometheus
+
+MODES = ("sync", "pseudo-async", "async")
+
+
+class SonicProducer(ExternalWorkAlgorithm):
+    """Base of algorithms that hand their inference to an :class:`InferenceClient`."""
+
+    def __init__(self, *, mode: str = "sync", helper_threads: int = 4,
+                 metrics_file: str | os.PathLike[str] | None = None,
+                 trace_file: str | os.PathLike[str] | None = None,
+                 name: str | None = None, level: int | str | None = None) -> None:
+        super().__init__(name=name, level=level)
+        if mode not in MODES:
+            raise ConfigurationError(f"{self.name}: mode must be one of {MODES}, "
+                                     f"got {mode!r}")
+        if isinstance(helper_threads, bool) or not isinstance(helper_threads, int) \
+                or helper_threads < 1:
+            raise ConfigurationError(f"{self.name}: helper_threads must be an integer >= 1, "
+                                     f"got {helper_threads!r}")
+        self.mode = mode
+        self.helper_threads = helper_threads
+        self.metrics_file = Path(metrics_file) if metrics_file is not None else None
+        self.trace_file = Path(trace_file) if trace_file is not None else None
+        self.client: InferenceClient | None = None
+        self._helpers: ThreadPoolExecutor | None = None
+        #: Per event: (event, prep_s, round_trip_s, produce_s), in completion order.
+        self.traces: list[tuple[int, float, float, float]] = []
+        self._pending: dict[int, tuple[float, float]] = {}
+        self._trace_lock = threading.Lock()
+        # Time the subclass's acquire/produce without asking subclasses to do anything.
+        self._user_acquire, self._user_produce = self.acquire, self.produce
+        self.acquire = self._traced_acquire  # type: ignore[method-assign]
+        self.produce = self._traced_produce  # type: ignore[method-assign]
+
+    def _traced_acquire(self, ctx: AlgorithmContext) -> Future[Any]:
+        start = time.perf_counter()
+        future = self._user_acquire(ctx)
+        sent = time.perf_counter()
+
+        def arrived(_f: Any) -> None:
+            with self._trace_lock:
+                self._pending[ctx.index] = (sent - start, time.perf_counter() - sent)
+
+        if isinstance(future, Future):
+            future.add_done_callback(arrived)
+        return future
+
+    def _traced_produce(self, ctx: AlgorithmContext, outputs: Any) -> ProcessCode | None:
+        start = time.perf_counter()
+        code = self._user_produce(ctx, outputs)
+        with self._trace_lock:
+            prep, wait = self._pending.pop(ctx.index, (float("nan"), float("nan")))
+            self.traces.append((ctx.event, prep, wait, time.perf_counter() - start))
+        return code
+
+    def write_traces(self, path: str | os.PathLike[str]) -> Path:
+        """Per-event CSV: event, client prep, round trip (dispatch to answer) and produce
+        times in ms, sorted by event."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with self._trace_lock:
+            rows = sorted(self.traces)
+        lines = ["event,prep_ms,round_trip_ms,produce_ms"]
+        lines += [f"{e},{1e3 * p:.3f},{1e3 * w:.3f},{1e3 * d:.3f}" for e, p, w, d in rows]
+        out.write_text("\n".join(lines) + "\n")
+        return out
+
+    # -- what subclasses use ---------------------------------------------------------
+    def dispatch(self, inputs: Mapping[str, np.ndarray]) -> Future[Tensors]:
+        """Send ``inputs`` to the client in this producer's mode; returns the outputs'
+        future (already done in sync mode)."""
+        client = self._require_client()
+        if self.mode == "sync":
+            try:
+                return completed(client.infer(inputs))
+            except Exception as exc:  # noqa: BLE001 - reported through the future
+                return completed(error=exc)
+        if self.mode == "pseudo-async":
+            if self._helpers is None:
+                self._helpers = ThreadPoolExecutor(self.helper_threads,
+                                                   thread_name_prefix=f"{self.name}-helper")
+            return self._helpers.submit(client.infer, inputs)
+        return client.infer_async(inputs)
+
+    def acquire(self, ctx: AlgorithmContext) -> Future[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}.acquire")
+
+    def produce(self, ctx: AlgorithmContext, outputs: Any) -> ProcessCode | None:
+        raise NotImplementedError(f"{type(self).__name__}.produce")  # pragma: no cover
+
+    # -- life cycle ------------------------------------------------------------------
+    def _require_client(self) -> InferenceClient:
+        if self.client is None:
+            raise ConfigurationError(f"{self.name}: no client configured")
+        return self.client
+
+    def initialize(self) -> None:
+        if self.mode == "pseudo-async" and self._helpers is None:
+            self._helpers = ThreadPoolExecutor(self.helper_threads,
+                                               thread_name_prefix=f"{self.name}-helper")
+        self._require_client().check()
+
+    @property
+    def stats(self) -> list[ClientStats]:
+        """Statistics of every client this producer uses (remote, local, fallback)."""
+        return self.client.all_stats() if self.client is not None else []
+
+    def stats_summary(self) -> str:
+        """Lines for the job summary: one per client."""
+        lines = [s.line() for s in self.stats if s.requests]
+        if self.client is not None:
+            lines += self.client.server_lines()
+        return "\n".join(lines)
+
+    def _close(self) -> None:
+        if self._helpers is not None:
+            self._helpers.shutdown(wait=True)
+            self._helpers = None
+        if self.client is not None:
+            self.client.close()
+
+    def finalize(self) -> None:
+        for line in self.stats_summary().splitlines():
+            self.logger.info("%s", line)
+        if self.metrics_file is not None:
+            write_prometheus(self.metrics_file, self.stats)
+        if self.trace_file is not None:
+            self.write_traces(self.trace_file)
+        self._close()
+
+    def abort(self) -> None:
+        self._close()

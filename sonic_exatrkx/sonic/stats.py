@@ -1,0 +1,101 @@
+"""Per-client request statistics, for the job summary and Prometheus."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class ClientStats:
+    """Counters and round-trip latencies of one client; safe to update from any thread.
+
+    ``requests`` counts requests the caller made (one per event and model), ``retries``
+    extra tries on the same server, ``failovers`` moves to the next server, ``fallbacks``
+    requests handed to the local fallback, ``failures`` requests that failed for good.
+    """
+
+    name: str
+    requests: int = 0
+    retries: int = 0
+    failovers: int = 0
+    fallbacks: int = 0
+    failures: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for key, value in counts.items():
+                setattr(self, key, getattr(self, key) + value)
+
+    def record_latency(self, seconds: float) -> None:
+        with self._lock:
+            self.latencies_s.append(seconds)
+
+    def percentiles_ms(self, qs: Iterable[float] = (50, 90, 99)) -> dict[str, float]:
+        with self._lock:
+            lat = np.array(self.latencies_s)
+        if lat.size == 0:
+            return {f"p{q:g}": float("nan") for q in qs}
+        return {f"p{q:g}": float(1e3 * np.percentile(lat, q)) for q in qs}
+
+    def line(self) -> str:
+        """One summary line: counts, latency percentiles, bytes sent."""
+        p = self.percentiles_ms()
+        return (
+            f"{self.name}: {self.requests} requests, {self.retries} retries, "
+            f"{self.failovers} failovers, {self.fallbacks} fallbacks, {self.failures} failed; "
+            f"latency p50 {p['p50']:.1f} ms, p90 {p['p90']:.1f} ms, p99 {p['p99']:.1f} ms; "
+            f"{self.bytes_sent / 1e6:.2f} MB sent, {self.bytes_received / 1e6:.2f} MB received"
+        )
+
+    def prometheus(self) -> str:
+        """These statistics in the Prometheus text exposition format."""
+        label = f'{{client="{_escape(self.name)}"}}'
+        lines = []
+        for key in ("requests", "retries", "failovers", "fallbacks", "failures",
+                    "bytes_sent", "bytes_received"):
+            metric = f"sonic_client_{key}_total"
+            lines += [f"# TYPE {metric} counter", f"{metric}{label} {getattr(self, key)}"]
+        with self._lock:
+            lat = sorted(self.latencies_s)
+        lines.append("# TYPE sonic_client_latency_seconds summary")
+        for q in (0.5, 0.9, 0.99):
+            value = float(np.quantile(lat, q)) if lat else float("nan")
+            lines.append(f'sonic_client_latency_seconds{{client="{_escape(self.name)}",'
+                         f'quantile="{q}"}} {value}')
+        lines.append(f"sonic_client_latency_seconds_sum{label} {sum(lat)}")
+        lines.append(f"sonic_client_latency_seconds_count{label} {len(lat)}")
+        return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def write_prometheus(path: str | os.PathLike[str], stats: Iterable[ClientStats]) -> Path:
+    """Write the stats as a Prometheus textfile (node-exporter's textfile collector)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    families: dict[str, list[str]] = {}
+    for item in stats:  # one TYPE line per metric family, its samples together
+        family = ""
+        for line in item.prometheus().splitlines():
+            if line.startswith("# TYPE "):
+                family = line
+                families.setdefault(family, [])
+            else:
+                families[family].append(line)
+    tmp.write_text("".join(f"{head}\n" + "".join(f"{x}\n" for x in body)
+                           for head, body in families.items()))
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,93 @@
+"""Same tracks whatever runs where: local vs Triton (custom, ensemble, S1-S3), all modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from algorithms import CsvEventReader
+from algorithms.exatrkx_local import ExaTrkXTrackFinding
+from tests.sonic.conftest import run_job
+
+
+@pytest.fixture(scope="module")
+def local_labels(sim_events, sonic_models):
+    out, summary = run_job(CsvEventReader(sim_events), ExaTrkXTrackFinding(models=sonic_models))
+    assert summary.processed == 4
+    assert any(np.unique(v).size < v.size for v in out.labels.values())  # real tracks
+    return out.labels
+
+
+def assert_same(labels, expected):
+    assert sorted(labels) == sorted(expected)
+    for event, want in expected.items():
+        assert labels[event].dtype == np.int64
+        np.testing.assert_array_equal(labels[event], want, err_msg=f"event {event}")
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("option", ["custom", "S4", "S1", "S2", "S3"])
+def test_served_tracks_equal_local(exatrkx_server, sim_events, sonic_models, local_labels,
+                                   option):
+    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton",
+                              server=exatrkx_server.grpc_url, service_option=option)
+    out, _ = run_job(CsvEventReader(sim_events), alg)
+    assert_same(out.labels, local_labels)
+    remote = [s for s in alg.stats if s.name.startswith("triton:")]
+    assert remote and all(s.requests == 4 and s.failures == 0 for s in remote)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("mode", ["sync", "pseudo-async", "async"])
+def test_modes_give_identical_tracks(exatrkx_server, sim_events, sonic_models, local_labels,
+                                     mode):
+    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", mode=mode,
+                              server=exatrkx_server.grpc_url)
+    out, _ = run_job(CsvEventReader(sim_events), alg, threads=1, in_flight=4)
+    assert_same(out.labels, local_labels)
+
+
+@pytest.mark.parametrize("mode", ["sync", "pseudo-async", "async"])
+def test_local_modes_give_identical_tracks(sim_events, sonic_models, local_labels, mode):
+    alg = ExaTrkXTrackFinding(models=sonic_models, mode=mode, local_threads=2)
+    out, _ = run_job(CsvEventReader(sim_events), alg)
+    assert_same(out.labels, local_labels)
+
+
+@pytest.mark.triton
+def test_http_gives_identical_tracks(exatrkx_server, sim_events, sonic_models, local_labels):
+    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", protocol="http",
+                              server=exatrkx_server.http_url)
+    out, _ = run_job(CsvEventReader(sim_events), alg)
+    assert_same(out.labels, local_labels)
+
+
+@pytest.mark.triton
+def test_auto_uses_the_server_when_it_answers(exatrkx_server, sim_events, sonic_models,
+                                              local_labels):
+    alg = ExaTrkXTrackFinding(models=sonic_models, inference="auto",
+                              server=exatrkx_server.grpc_url)
+    out, _ = run_job(CsvEventReader(sim_events), alg)
+    assert alg.stats[0].name == "triton:exatrkx" and alg.stats[0].requests == 4
+    assert_same(out.labels, local_labels)
+
+
+def test_auto_falls_back_to_local_without_a_server(sim_events, sonic_models, local_labels,
+                                                   caplog):
+    from sonic_exatrkx.server import free_ports
+
+    alg = ExaTrkXTrackFinding(models=sonic_models, inference="auto",
+                              server=f"127.0.0.1:{free_ports('127.0.0.1', 1)[0]}")
+    out, _ = run_job(CsvEventReader(sim_events), alg)
+    assert_same(out.labels, local_labels)
+    assert alg.client is alg.local and alg.mode == "sync"
+    assert sum("no Triton server answers" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.triton
+def test_compression_and_headers_give_identical_tracks(exatrkx_server, sim_events,
+                                                       sonic_models, local_labels):
+    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", compression="gzip",
+                              headers={"x-sonic-job": "test"}, server=exatrkx_server.grpc_url)
+    out, _ = run_job(CsvEventReader(sim_events), alg)
+    assert_same(out.labels, local_labels)
