@@ -60,7 +60,9 @@ class ExaTrkXTrackFinding(SonicProducer):
     `allowed_tries` per server, `fallback_local` (run locally when every server fails),
     `timeout_s` / `on_timeout` ("retry" | "fail"), `protocol` ("grpc" | "http"),
     `compression` ("gzip" | "deflate"), `headers`, `tls_root_certificates` (PEM file:
-    gRPC over TLS), `model_version`, `local_threads` (the pool that runs
+    gRPC over TLS), `shared_memory` (inputs and outputs through system shared memory:
+    the server must be on this node, else the network is used, logged once),
+    `model_version`, `local_threads` (the pool that runs
     local work in async modes), `metrics_file` (Prometheus textfile of client stats),
     `trace_file` (per-event CSV: client prep, round trip, produce times).
     Intermediates (`output_intermediates`) need in-process inference.
@@ -88,6 +90,7 @@ class ExaTrkXTrackFinding(SonicProducer):
         compression: str | None = None,
         headers: Mapping[str, str] | None = None,
         tls_root_certificates: str | os.PathLike[str] | None = None,
+        shared_memory: bool = False,
         local_threads: int = 1,
         helper_threads: int = 4,
         metrics_file: str | os.PathLike[str] | None = None,
@@ -133,7 +136,7 @@ class ExaTrkXTrackFinding(SonicProducer):
                 fallback_local=fallback_local, local_threads=local_threads,
                 protocol=protocol, allowed_tries=allowed_tries, timeout_s=timeout_s,
                 on_timeout=on_timeout, model_version=model_version,
-                compression=compression, headers=headers,
+                compression=compression, headers=headers, shared_memory=shared_memory,
                 ssl=tls_root_certificates is not None,
                 root_certificates=None if tls_root_certificates is None
                 else str(tls_root_certificates))

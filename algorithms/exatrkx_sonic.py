@@ -22,11 +22,13 @@ def add_sonic_reco_chain(
     input_format: str = "csv",
     performance: bool | None = None,
     plots: bool = True,
+    on_bad_event: str = "fail",
     **exatrkx: Any,
 ) -> tuple[ExaTrkXTrackFinding, TrackFindingPerformance | None]:
     """Reader -> :class:`ExaTrkXTrackFinding` (``exatrkx`` keywords: inference, server,
     service_option, mode, ...) -> tracks (CSV + ROOT, unless ``output_dir`` is None) ->
-    performance (when the input has truth). Edge-level performance needs in-process
+    performance (when the input has truth). ``on_bad_event`` ("fail" | "skip") is the
+    reader's answer to a malformed event. Edge-level performance needs in-process
     inference (the served models return labels only)."""
     if performance is None:
         performance = output_dir is not None and input_format == "csv" \
@@ -34,7 +36,8 @@ def add_sonic_reco_chain(
     if performance and (input_format != "csv" or output_dir is None):
         raise ConfigurationError("performance needs ACTS CSV input with truth and an output")
     local = exatrkx.get("inference", "local") == "local"
-    seq.add_reader(make_reader(input_path, input_format=input_format, truth=performance))
+    seq.add_reader(make_reader(input_path, input_format=input_format, truth=performance,
+                               on_bad_event=on_bad_event))
     finder = ExaTrkXTrackFinding(
         output_intermediates=INTERMEDIATES if performance and local else None, **exatrkx)
     seq.add_algorithm(finder)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,27 +25,10 @@ import numpy as np
 from algorithms.exatrkx_local import default_model_dir
 from algorithms.exatrkx_sonic import add_sonic_reco_chain
 from algorithms.keys import TRACKS
+from sonic_exatrkx.cli.sonic_job import local_exatrkx_server
 from sonic_exatrkx.framework import ProcessCode, ReadHandle, Sequencer, Writer
 from sonic_exatrkx.paths import sample_events_dir
-from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS
-
-
-@contextlib.contextmanager
-def local_server(models: Path, instances: int = 1) -> Iterator[str]:
-    """A tritonserver on loopback serving every ExaTrkX model; yields its gRPC URL."""
-    from sonic_exatrkx.server import (
-        ExaTrkXRepositoryOptions,
-        TritonServer,
-        write_exatrkx_repository,
-    )
-
-    with tempfile.TemporaryDirectory(prefix="service-options-repo-") as repo:
-        write_exatrkx_repository(repo, models, ExaTrkXRepositoryOptions(instances=instances))
-        print(f"starting a local Triton server for {models} ...", flush=True)
-        with TritonServer(repo, env_threads=1, ready_timeout=300) as server:
-            print(f"Triton server ready at {server.grpc_url} "
-                  f"({server.start_seconds:.1f} s)", flush=True)
-            yield server.grpc_url
+from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS, split_cores
 
 
 class KeepTracks(Writer):
@@ -102,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         server = args.server
         if server is None and set(args.options) - {"S0"}:
-            server = stack.enter_context(local_server(args.models or default_model_dir()))
+            budget = split_cores(os.cpu_count() or 1, "custom")
+            print(budget.line())
+            server = stack.enter_context(local_exatrkx_server(
+                args.models or default_model_dir(), budget,
+                say=lambda m: print(m, flush=True)))
         rows = []
         reference: dict[int, np.ndarray] | None = None
         same_all = True

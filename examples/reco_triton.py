@@ -8,43 +8,28 @@
 Read ACTS space points -> ExaTrkX on Triton (gRPC, async: --in-flight requests
 outstanding) -> tracks as CSV and ROOT, performance when the input has truth, and the
 client statistics. Without --server a tritonserver is started on 127.0.0.1 from --models
-and stopped at the end. Exits 1 when events failed (they are listed, nothing is written
+and stopped at the end, with --cores (default: all) split between the job and the
+server (the split is printed). Exits 1 when events failed (they are listed, nothing is written
 for them).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from algorithms.exatrkx_local import INFERENCE, default_model_dir
 from algorithms.exatrkx_sonic import add_sonic_reco_chain
+from sonic_exatrkx.cli.sonic_job import (
+    Placement,
+    exatrkx_keywords,
+    placement,
+    sequencer_threads,
+)
 from sonic_exatrkx.framework import AlgorithmError, ConfigurationError, Sequencer
 from sonic_exatrkx.paths import sample_events_dir
 from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS
-
-
-@contextlib.contextmanager
-def local_server(models: Path, *, ensemble: bool, instances: int = 1) -> Iterator[str]:
-    """A tritonserver on loopback serving ``models``; yields its gRPC URL."""
-    from sonic_exatrkx.server import (
-        ExaTrkXRepositoryOptions,
-        TritonServer,
-        write_exatrkx_repository,
-    )
-
-    with tempfile.TemporaryDirectory(prefix="reco-triton-repo-") as repo:
-        write_exatrkx_repository(repo, models, ExaTrkXRepositoryOptions(
-            instances=instances, ensemble=ensemble))
-        print(f"starting a local Triton server for {models} ...", flush=True)
-        with TritonServer(repo, env_threads=1, ready_timeout=300) as server:
-            print(f"Triton server ready at {server.grpc_url} "
-                  f"({server.start_seconds:.1f} s)", flush=True)
-            yield server.grpc_url
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,6 +58,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", choices=("gzip", "deflate"), default=None)
     p.add_argument("--tls-root-cert", type=Path, default=None,
                    help="PEM root certificate: talk gRPC over TLS to --server")
+    p.add_argument("--shared-memory", action="store_true",
+                   help="pass tensors through system shared memory (server on this node)")
+    p.add_argument("--cores", type=int, default=None,
+                   help="cores to split between this job and the server it starts "
+                        "(default: all)")
     p.add_argument("--pipeline-threads", type=int, default=1,
                    help="torch/FAISS threads per local pipeline call")
     p.add_argument("--continue-on-error", action="store_true",
@@ -84,19 +74,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace, server: str | list[str] | None) -> int:
-    seq = Sequencer(events=args.events, skip=args.skip, num_threads=args.threads,
-                    max_in_flight=args.in_flight, output_dir=args.output,
+def run(args: argparse.Namespace, where: Placement) -> int:
+    threads, in_flight = sequencer_threads(where, args.threads, args.in_flight)
+    seq = Sequencer(events=args.events, skip=args.skip, num_threads=threads,
+                    max_in_flight=in_flight, output_dir=args.output,
                     continue_on_error=args.continue_on_error)
     finder, perf = add_sonic_reco_chain(
         seq, args.input or sample_events_dir(), args.output, input_format=args.input_format,
-        models=args.models, num_threads=args.pipeline_threads, inference=args.inference,
-        server=server, mode=args.mode, service_option=args.service_option,
-        protocol=args.protocol, allowed_tries=args.allowed_tries,
-        fallback_local=args.fallback_local, timeout_s=args.timeout,
-        on_timeout=args.on_timeout, compression=args.compression,
-        metrics_file=args.metrics_file, trace_file=args.trace_file,
-        tls_root_certificates=args.tls_root_cert)
+        models=args.models, num_threads=args.pipeline_threads, **exatrkx_keywords(
+            where, mode=args.mode, service_option=args.service_option,
+            protocol=args.protocol, allowed_tries=args.allowed_tries,
+            fallback_local=args.fallback_local, timeout_s=args.timeout,
+            on_timeout=args.on_timeout, compression=args.compression,
+            metrics_file=args.metrics_file, trace_file=args.trace_file,
+            tls_root_certificates=args.tls_root_cert, shared_memory=args.shared_memory))
     print(f"threads: {seq.num_threads} event-loop, {seq.max_in_flight} events in flight, "
           f"{args.pipeline_threads} torch/FAISS per local call; mode {args.mode}")
     try:
@@ -120,15 +111,15 @@ def run(args: argparse.Namespace, server: str | list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.server or args.inference == "local":
-        return run(args, args.server)
-    if args.protocol == "http":
-        print("--protocol http needs --server (the local server is used over gRPC)",
-              file=sys.stderr)
+    try:
+        with placement(args.inference, args.server, service_option=args.service_option,
+                       models=args.models or default_model_dir(), cores=args.cores,
+                       threads=args.threads, protocol=args.protocol,
+                       say=lambda m: print(m, flush=True)) as where:
+            return run(args, where)
+    except ConfigurationError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
         return 2
-    models = args.models or default_model_dir()
-    with local_server(models, ensemble=args.service_option != "custom") as url:
-        return run(args, url)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import typer
 
 from sonic_exatrkx.cli.bench_pipeline import bench_pipeline_cmd
 from sonic_exatrkx.cli.bench_serve import bench_serve_cmd
+from sonic_exatrkx.cli.bench_sonic import bench_sonic_cmd
 from sonic_exatrkx.cli.simulate import bench_sim_cmd
 
 bench_app = typer.Typer(help="Benchmarks (figures and ratios; not timed unit tests).",
@@ -17,6 +18,7 @@ bench_app = typer.Typer(help="Benchmarks (figures and ratios; not timed unit tes
 bench_app.command("sim")(bench_sim_cmd)
 bench_app.command("pipeline")(bench_pipeline_cmd)
 bench_app.command("serve")(bench_serve_cmd)
+bench_app.command("sonic")(bench_sonic_cmd)
 
 
 @bench_app.command("io")

@@ -49,35 +49,77 @@ def run(
     continue_on_error: Annotated[
         bool, typer.Option(help="Record failing events and go on with the others.")
     ] = False,
+    inference: Annotated[str, typer.Option(help="Where ExaTrkX runs: local (this "
+                         "process), triton (a Triton server) or auto (the server if it "
+                         "answers, else local).")] = "local",
+    server: Annotated[list[str] | None, typer.Option(help="host:port of a Triton server "
+                      "(gRPC, or HTTP with --protocol http); repeat for failover order. "
+                      "Without it, --inference triton starts a local server from --models "
+                      "on 127.0.0.1 and stops it at the end.")] = None,
+    service_option: Annotated[str, typer.Option(help="What is served: custom (whole "
+                              "pipeline, one request), S0..S4 (S4: the ensemble).")] = "custom",
+    mode: Annotated[str | None, typer.Option(help="sync, pseudo-async or async (default: "
+                    "sync locally, async for a server).")] = None,
+    allowed_tries: Annotated[int, typer.Option(help="Tries per server on recoverable "
+                             "failures.")] = 3,
+    fallback_local: Annotated[bool, typer.Option(help="Run events locally when every "
+                              "server fails.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Per-request timeout (s).")] = None,
+    protocol: Annotated[str, typer.Option(help="grpc or http.")] = "grpc",
+    shared_memory: Annotated[bool, typer.Option(help="Tensors through system shared "
+                             "memory (server on this node).")] = False,
+    cores: Annotated[int | None, typer.Option(help="Cores to split between the job and the "
+                     "server it starts (default: all); the split is printed.")] = None,
 ) -> None:
-    """Find tracks: read space points, run ExaTrkX in this process, write tracks (CSV and
-    ROOT) and, with truth, the tracking performance; print timing and physics summaries."""
-    from algorithms.jobs import add_conversion_chain, add_reco_chain
+    """Find tracks: read space points, run ExaTrkX (in this process or on Triton), write
+    tracks (CSV and ROOT) and, with truth, the tracking performance; print timing and
+    physics summaries."""
+    from algorithms.exatrkx_local import INFERENCE, default_model_dir
+    from algorithms.exatrkx_sonic import add_sonic_reco_chain
+    from algorithms.jobs import add_conversion_chain
+    from sonic_exatrkx.cli.sonic_job import exatrkx_keywords, placement, sequencer_threads
 
+    if inference not in INFERENCE:
+        typer.echo(f"error: --inference must be one of {', '.join(INFERENCE)}, got "
+                   f"{inference!r}", err=True)
+        raise typer.Exit(code=2)
     input_path = input if input is not None else sample_events_dir()
-    seq = Sequencer(
-        events=events, skip=skip, num_threads=threads, max_in_flight=in_flight,
-        output_dir=output, continue_on_error=continue_on_error,
-    )
     on_bad_event = "skip" if skip_bad_events else "fail"
-    perf = None
+    perf = finder = None
     try:
-        if convert_only:
-            add_conversion_chain(
-                seq, input_path, output, input_format=input_format, root_layout=root_layout,
-                csv_output=csv_output, on_bad_event=on_bad_event,
+        with placement("local" if convert_only else inference, server,
+                       service_option=service_option, models=models or default_model_dir(),
+                       cores=cores, threads=threads, protocol=protocol,
+                       say=typer.echo) as where:
+            loop_threads, open_events = sequencer_threads(where, threads, in_flight)
+            seq = Sequencer(
+                events=events, skip=skip, num_threads=loop_threads,
+                max_in_flight=open_events, output_dir=output,
+                continue_on_error=continue_on_error,
             )
-        else:
-            perf = add_reco_chain(
-                seq, input_path, output, input_format=input_format, models=models,
-                pipeline_threads=pipeline_threads, performance=performance,
-                on_bad_event=on_bad_event,
-            )
-        summary = seq.run()
+            if convert_only:
+                add_conversion_chain(
+                    seq, input_path, output, input_format=input_format,
+                    root_layout=root_layout, csv_output=csv_output, on_bad_event=on_bad_event,
+                )
+            else:
+                remote = {} if where.inference == "local" else {
+                    "service_option": service_option, "allowed_tries": allowed_tries,
+                    "fallback_local": fallback_local, "timeout_s": timeout,
+                    "protocol": protocol, "shared_memory": shared_memory}
+                finder, perf = add_sonic_reco_chain(
+                    seq, input_path, output, input_format=input_format, models=models,
+                    num_threads=pipeline_threads, performance=performance,
+                    on_bad_event=on_bad_event,
+                    **exatrkx_keywords(where, mode=mode, **remote),
+                )
+            summary = seq.run()
     except (FrameworkError, InputFormatError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from err
     typer.echo(f"sonic-exatrkx run: {summary.line()}")
+    if finder is not None and where.inference != "local":
+        typer.echo(finder.stats_summary())
     if perf is not None:
         typer.echo(perf.summary_text())
     produced = "spacepoints.root" if convert_only else "tracks/, tracks.root"

@@ -7,6 +7,7 @@ stages), and :mod:`.exatrkx_service` places the ExaTrkX stages (service options 
 custom backend). May import the framework, io and exatrkx layers, never the server.
 """
 
+from sonic_exatrkx.sonic.budget import ThreadBudget, split_cores
 from sonic_exatrkx.sonic.client import (
     InferenceClient,
     LocalClient,
@@ -33,7 +34,7 @@ from sonic_exatrkx.sonic.exatrkx_service import (
 )
 from sonic_exatrkx.sonic.producer import MODES, SonicProducer
 from sonic_exatrkx.sonic.staged import StagedClient
-from sonic_exatrkx.sonic.stats import ClientStats, write_prometheus
+from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming, write_prometheus
 from sonic_exatrkx.sonic.triton import TritonClient, parse_servers
 
 __all__ = [
@@ -48,11 +49,13 @@ __all__ = [
     "LocalClient",
     "OutputCheckError",
     "RequestTimeoutError",
+    "ServerTiming",
     "ServerUnavailableError",
     "SonicError",
     "SonicProducer",
     "StagedClient",
     "TensorSpec",
+    "ThreadBudget",
     "TritonClient",
     "UnknownModelError",
     "check_outputs",
@@ -60,6 +63,7 @@ __all__ = [
     "is_recoverable",
     "local_client",
     "parse_servers",
+    "split_cores",
     "stage_specs",
     "write_prometheus",
 ]

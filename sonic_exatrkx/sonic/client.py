@@ -19,7 +19,7 @@ import numpy as np
 
 from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.sonic.errors import OutputCheckError
-from sonic_exatrkx.sonic.stats import ClientStats
+from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming
 
 Tensors = dict[str, np.ndarray]
 #: A dimension: a size, -1 (any), or a symbol such as "N" that must agree across tensors.
@@ -109,9 +109,12 @@ class InferenceClient:
     def check(self) -> None:
         """Fail now (ConfigurationError) if this client cannot serve; called at job start."""
 
-    def server_lines(self) -> list[str]:
+    def server_stats(self) -> list[ServerTiming]:
         """Server-side timing (queue, compute) of this job's requests, where known."""
         return []
+
+    def server_lines(self) -> list[str]:
+        return [t.line() for t in self.server_stats()]
 
     def healthy(self) -> bool:
         """Whether this client can serve now (for ``inference="auto"``)."""

@@ -11,6 +11,11 @@ store, converts to the client's input arrays and returns ``self.dispatch(inputs)
   the Sequencer's ``max_in_flight`` events open that many requests are outstanding.
 
 Outputs do not depend on the mode: the same client computes them.
+
+Every event gets a trace (client preparation, round trip from dispatch to answer,
+produce); at the end of the job :meth:`SonicProducer.trace_summary` sets the round trip
+against the time the requests spent queued and computing in Triton (its statistics API,
+per model, over the job), which leaves the network and client overhead.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from sonic_exatrkx.framework import (
     ProcessCode,
 )
 from sonic_exatrkx.sonic.client import InferenceClient, Tensors, completed
-from sonic_exatrkx.sonic.stats import ClientStats, write_prometheus
+from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming, write_prometheus
 
 MODES = ("sync", "pseudo-async", "async")
 
@@ -61,6 +66,7 @@ class SonicProducer(ExternalWorkAlgorithm):
         #: Per event: (event, prep_s, round_trip_s, produce_s), in completion order.
         self.traces: list[tuple[int, float, float, float]] = []
         self._pending: dict[int, tuple[float, float]] = {}
+        self._server_timings: list[ServerTiming] | None = None  # taken at finalize
         self._trace_lock = threading.Lock()
         # Time the subclass's acquire/produce without asking subclasses to do anything.
         self._user_acquire, self._user_produce = self.acquire, self.produce
@@ -133,6 +139,7 @@ class SonicProducer(ExternalWorkAlgorithm):
         if self.mode == "pseudo-async" and self._helpers is None:
             self._helpers = ThreadPoolExecutor(self.helper_threads,
                                                thread_name_prefix=f"{self.name}-helper")
+        self._server_timings = None
         self._require_client().check()
 
     @property
@@ -140,11 +147,51 @@ class SonicProducer(ExternalWorkAlgorithm):
         """Statistics of every client this producer uses (remote, local, fallback)."""
         return self.client.all_stats() if self.client is not None else []
 
+    def server_timings(self) -> list[ServerTiming]:
+        """Triton's view of this job's requests, per model and server (kept from the
+        end of the job, so it is still there after the server stopped)."""
+        if self._server_timings is not None:
+            return self._server_timings
+        return self.client.server_stats() if self.client is not None else []
+
+    def trace_summary(self) -> list[str]:
+        """Per-event traces in a few lines: client prep, round trip and produce (median,
+        90 %), and for a served job the round trip split into time in Triton (queue +
+        compute, summed over the models an event visits) and the rest (network, client,
+        stages run here)."""
+        with self._trace_lock:
+            rows = np.array([t[1:] for t in self.traces], dtype=np.float64).reshape(-1, 3)
+        rows = rows[np.isfinite(rows).all(axis=1)] * 1e3
+        if rows.size == 0:
+            return []
+        p50, p90 = np.percentile(rows, 50, axis=0), np.percentile(rows, 90, axis=0)
+        mean = rows.mean(axis=0)
+        lines = [f"{self.name} trace: {len(rows)} events; per event client prep "
+                 f"{p50[0]:.2f} ms (p90 {p90[0]:.2f}), round trip {p50[1]:.2f} ms (p90 "
+                 f"{p90[1]:.2f}, mean {mean[1]:.2f}), produce {p50[2]:.2f} ms"]
+        timings = [t for t in self.server_timings() if t.inferences > 0]
+        if timings:
+            by_model: dict[str, list[ServerTiming]] = {}
+            for t in timings:
+                by_model.setdefault(t.model, []).append(t)
+            queue = compute = 0.0
+            for items in by_model.values():  # one request per model and event
+                n = sum(t.inferences for t in items)
+                queue += sum(t.queue_ms * t.inferences for t in items) / n
+                compute += sum(t.compute_ms * t.inferences for t in items) / n
+            rest = mean[1] - queue - compute
+            lines.append(f"{self.name} trace: in Triton per event queue {queue:.2f} ms + "
+                         f"compute {compute:.2f} ms ({len(by_model)} model(s), statistics "
+                         f"API); outside the server (network, client, local stages) "
+                         f"{rest:.2f} ms of the mean round trip")
+        return lines
+
     def stats_summary(self) -> str:
-        """Lines for the job summary: one per client."""
+        """Lines for the job summary: one per client, Triton's timing per model and
+        server, and the trace summary."""
         lines = [s.line() for s in self.stats if s.requests]
-        if self.client is not None:
-            lines += self.client.server_lines()
+        lines += [t.line() for t in self.server_timings()]
+        lines += self.trace_summary()
         return "\n".join(lines)
 
     def _close(self) -> None:
@@ -155,6 +202,8 @@ class SonicProducer(ExternalWorkAlgorithm):
             self.client.close()
 
     def finalize(self) -> None:
+        if self.client is not None:
+            self._server_timings = self.client.server_stats()
         for line in self.stats_summary().splitlines():
             self.logger.info("%s", line)
         if self.metrics_file is not None:

@@ -15,7 +15,7 @@ from sonic_exatrkx.sonic.client import (
     chain,
     completed,
 )
-from sonic_exatrkx.sonic.stats import ClientStats
+from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming
 
 
 class StagedClient(InferenceClient):
@@ -48,8 +48,8 @@ class StagedClient(InferenceClient):
             fut = chain(fut, lambda tensors, s=stage: _run_stage(s, tensors))
         return chain(fut, lambda tensors: completed({k: tensors[k] for k in self.output_specs}))
 
-    def server_lines(self) -> list[str]:
-        return [line for stage in self.stages for line in stage.server_lines()]
+    def server_stats(self) -> list[ServerTiming]:
+        return [t for stage in self.stages for t in stage.server_stats()]
 
     def healthy(self) -> bool:
         return all(stage.healthy() for stage in self.stages)

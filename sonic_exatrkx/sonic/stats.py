@@ -17,7 +17,9 @@ class ClientStats:
 
     ``requests`` counts requests the caller made (one per event and model), ``retries``
     extra tries on the same server, ``failovers`` moves to the next server, ``fallbacks``
-    requests handed to the local fallback, ``failures`` requests that failed for good.
+    requests handed to the local fallback, ``failures`` requests that failed for good;
+    ``bytes_sent`` / ``bytes_received`` go over the network, ``bytes_shm`` (both ways)
+    through system shared memory.
     """
 
     name: str
@@ -28,6 +30,7 @@ class ClientStats:
     failures: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
+    bytes_shm: int = 0
     latencies_s: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -55,6 +58,7 @@ class ClientStats:
             f"{self.failovers} failovers, {self.fallbacks} fallbacks, {self.failures} failed; "
             f"latency p50 {p['p50']:.1f} ms, p90 {p['p90']:.1f} ms, p99 {p['p99']:.1f} ms; "
             f"{self.bytes_sent / 1e6:.2f} MB sent, {self.bytes_received / 1e6:.2f} MB received"
+            + (f", {self.bytes_shm / 1e6:.2f} MB via shared memory" if self.bytes_shm else "")
         )
 
     def prometheus(self) -> str:
@@ -62,7 +66,7 @@ class ClientStats:
         label = f'{{client="{_escape(self.name)}"}}'
         lines = []
         for key in ("requests", "retries", "failovers", "fallbacks", "failures",
-                    "bytes_sent", "bytes_received"):
+                    "bytes_sent", "bytes_received", "bytes_shm"):
             metric = f"sonic_client_{key}_total"
             lines += [f"# TYPE {metric} counter", f"{metric}{label} {getattr(self, key)}"]
         with self._lock:
@@ -75,6 +79,26 @@ class ClientStats:
         lines.append(f"sonic_client_latency_seconds_sum{label} {sum(lat)}")
         lines.append(f"sonic_client_latency_seconds_count{label} {len(lat)}")
         return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ServerTiming:
+    """What Triton's statistics API says about one model on one server over this job
+    (the difference of its cumulative counters since the job started): requests done
+    and their mean time queued and computing there."""
+
+    client: str
+    url: str
+    model: str
+    inferences: int
+    queue_ms: float
+    compute_ms: float  # input + infer + output
+    total_ms: float  # request duration in the server
+
+    def line(self) -> str:
+        return (f"{self.client} on {self.url}: {self.inferences} inferences; per request "
+                f"queue {self.queue_ms:.2f} ms, compute {self.compute_ms:.2f} ms, total in "
+                f"server {self.total_ms:.2f} ms")
 
 
 def _escape(text: str) -> str:

@@ -13,6 +13,10 @@ requests for ``down_s`` seconds. When every server failed, the request goes to t
 ``fallback`` client if there is one, else it fails with an :class:`InferenceError` that
 names the model, the servers and their last errors. Invalid arguments, unknown models,
 errors raised in the model and wrong outputs are never retried.
+
+``shared_memory=True`` passes the inputs, and the outputs whose size follows from the
+inputs, through system shared memory (:mod:`.shm`) when the server is on this node; a
+server that cannot map our regions (another node) gets the network path, logged once.
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ from typing import Any
 import numpy as np
 
 from sonic_exatrkx.framework import ConfigurationError
-from sonic_exatrkx.sonic.client import InferenceClient, Tensors, TensorSpec, forward
+from sonic_exatrkx.sonic.client import (
+    InferenceClient,
+    Tensors,
+    TensorSpec,
+    bind_dims,
+    forward,
+)
 from sonic_exatrkx.sonic.errors import (
     InferenceError,
     RequestTimeoutError,
@@ -40,7 +50,8 @@ from sonic_exatrkx.sonic.errors import (
     is_recoverable,
     is_timeout,
 )
-from sonic_exatrkx.sonic.stats import ClientStats
+from sonic_exatrkx.sonic.shm import Region, SharedMemoryPool, layout, probe
+from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming
 
 log = logging.getLogger("sonic_exatrkx.sonic")
 
@@ -82,6 +93,11 @@ class _Request:
     start: float = field(default_factory=time.perf_counter)
     errors: list[str] = field(default_factory=list)
     wire: Any = None  # the tritonclient InferInput list, built once per protocol
+    region: Region | None = None  # shared memory holding the inputs (and known outputs)
+    offsets: dict[str, int] = field(default_factory=dict)
+    shm_outputs: dict[str, int] = field(default_factory=dict)  # output -> bytes in region
+    shm_wire: Any = None
+    via_shm: bool = False  # how the current try was sent
 
 
 class TritonClient(InferenceClient):
@@ -108,6 +124,7 @@ class TritonClient(InferenceClient):
         root_certificates: str | None = None,
         http_concurrency: int = 4,
         health_timeout_s: float = 5.0,
+        shared_memory: bool = False,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name or f"triton:{model}", inputs=inputs, outputs=outputs)
@@ -134,6 +151,9 @@ class TritonClient(InferenceClient):
             raise ConfigurationError("TritonClient: http_concurrency must be >= 1")
         if ssl and protocol == "http":
             raise ConfigurationError("TritonClient: ssl is supported over gRPC only here")
+        if not isinstance(shared_memory, bool):
+            raise ConfigurationError(f"TritonClient: shared_memory must be True or False, "
+                                     f"got {shared_memory!r}")
         self.model = model
         self.protocol = protocol
         self.servers = parse_servers(servers, protocol)
@@ -159,6 +179,10 @@ class TritonClient(InferenceClient):
         self._lock = threading.Lock()
         self._logged: set[str] = set()
         self._counters_at_start: dict[str, dict[str, tuple[int, int]]] = {}
+        self.shared_memory = shared_memory
+        self._no_shm: set[str] = set()  # servers that cannot map our regions
+        self._pool = SharedMemoryPool(self.name, self._shm_register, self._shm_unregister) \
+            if shared_memory else None
 
     # -- connections -----------------------------------------------------------------
     def _import(self) -> Any:
@@ -200,6 +224,37 @@ class TritonClient(InferenceClient):
                 return
             self._logged.add(key)
         log.log(level, msg, *args)
+
+    @contextlib.contextmanager
+    def _admin(self, url: str) -> Any:
+        """A connection for control calls (HTTP: a fresh one, a kept-alive connection
+        may have been closed by the server)."""
+        if self.protocol == "grpc":
+            yield self._connection(url), {"client_timeout": self.health_timeout_s}
+            return
+        client = self._lib.InferenceServerClient(url, connection_timeout=self.health_timeout_s,
+                                                 network_timeout=self.health_timeout_s)
+        try:
+            yield client, {}
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def _shm_register(self, url: str, region: Region) -> None:
+        with self._admin(url) as (client, kw):
+            client.register_system_shared_memory(region.name, region.key, region.size,
+                                                 headers=self.headers, **kw)
+
+    def _shm_unregister(self, url: str, region: Region) -> None:
+        with self._admin(url) as (client, kw):
+            client.unregister_system_shared_memory(region.name, headers=self.headers, **kw)
+
+    def _no_shm_for(self, url: str, why: str) -> None:
+        with self._lock:
+            self._no_shm.add(url)
+        self._log_once(f"noshm:{url}", logging.WARNING,
+                       "%s: the server at %s cannot use this node's shared memory (%s); "
+                       "using the network for it", self.name, url, why)
 
     # -- health ----------------------------------------------------------------------
     def _probe(self, url: str) -> str | None:
@@ -273,6 +328,10 @@ class TritonClient(InferenceClient):
                 counters = self._server_counters(url)
                 if counters is not None:
                     self._counters_at_start[url] = counters
+                if self._pool is not None and url not in self._no_shm:
+                    why_not = probe(self.name, self._shm_register, self._shm_unregister, url)
+                    if why_not is not None:
+                        self._no_shm_for(url, why_not)
         if len(problems) == len(self.servers):
             detail = "; ".join(f"{u}: {w}" for u, w in problems.items())
             if self.fallback is None:
@@ -311,7 +370,7 @@ class TritonClient(InferenceClient):
         return {k: (int(model.get(k, {}).get("count", 0)), int(model.get(k, {}).get("ns", 0)))
                 for k in self._STAT_KEYS}
 
-    def server_lines(self) -> list[str]:
+    def server_stats(self) -> list[ServerTiming]:
         """Per server: this job's requests and their mean queue and compute time there
         (Triton's statistics, the difference since :meth:`check`)."""
         lines = []
@@ -326,16 +385,21 @@ class TritonClient(InferenceClient):
                 continue
             ms = {k: 1e-6 * delta[k][1] / n for k in delta}
             compute = ms["compute_input"] + ms["compute_infer"] + ms["compute_output"]
-            lines.append(
-                f"{self.name} on {url}: {n} inferences; per request queue "
-                f"{ms['queue']:.2f} ms, compute {compute:.2f} ms, total in server "
-                f"{ms['success']:.2f} ms")
+            lines.append(ServerTiming(self.name, url, self.model, n, ms["queue"], compute,
+                                      ms["success"]))
         return lines
 
     # -- inference -------------------------------------------------------------------
     def infer_async(self, inputs: Mapping[str, np.ndarray]) -> Future[Tensors]:
         req = _Request(inputs=inputs, future=Future(), order=self._order())
         self.stats.add(requests=1)
+        if self._pool is not None and req.order:
+            try:
+                self._shm_prepare(req)
+            except Exception as exc:  # noqa: BLE001 - e.g. /dev/shm full: the network path
+                self._log_once("shm-create", logging.WARNING,
+                               "%s: cannot create a shared memory region (%s); using the "
+                               "network", self.name, describe(exc))
         if not req.order:  # every server down, fallback configured
             self._to_fallback(req)
         else:
@@ -349,6 +413,73 @@ class TritonClient(InferenceClient):
         if up or self.fallback is not None:
             return up
         return list(self.servers)
+
+    def _shm_prepare(self, req: _Request) -> None:
+        """Take a region for this request, write the inputs into it and plan the slots
+        of the outputs whose size is known from the inputs (the others come back in the
+        response)."""
+        assert self._pool is not None
+        if any(np.asarray(a).nbytes == 0 for a in req.inputs.values()):
+            return  # an empty event: nothing to share (Triton refuses 0-byte regions)
+        bound = bind_dims(self.input_specs, req.inputs)
+        sizes = [(f"in:{k}", np.asarray(a).nbytes) for k, a in req.inputs.items()]
+        for name, spec in self.output_specs.items():
+            dims = [bound.get(d, -1) if isinstance(d, str) else d for d in spec.dims]
+            if all(d >= 0 for d in dims):
+                nbytes = int(np.prod(dims, dtype=np.int64)) * spec.numpy_dtype.itemsize
+                req.shm_outputs[name] = nbytes
+                sizes.append((f"out:{name}", nbytes))
+        req.offsets, total = layout(sizes)
+        region = self._pool.acquire(total)
+        try:
+            for key, arr in req.inputs.items():
+                region.write(req.offsets[f"in:{key}"], np.asarray(arr))
+        except BaseException:
+            self._pool.release(region, reuse=False)
+            raise
+        req.region = region
+        pool = self._pool
+        # Reuse the region only after a clean first try: a timed-out try may still be
+        # running on the server and write into it later.
+        req.future.add_done_callback(
+            lambda f: pool.release(region, reuse=req.tries == 1 and not req.errors
+                                   and f.exception() is None))
+
+    def _shm_wire(self, req: _Request) -> Any:
+        if req.shm_wire is None:
+            from tritonclient.utils import np_to_triton_dtype
+
+            assert req.region is not None
+            wire = []
+            for key, arr in req.inputs.items():
+                arr = np.asarray(arr)
+                item = self._lib.InferInput(key, list(arr.shape), np_to_triton_dtype(arr.dtype))
+                item.set_shared_memory(req.region.name, arr.nbytes,
+                                       offset=req.offsets[f"in:{key}"])
+                wire.append(item)
+            outs = []
+            for name in self.output_specs:
+                out = self._lib.InferRequestedOutput(name)
+                if name in req.shm_outputs:
+                    out.set_shared_memory(req.region.name, max(req.shm_outputs[name], 1),
+                                          offset=req.offsets[f"out:{name}"])
+                outs.append(out)
+            req.shm_wire = (wire, outs, 0)
+        return req.shm_wire
+
+    def _use_shm(self, req: _Request, url: str) -> bool:
+        """Whether this try goes through shared memory (registering the region on
+        ``url`` first); a server that refuses the region gets the network path."""
+        if req.region is None or self._pool is None or url in self._no_shm:
+            return False
+        try:
+            self._pool.ensure_registered(url, req.region)
+        except Exception as exc:  # noqa: BLE001
+            if is_recoverable(exc):
+                raise  # the server is down: a failed try, as for the request itself
+            self._no_shm_for(url, describe(exc))
+            return False
+        return True
 
     def _wire(self, req: _Request) -> Any:
         if req.wire is None:
@@ -368,7 +499,13 @@ class TritonClient(InferenceClient):
         url = req.order[req.pos]
         req.tries += 1
         try:
-            wire, outs, nbytes = self._wire(req)
+            req.via_shm = self._use_shm(req, url)
+            if req.via_shm:
+                wire, outs, nbytes = self._shm_wire(req)
+                self.stats.add(bytes_shm=sum(np.asarray(a).nbytes
+                                             for a in req.inputs.values()))
+            else:
+                wire, outs, nbytes = self._wire(req)
             self.stats.add(bytes_sent=nbytes)
             if self.protocol == "grpc":
                 self._connection(url).async_infer(
@@ -412,14 +549,35 @@ class TritonClient(InferenceClient):
 
     def _finish(self, req: _Request, result: Any) -> None:
         raw = {}
-        for key in self.output_specs:
+        for key, spec in self.output_specs.items():
+            if req.via_shm and key in req.shm_outputs:
+                raw[key] = self._shm_output(req, result, key, spec)
+                continue
             arr = result.as_numpy(key)
             if arr is not None:
                 raw[key] = np.array(arr)  # own the memory (the response buffer is freed)
         outputs = self._check(req.inputs, raw)  # OutputCheckError: failed in _done
-        self.stats.add(bytes_received=sum(a.nbytes for a in outputs.values()))
+        self.stats.add(bytes_received=sum(
+            a.nbytes for k, a in outputs.items() if not (req.via_shm and k in req.shm_outputs)))
         self.stats.record_latency(time.perf_counter() - req.start)
         req.future.set_result(outputs)
+
+    def _shm_output(self, req: _Request, result: Any, key: str, spec: TensorSpec
+                    ) -> np.ndarray | None:
+        """An output the server wrote into the request's region (shape from the
+        response; a server that wrote more than its slot answers with an error)."""
+        assert req.region is not None
+        meta = result.get_output(key)
+        if meta is None:
+            return None
+        shape = [int(d) for d in (meta["shape"] if isinstance(meta, dict) else meta.shape)]
+        if int(np.prod(shape, dtype=np.int64)) * spec.numpy_dtype.itemsize \
+                > req.shm_outputs[key]:
+            raise InferenceError(f"{self.name}: output '{key}' {shape} does not fit its "
+                                 f"shared memory slot of {req.shm_outputs[key]} bytes")
+        self.stats.add(bytes_shm=int(np.prod(shape, dtype=np.int64))
+                       * spec.numpy_dtype.itemsize)
+        return req.region.read(req.offsets[f"out:{key}"], spec.numpy_dtype, shape)
 
     def _failed_try(self, req: _Request, url: str, error: BaseException) -> None:
         text = describe(error)
@@ -436,6 +594,8 @@ class TritonClient(InferenceClient):
             req.future.set_exception(err)
             return
         req.errors.append(f"{url} (try {req.tries}): {text}")
+        if self._pool is not None:
+            self._pool.forget(url)  # a restarted server has lost our registrations
         if req.tries < self.allowed_tries:
             self.stats.add(retries=1)
             delay = self.backoff_s * 2 ** (req.tries - 1)
@@ -473,6 +633,8 @@ class TritonClient(InferenceClient):
         return [self.stats, *(self.fallback.all_stats() if self.fallback else [])]
 
     def close(self) -> None:
+        if self._pool is not None:  # before the connections: unregistering uses them
+            self._pool.close()
         with self._lock:  # connections reopen on next use
             grpc, self._grpc = list(self._grpc.values()), {}
             pool, self._http_pool = self._http_pool, None

@@ -24,9 +24,10 @@ def test_reco_triton_on_a_given_server(exatrkx_server, sim_events, sonic_models,
     result = run("reco_triton.py", "--input", sim_events, "--models", sonic_models,
                  "--server", exatrkx_server.grpc_url, "--output", tmp_path, "--events", 4,
                  "--in-flight", 4, "--metrics-file", metrics,
-                 "--trace-file", tmp_path / "trace.csv")
+                 "--trace-file", tmp_path / "trace.csv", "--shared-memory")
     assert result.returncode == 0, result.stderr
     assert "4 events processed" in result.stdout
+    assert "MB via shared memory" in result.stdout
     assert "triton:exatrkx: 4 requests, 0 retries" in result.stdout
     assert f"triton:exatrkx on {exatrkx_server.grpc_url}: 4 inferences; per request queue" \
         in result.stdout

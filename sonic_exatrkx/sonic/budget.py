@@ -1,0 +1,79 @@
+"""One thread budget for a job that starts its own Triton server on this machine.
+
+The seeds saw FAISS/TBB threads of the job and of the server fight over the same cores,
+so the cores are split on purpose: the server gets instances x threads per instance (one
+thread per instance: on CPU, instances scale better than intra-op threads), the job gets
+the event-loop threads and the pool for the stages it still runs itself. How much the job
+keeps depends on the service option: with the whole pipeline served (custom, S4, S3) the
+job only converts space points and dispatches (async: no thread waits), so it reserves no
+core and its one event-loop thread shares with the server; with S2 it builds tracks, with
+S1 it also builds the graph, so it keeps a quarter / half of the cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sonic_exatrkx.framework import ConfigurationError
+
+#: Share of the cores the job keeps for its own stages, per service option.
+JOB_SHARE: dict[str, float] = {"custom": 0.0, "S4": 0.0, "S3": 0.0, "S2": 0.25, "S1": 0.5,
+                               "S0": 1.0}
+#: More instances than this cost memory (a torch import each) for little gain.
+MAX_INSTANCES = 8
+
+
+@dataclass(frozen=True)
+class ThreadBudget:
+    """How ``cores`` are used: job threads, and the server's instances x threads."""
+
+    cores: int
+    service_option: str
+    job_cores: int  # reserved for the job's own stages
+    job_threads: int  # event-loop worker threads
+    local_threads: int  # pool running the locally placed stages (async modes)
+    pipeline_threads: int  # torch/FAISS threads per local call
+    server_instances: int  # per model; 0 when nothing is served
+    server_threads: int  # torch/FAISS/OpenMP threads per instance
+    in_flight: int  # events open at once (outstanding requests in async mode)
+
+    def line(self) -> str:
+        """The split, for the job's log."""
+        server = (f"server {self.server_instances} instance(s) x {self.server_threads} "
+                  f"thread(s) per model" if self.server_instances else "no server")
+        return (f"thread budget ({self.service_option}): {self.cores} cores -> job "
+                f"{self.job_cores} reserved, {self.job_threads} event-loop thread(s), local "
+                f"pool {self.local_threads} x {self.pipeline_threads} torch/FAISS thread(s); "
+                f"{server}; {self.in_flight} events in flight")
+
+
+def split_cores(cores: int, service_option: str = "custom", *,
+                job_threads: int | None = None) -> ThreadBudget:
+    """Split ``cores`` between the job and a server it starts (see the module doc).
+
+    ``job_threads`` (the user's ``--threads``) overrides the event-loop thread count but
+    not the cores reserved. In flight: two requests per server instance, so each instance
+    has the next event queued while the job converts the one after.
+    """
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise ConfigurationError(f"cores must be an integer >= 1, got {cores!r}")
+    if service_option not in JOB_SHARE:
+        raise ConfigurationError(f"service_option must be one of {', '.join(JOB_SHARE)} "
+                                 f"for a thread budget, got {service_option!r}")
+    if job_threads is not None and (isinstance(job_threads, bool)
+                                    or not isinstance(job_threads, int) or job_threads < 1):
+        raise ConfigurationError(f"threads must be an integer >= 1, got {job_threads!r}")
+    share = JOB_SHARE[service_option]
+    if share >= 1.0:  # nothing served: every core is the job's
+        threads = job_threads or cores
+        return ThreadBudget(cores, service_option, cores, threads, threads, 1, 0, 0,
+                            threads)
+    job_cores = min(max(round(cores * share), 1 if share > 0 else 0), cores - 1)
+    server_cores = max(cores - job_cores, 1)
+    instances = min(server_cores, MAX_INSTANCES)
+    threads = job_threads or max(job_cores, 1)
+    return ThreadBudget(
+        cores=cores, service_option=service_option, job_cores=job_cores,
+        job_threads=threads, local_threads=max(job_cores, 1), pipeline_threads=1,
+        server_instances=instances, server_threads=max(server_cores // instances, 1),
+        in_flight=max(2 * instances, threads))
