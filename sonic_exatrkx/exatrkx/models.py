@@ -8,6 +8,12 @@
 Both edge models are asymmetric: edge direction matters, so they must be used with the edge
 orientation they were trained with (stored in ``config.json``). They return raw logits; cuts
 are applied outside (:func:`sonic_exatrkx.exatrkx.graph.apply_cut`), as in the reference.
+
+With ``geometry`` set in a stage's config, the model derives extra inputs from the plain
+``(r, phi, z)`` features in torch (:class:`Geometry`: ``cos/sin phi``, wrapped ``dphi``,
+``dphi/dr``, z intercept, ...), so callers still send the same ``[N, F]`` features.
+On the toy detector this raised the GNN's edge efficiency at the same purity from 91 to
+94-95 % on held-out mu=0 events (``data/models/README.md``).
 """
 
 from __future__ import annotations
@@ -71,7 +77,12 @@ class _ConfigMixin:
 
 @dataclass(frozen=True)
 class EmbeddingConfig(_ConfigMixin):
-    """Embedding MLP: ``n_layers`` hidden layers of width ``hidden``, output ``out_features``."""
+    """Embedding MLP: ``n_layers`` hidden layers of width ``hidden``, output ``out_features``.
+
+    ``geometry``: ``None``, or the scales of the ``(r, phi, z)`` feature columns 0-2; then the
+    model adds :class:`Geometry` inputs itself (same for the filter and the GNN). ``None``
+    is the default so configs written before the field existed load unchanged.
+    """
 
     in_features: int = 3
     hidden: int = 128

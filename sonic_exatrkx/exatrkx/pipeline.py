@@ -69,9 +69,10 @@ class PipelineConfig:
     needs ``"r"`` among the features; reference models need ``orientation="reference"``.
 
     ``track_builder``: ``"components"`` (the reference: connected components of the edges
-    passing the GNN cut) or ``"best_edges"`` (of those, only each space point's best
+    passing the GNN cut), ``"best_edges"`` (of those, only each space point's best
     outgoing and incoming edge, :func:`~sonic_exatrkx.exatrkx.tracks.best_edges`, then
-    connected components).
+    connected components) or ``"best_outgoing"`` (only each space point's best outgoing
+    edge, then connected components; the shipped models' choice).
     """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -308,10 +309,13 @@ class Pipeline:
     def track_edge_mask(self, edges: np.ndarray, gnn_scores: np.ndarray) -> np.ndarray:
         """Bool ``[E]``: the edges track building joins (GNN cut and ``track_builder``)."""
         keep = apply_cut(gnn_scores, self.config.gnn.cut)
-        if self.config.track_builder == "best_edges" and keep.any():
+        builder = self.config.track_builder
+        if builder in ("best_edges", "best_outgoing") and keep.any():
             sel = np.flatnonzero(keep)
             keep = np.zeros_like(keep)
-            keep[sel[best_edges(edges[:, sel], np.asarray(gnn_scores)[sel])]] = True
+            best = best_edges(edges[:, sel], np.asarray(gnn_scores)[sel],
+                              outgoing_only=builder == "best_outgoing")
+            keep[sel[best]] = True
         return keep
 
     def run(self, features: np.ndarray, return_intermediates: bool = False) -> PipelineResult:

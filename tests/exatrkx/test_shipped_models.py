@@ -67,14 +67,17 @@ def test_shipped_files_are_small() -> None:
 def test_physics_on_held_out_events(shipped: Pipeline, held_out: list) -> None:
     hi, every, gnn_edges = _merged_track_metrics(shipped, held_out)
     assert hi.n_particles >= 30
-    # Bars of the preliminary models (data/models/README.md): below the targets
-    # (eff >= 95 %, fake/dup <= 2 %), which the retrained set must reach; raise them then.
-    assert hi.efficiency >= 0.80, hi
-    assert every.fake_rate <= 0.08, every
-    assert every.duplicate_rate <= 0.10, every
+    # measured on these events: 0.963 / 0.017 / 0.0 (pT > 1) and 0.053 (all pT)
+    assert hi.efficiency >= 0.90, hi
+    assert every.fake_rate <= 0.05, every
+    assert hi.duplicate_rate <= 0.05, hi
+    # below 0.3 GeV a chain often breaks where the track leaves the pixel barrel for an
+    # endcap (README "Notes"), so over all pT the bar is looser
+    assert every.duplicate_rate <= 0.08, every
     m = sum_edge_metrics(gnn_edges)  # edges passing the GNN cut, as the benchmark's "gnn"
-    assert m.efficiency >= 0.70, m
-    assert m.purity >= 0.85, m
+    # measured: 0.935 / 0.951 here (0.954 / 0.970 on the 20 benchmark events)
+    assert m.efficiency >= 0.90, m
+    assert m.purity >= 0.90, m
 
 
 def test_torchscript_export_reloads_identical(
@@ -147,7 +150,9 @@ def test_wrong_input_width_names_the_stage(tmp_path: Path, shipped: Pipeline) ->
     d = tmp_path / "models"
     shutil.copytree(MODELS, d)
     cfg = json.loads((d / "config.json").read_text())
-    cfg["features"] = {"names": ["r", "phi", "z", "eta"], "scales": [1000.0, 3.14159, 1000.0, 1.0]}
+    # keep the first three scales: models with geometric inputs check them against the config
+    scales = cfg["features"]["scales"][:3] + [1.0]
+    cfg["features"] = {"names": ["r", "phi", "z", "eta"], "scales": scales}
     for stage in ("embedding", "filter", "gnn"):
         cfg[stage]["in_features"] = 4
     (d / "config.json").write_text(json.dumps(cfg))
@@ -160,7 +165,7 @@ def test_wrong_input_width_names_the_stage(tmp_path: Path, shipped: Pipeline) ->
 def test_cuts_apply_to_logits(shipped: Pipeline, held_out: list) -> None:
     a = held_out[2]
     res = shipped.run(shipped.features(a["x"], a["y"], a["z"]), return_intermediates=True)
-    passing = apply_cut(res.gnn_scores, shipped.config.gnn.cut)
-    keep = shipped.track_edge_mask(res.filtered_edges, res.gnn_scores)
-    assert not np.any(keep & ~passing)  # track building only joins edges passing the cut
-    assert np.array_equal(res.track_edges, res.filtered_edges[:, keep])
+    keep = apply_cut(res.gnn_scores, shipped.config.gnn.cut)
+    mask = shipped.track_edge_mask(res.filtered_edges, res.gnn_scores)
+    assert not np.any(mask & ~keep)  # the track builder only ever drops edges past the cut
+    assert np.array_equal(res.track_edges, res.filtered_edges[:, mask])

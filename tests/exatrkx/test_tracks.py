@@ -98,6 +98,20 @@ def test_best_edges_keeps_best_out_or_in_edge() -> None:
         best_edges(edges, scores[:2])
 
 
+def test_best_outgoing_keeps_one_successor_per_point() -> None:
+    from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig, best_edges
+
+    # two chains 0 -> 1 -> 2 and 3 -> 4 -> 5; 3 -> 1 is a weak cross edge into chain one
+    edges = np.array([[0, 1, 3, 3, 4], [1, 2, 1, 4, 5]])
+    scores = np.array([5.0, 4.0, 1.0, 3.0, 3.0])
+    keep = best_edges(edges, scores, outgoing_only=True)
+    assert keep.tolist() == [True, True, False, True, True]  # 3's best successor is 4
+    pipe = Pipeline.from_config(PipelineConfig(track_builder="best_outgoing"))
+    assert pipe.track_edge_mask(edges, scores).tolist() == keep.tolist()
+    labels = pipe.tracks(6, edges, scores)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
+
+
 def test_track_builder_in_pipeline_config() -> None:
     from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig
 
