@@ -49,6 +49,7 @@ def add_sonic_reco_chain(
     if not performance:
         return finder, None
     perf = TrackFindingPerformance(out, input_intermediates=INTERMEDIATES if local else None,
-                                   plots=plots)
+                                   plots=plots,
+                                   gnn_cut=finder.pipeline.config.gnn.cut if local else None)
     seq.add_writer(perf)
     return finder, perf

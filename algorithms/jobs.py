@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from algorithms.csv_io import CsvEventReader, CsvEventWriter, CsvTrackWriter
-from algorithms.exatrkx_local import INTERMEDIATES, ExaTrkXTrackFinding
+from algorithms.csv_io import CsvEventReader, CsvEventWriter
 from algorithms.performance import TrackFindingPerformance
-from algorithms.root_io import RootSpacePointReader, RootSpacePointWriter, RootTrackWriter
+from algorithms.root_io import RootSpacePointReader, RootSpacePointWriter
 from algorithms.trackml_io import TrackMLReader
 from sonic_exatrkx.framework import ConfigurationError, Reader, Sequencer
 from sonic_exatrkx.io import acts_csv
@@ -84,21 +83,9 @@ def add_reco_chain(
     `performance=None` measures it when the input has truth (ACTS CSV with hits,
     particles and the measurement-simhit map). Returns the performance writer, if any.
     """
-    out = Path(output_dir)
-    if performance is None:
-        performance = input_format == "csv" and csv_has_truth(input_path)
-    if performance and input_format != "csv":
-        raise ConfigurationError("performance needs ACTS CSV input with truth files")
-    seq.add_reader(make_reader(input_path, input_format=input_format, truth=performance,
-                               on_bad_event=on_bad_event))
-    seq.add_algorithm(ExaTrkXTrackFinding(
-        models=models, num_threads=pipeline_threads,
-        output_intermediates=INTERMEDIATES if performance else None,
-    ))
-    seq.add_writer(CsvTrackWriter(out / "tracks"))
-    seq.add_writer(RootTrackWriter(out / "tracks.root"))
-    if not performance:
-        return None
-    perf = TrackFindingPerformance(out, input_intermediates=INTERMEDIATES)
-    seq.add_writer(perf)
+    from algorithms.exatrkx_sonic import add_sonic_reco_chain  # it builds on this module
+
+    _, perf = add_sonic_reco_chain(
+        seq, input_path, output_dir, input_format=input_format, performance=performance,
+        on_bad_event=on_bad_event, models=models, num_threads=pipeline_threads)
     return perf

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from algorithms.keys import SPACEPOINT_PARTICLE_IDS, SPACEPOINTS, TRACKS
-from sonic_exatrkx.exatrkx import PipelineResult, sigmoid
+from sonic_exatrkx.exatrkx import PipelineResult, apply_cut, sigmoid
 from sonic_exatrkx.exatrkx.metrics import (
     DEFAULT_ETA_BINS,
     DEFAULT_PT_BINS,
@@ -22,9 +22,9 @@ from sonic_exatrkx.exatrkx.metrics import (
     track_metrics,
     trackml_score,
 )
-from sonic_exatrkx.framework import AlgorithmContext, ReadHandle, Writer
+from sonic_exatrkx.framework import AlgorithmContext, ConfigurationError, ReadHandle, Writer
 
-EDGE_STAGES = ("graph", "filter", "gnn")
+EDGE_STAGES = ("graph", "filter", "gnn", "tracks")
 
 
 def particle_kinematics(
@@ -91,7 +91,9 @@ class TrackFindingPerformance(Writer):
     """Track efficiency (double majority), fake and duplicate rates, TrackML score, and,
     with the pipeline's intermediates, edge efficiency/purity per stage (efficiency: share
     of the consecutive same-particle edges, by r, that the stage keeps; purity: share of
-    kept edges that join two space points of one particle).
+    kept edges that join two space points of one particle). `gnn_cut` (the pipeline's GNN
+    cut on sigmoid scores) adds the GNN's own row, the edges passing it; the "tracks" row is
+    the edges track building joined (after the track builder's selection).
 
     Writes `<output_dir>/performance.json`, `performance.txt` and PNG plots (efficiency vs
     pT and eta, edge score distributions) when the job finishes; `summary_text()` gives the
@@ -110,9 +112,13 @@ class TrackFindingPerformance(Writer):
         min_hits: int = 3,
         pt_cut: float = 1.0,
         plots: bool = True,
+        gnn_cut: float | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        if gnn_cut is not None and not 0.0 <= gnn_cut <= 1.0:
+            raise ConfigurationError(f"{self.name}: gnn_cut must be in [0, 1], got {gnn_cut}")
+        self.gnn_cut = gnn_cut
         self.output_dir = Path(output_dir)
         self.tracks = ReadHandle(self, input_tracks, np.ndarray)
         self.particle_ids = ReadHandle(self, input_particle_ids, np.ndarray)
@@ -161,8 +167,12 @@ class TrackFindingPerformance(Writer):
         acc = self._acc
         # Efficiency against the edges a track needs (consecutive hits by r), purity as the
         # share of edges joining two hits of one particle (any two).
+        gnn_edges = None
+        if self.gnn_cut is not None and res.filtered_edges is not None \
+                and res.gnn_scores is not None:
+            gnn_edges = res.filtered_edges[:, apply_cut(res.gnn_scores, self.gnn_cut)]
         for stage, edges in (("graph", res.edges), ("filter", res.filtered_edges),
-                             ("gnn", res.track_edges)):
+                             ("gnn", gnn_edges), ("tracks", res.track_edges)):
             if edges is not None:
                 acc.edges[stage].add(edge_metrics(edges, pids, r, mode="consecutive"),
                                      edge_metrics(edges, pids, r, mode="all_pairs"))
@@ -215,7 +225,8 @@ class TrackFindingPerformance(Writer):
                 "n_matched": binned.n_matched.tolist(),
             }
         if self.intermediates is not None:
-            out["edges"] = {s: c.summary() for s, c in acc.edges.items()}
+            out["edges"] = {s: c.summary() for s, c in acc.edges.items()
+                            if s != "gnn" or self.gnn_cut is not None}
         return out
 
     def summary_text(self) -> str:

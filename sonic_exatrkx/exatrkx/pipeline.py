@@ -183,7 +183,7 @@ class PipelineResult:
     filter_scores: np.ndarray | None = None  # logits [E]
     filtered_edges: np.ndarray | None = None  # edges with sigmoid(filter) > filter cut
     gnn_scores: np.ndarray | None = None  # logits [E_filtered]
-    track_edges: np.ndarray | None = None  # edges with sigmoid(gnn) > gnn cut
+    track_edges: np.ndarray | None = None  # edges track building joined (cut + builder)
 
     @property
     def n_tracks(self) -> int:

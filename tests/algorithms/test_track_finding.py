@@ -115,7 +115,9 @@ def test_exatrkx_algorithm_writes_labels_and_intermediates(sim_events, untrained
     seq.add_algorithm(ExaTrkXTrackFinding(models=untrained_models,
                                           output_intermediates=INTERMEDIATES))
     seq.add_writer(CsvTrackWriter(tmp_path / "tracks"))
-    perf = TrackFindingPerformance(tmp_path, input_intermediates=INTERMEDIATES, plots=False)
+    gnn_cut = Pipeline.from_directory(untrained_models).config.gnn.cut
+    perf = TrackFindingPerformance(tmp_path, input_intermediates=INTERMEDIATES, plots=False,
+                                   gnn_cut=gnn_cut)
     seq.add_writer(perf)
     seq.run()
     for event in range(4):
@@ -125,9 +127,12 @@ def test_exatrkx_algorithm_writes_labels_and_intermediates(sim_events, untrained
         assert labels.shape == (n,)
         assert labels.dtype == np.int64
     edges = perf.summary["edges"]
-    assert set(edges) == {"graph", "filter", "gnn"}
+    assert set(edges) == {"graph", "filter", "gnn", "tracks"}
     assert edges["graph"]["n_pred"] > 0
-    assert edges["graph"]["n_pred"] >= edges["filter"]["n_pred"] >= edges["gnn"]["n_pred"]
+    assert edges["graph"]["n_pred"] >= edges["filter"]["n_pred"] >= edges["gnn"]["n_pred"] \
+        >= edges["tracks"]["n_pred"]
+    with pytest.raises(ConfigurationError, match="gnn_cut"):
+        TrackFindingPerformance(tmp_path, gnn_cut=1.5)
 
 
 def test_exatrkx_outputs_do_not_depend_on_threads(sim_events, untrained_models, tmp_path):
