@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,27 @@ def reference_data() -> Path:
     if not REFERENCE_DATA.is_dir():
         pytest.skip(f"public reference data not found at {REFERENCE_DATA}")
     return REFERENCE_DATA
+
+
+@pytest.fixture(scope="session")
+def triton_available() -> None:
+    """Skip, saying how to install it, when the Triton server or client is missing; fail
+    instead when ``SONIC_EXATRKX_REQUIRE_TRITON=1`` (CI installs it, so a skip there would
+    hide a broken install)."""
+    from sonic_exatrkx.server import TritonEnvironmentError, find_tritonserver_dir
+
+    missing = None
+    try:
+        find_tritonserver_dir()
+        import tritonclient.grpc  # noqa: F401
+        import tritonclient.http  # noqa: F401
+    except (TritonEnvironmentError, ImportError) as exc:
+        missing = f"Triton not usable here: {exc}"
+    if missing is None:
+        return
+    if os.environ.get("SONIC_EXATRKX_REQUIRE_TRITON") == "1":
+        pytest.fail(missing)
+    pytest.skip(missing)
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,7 @@ import pytest
 from sonic_exatrkx.server import (
     EnsembleStep,
     ModelConfig,
-    TritonEnvironmentError,
     TritonServer,
-    find_tritonserver_dir,
     write_model,
 )
 
@@ -93,17 +91,6 @@ def write_scale_repo(repo: Path, instances: int = SCALE_INSTANCES, ensemble: boo
                    EnsembleStep("scale", {"INPUT": "half"}, {"OUTPUT": "OUTPUT"})],
         ))
     return repo
-
-
-@pytest.fixture(scope="session")
-def triton_available() -> None:
-    """Skip (saying how to install) when the nvidia-pytriton server is not installed."""
-    try:
-        find_tritonserver_dir()
-    except TritonEnvironmentError as exc:
-        pytest.skip(str(exc))
-    pytest.importorskip("tritonclient.grpc")
-    pytest.importorskip("tritonclient.http")
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,7 @@ from sonic_exatrkx.framework import ProcessCode, Reader, ReadHandle, Sequencer, 
 from sonic_exatrkx.io import acts_csv
 from sonic_exatrkx.server import (
     ModelConfig,
-    TritonEnvironmentError,
     TritonServer,
-    find_tritonserver_dir,
     write_model,
 )
 
@@ -51,15 +49,6 @@ def sonic_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = PipelineConfig(graph=GraphConfig(radius=0.05, max_k=8, orientation="inner_outer"))
     Pipeline.from_config(config, seed=3).save(out)
     return out
-
-
-@pytest.fixture(scope="session")
-def triton_available() -> None:
-    try:
-        find_tritonserver_dir()
-    except TritonEnvironmentError as exc:
-        pytest.skip(str(exc))
-    pytest.importorskip("tritonclient.grpc")
 
 
 def write_repo(repo: Path, models: Path, *, ensemble: bool = True) -> Path:
