@@ -271,6 +271,21 @@ def _mean_edge_metrics(
     )
 
 
+def _train_edge_stage(
+    hist: TrainingHistory, stage: str, model: nn.Module, evs: list[TrainingEvent],
+    edges: list[np.ndarray], epochs: int, lr: float, cut: float, tcfg: TrainingConfig,
+) -> tuple[list[float], list[np.ndarray]]:
+    """Train one edge model and keep the edges passing its cut: the next stage's input.
+    Records the stage's edge metrics and seconds in ``hist``; returns the losses and the
+    kept edges."""
+    t0 = time.perf_counter()
+    losses = _train_edge_model(model, evs, edges, epochs, lr, tcfg, stage)
+    kept = [e[:, apply_cut(_scores(model, ev, e), cut)] for ev, e in zip(evs, edges, strict=True)]
+    hist.edge_metrics[stage] = _mean_edge_metrics(evs, kept)
+    hist.seconds[stage] = time.perf_counter() - t0
+    return losses, kept
+
+
 def plot_losses(history: TrainingHistory, path: str | Path) -> Path:
     """Loss curves of the three stages to a PNG (Agg canvas: no GUI, no global backend)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -320,29 +335,13 @@ def train_pipeline(
     hist.embedding_loss = train_embedding(pipe.embedding, evs, cfg, tcfg)
     graphs = [_graph(pipe.embedding, ev, cfg) for ev in evs]
     hist.edge_metrics["graph"] = _mean_edge_metrics(evs, graphs)
-    t1 = time.perf_counter()
-    hist.seconds["embedding"] = t1 - t0
+    hist.seconds["embedding"] = time.perf_counter() - t0
 
-    hist.filter_loss = _train_edge_model(
-        pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr, tcfg, "filter"
-    )
-    filtered = [
-        g[:, apply_cut(_scores(pipe.filter, ev, g), cfg.filter.cut)]
-        for ev, g in zip(evs, graphs, strict=True)
-    ]
-    hist.edge_metrics["filter"] = _mean_edge_metrics(evs, filtered)
-    t2 = time.perf_counter()
-    hist.seconds["filter"] = t2 - t1
-
-    hist.gnn_loss = _train_edge_model(
-        pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, tcfg, "gnn"
-    )
-    kept = [
-        f[:, apply_cut(_scores(pipe.gnn, ev, f), cfg.gnn.cut)]
-        for ev, f in zip(evs, filtered, strict=True)
-    ]
-    hist.edge_metrics["gnn"] = _mean_edge_metrics(evs, kept)
-    hist.seconds["gnn"] = time.perf_counter() - t2
+    hist.filter_loss, filtered = _train_edge_stage(
+        hist, "filter", pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr,
+        cfg.filter.cut, tcfg)
+    hist.gnn_loss, _ = _train_edge_stage(
+        hist, "gnn", pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, cfg.gnn.cut, tcfg)
 
     if output_dir is not None:
         save_models(output_dir, pipe.embedding, pipe.filter, pipe.gnn, cfg)
