@@ -70,7 +70,8 @@ def simulate_arrays(
 
 def default_pipeline_config() -> Any:
     """The pipeline configuration the shipped models are trained with (tuned for the toy
-    detector: see ``data/models/README.md``)."""
+    detector: see ``data/models/README.md``); ``train`` writes the inference graph radius
+    (``--graph-radius``) into the saved copy."""
     from sonic_exatrkx.exatrkx import (
         EmbeddingConfig,
         FilterConfig,
@@ -90,7 +91,7 @@ def default_pipeline_config() -> Any:
         graph=GraphConfig(radius=0.7, max_k=32, orientation="inner_outer", search="knn",
                           index="kdtree"),
         filter=FilterConfig(hidden=32, n_layers=3, cut=0.1, geometry=geo),
-        gnn=GNNConfig(hidden=48, n_layers=2, n_iterations=6, cut=0.4, geometry=geo),
+        gnn=GNNConfig(hidden=48, n_layers=2, n_iterations=6, cut=0.5, geometry=geo),
         track_builder="best_outgoing",
         min_hits=1,
         num_threads=1,
@@ -104,15 +105,17 @@ def training_events(
     features: Any,
     *,
     pileup_events: int | None = None,
+    sectors: int = 1,
     progress: bool = True,
 ) -> list[Any]:
     """:class:`TrainingEvent` s of the HNL sample: ``events`` at pileup 0 and
     ``pileup_events`` (default ``events``) at every other pileup value, features computed
-    with ``features`` (a :class:`FeatureConfig`). Pileup ``k`` uses seed ``seed + k``."""
+    with ``features`` (a :class:`FeatureConfig`). Pileup ``k`` uses seed ``seed + k``.
+    Events with pileup are cut into ``sectors`` phi wedges (:func:`phi_sectors`)."""
     from tqdm.auto import tqdm
 
     from sonic_exatrkx.exatrkx import compute_features
-    from sonic_exatrkx.exatrkx.training import TrainingEvent
+    from sonic_exatrkx.exatrkx.training import TrainingEvent, phi_sectors
 
     out: list[Any] = []
     n_pu = events if pileup_events is None else pileup_events
@@ -121,7 +124,9 @@ def training_events(
     for k, (mu, count) in enumerate(zip(pileups, counts, strict=True)):
         for a in simulate_arrays(mu, seed + k, count):
             feats = compute_features(a["x"], a["y"], a["z"], features)
-            out.append(TrainingEvent(feats, a["particle_id"], a["pt"]))
+            ev = TrainingEvent(feats, a["particle_id"], a["pt"])
+            n = 1 if mu == 0 else sectors
+            out.extend(phi_sectors(ev, n, np.arctan2(a["y"], a["x"])))
             bar.update(1)
     bar.close()
     return out
@@ -136,14 +141,26 @@ def train(
         list[float],
         typer.Option(help="Pileup (mu) of a training sample (repeat the option for several)."),
     ] = [0.0, 20.0],  # noqa: B006 - typer needs a literal default
+    sectors: Annotated[int, typer.Option(
+        help="Cut every pileup event into this many phi wedges: the wedges keep its hit "
+             "density at a fraction of the cost per training step.")] = 1,
     seed: Annotated[int, typer.Option(help="Simulation seed of the first sample.")]
     = DEFAULT_TRAIN_SEED,
     embedding_epochs: Annotated[int, typer.Option(help="Embedding epochs.")] = 30,
     filter_epochs: Annotated[int, typer.Option(help="Filter epochs.")] = 40,
     gnn_epochs: Annotated[int, typer.Option(help="GNN epochs.")] = 40,
+    pt_min: Annotated[float, typer.Option(
+        help="Signal threshold in GeV: true pairs of particles at or below it are left out "
+             "of every loss (0: all particles are signal).")] = 0.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate of all three stages "
                                       "(cosine-annealed to 0 over each stage).")] = 1e-2,
-    radius: Annotated[float, typer.Option(help="Graph radius in the embedded space.")] = 0.7,
+    radius: Annotated[float, typer.Option(
+        help="Graph radius in the embedded space while training (hard negatives, the "
+             "filter's training graphs).")] = 0.7,
+    graph_radius: Annotated[float | None, typer.Option(
+        help="Graph radius written to config.json for inference (default: --radius). "
+             "Slightly above --radius, it recovers low-pT pairs the embedding leaves just "
+             "outside (fewer split tracks; see data/models/README.md).")] = 0.8,
     margin: Annotated[float, typer.Option(help="Embedding hinge margin (> radius leaves a "
                                           "gap between true and false pairs).")] = 1.0,
     max_k: Annotated[int, typer.Option(help="Neighbours per space point in graph building.")]
@@ -154,7 +171,7 @@ def train(
     gnn_hidden: Annotated[int, typer.Option(help="GNN hidden width.")] = 48,
     gnn_iterations: Annotated[int, typer.Option(help="GNN message-passing iterations.")] = 6,
     filter_cut: Annotated[float, typer.Option(help="Filter cut on sigmoid(score).")] = 0.1,
-    gnn_cut: Annotated[float, typer.Option(help="GNN cut on sigmoid(score).")] = 0.4,
+    gnn_cut: Annotated[float, typer.Option(help="GNN cut on sigmoid(score).")] = 0.5,
     track_builder: Annotated[str, typer.Option(
         help="Track building: components, best_edges or best_outgoing (see "
              "PipelineConfig).")] = "best_outgoing",
@@ -177,6 +194,10 @@ def train(
         raise typer.BadParameter("give at least one value", param_hint="--pileup")
     if threads < 1:
         raise typer.BadParameter(f"must be >= 1, got {threads}", param_hint="--threads")
+    if sectors < 1:
+        raise typer.BadParameter(f"must be >= 1, got {sectors}", param_hint="--sectors")
+    if pt_min < 0:
+        raise typer.BadParameter(f"must be >= 0, got {pt_min}", param_hint="--pt-min")
     base = default_pipeline_config()
     geo = base.features.scales[:3] if geometry else None
     try:
@@ -193,16 +214,18 @@ def train(
         tcfg = TrainingConfig(
             seed=seed, embedding_epochs=embedding_epochs, filter_epochs=filter_epochs,
             gnn_epochs=gnn_epochs, embedding_lr=lr, filter_lr=lr, gnn_lr=lr, margin=margin,
-            cosine_lr=True, progress=progress,
+            cosine_lr=True, progress=progress, pt_min=pt_min if pt_min > 0 else None,
         )
+        saved = replace(cfg, graph=replace(
+            cfg.graph, radius=radius if graph_radius is None else graph_radius))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     set_num_threads(threads)
     t0 = time.perf_counter()
     evs = training_events(pileup, events, seed, cfg.features, pileup_events=pileup_events,
-                          progress=progress)
+                          sectors=sectors, progress=progress)
     t_sim = time.perf_counter() - t0
-    _, hist = train_pipeline(evs, cfg, tcfg, output_dir=output)
+    _, hist = train_pipeline(evs, cfg, tcfg, output_dir=output, saved_config=saved)
     elapsed = time.perf_counter() - t0
     summary = {
         "command": "sonic-exatrkx train",
@@ -210,12 +233,15 @@ def train(
         "pileup": list(pileup),
         "events_mu0": events,
         "events_per_nonzero_pileup": pileup_events,
+        "sectors_per_pileup_event": sectors,
+        "pt_min": pt_min,
         "seed": seed,
         "threads": threads,
         "epochs": [embedding_epochs, filter_epochs, gnn_epochs],
         "lr": lr,
         "margin": margin,
-        "config": cfg.to_dict(),
+        "training_radius": radius,
+        "config": saved.to_dict(),
         "seconds": {"simulation": round(t_sim, 1), **{k: round(v, 1) for k, v in
                                                       hist.seconds.items()},
                     "total": round(elapsed, 1)},

@@ -135,25 +135,30 @@ def _faiss_candidates(
 
 
 def _kdtree_candidates(
-    emb: np.ndarray, radius: float, cfg: GraphConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """Directed candidate pairs from a scipy k-d tree (exact, both directions)."""
+    emb: np.ndarray, radius: float, cfg: GraphConfig, workers: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Directed candidate pairs from a scipy k-d tree (exact, both directions), with their
+    squared distances where the search returns them (``knn``: saves a float64 re-gather
+    of every candidate, ~0.8 s of 2.7 s at mu=200)."""
     from scipy.spatial import cKDTree
 
     tree = cKDTree(emb)
     if cfg.search == "knn":
         n = emb.shape[0]
         k = min(int(cfg.max_k) + 1, n)
-        dist, nbr = tree.query(emb, k=k, distance_upper_bound=radius * (1.0 + _SEARCH_SLACK))
+        dist, nbr = tree.query(
+            emb, k=k, distance_upper_bound=radius * (1.0 + _SEARCH_SLACK), workers=workers
+        )
         dist, nbr = np.asarray(dist).reshape(n, -1), np.asarray(nbr).reshape(n, -1)
         ok = nbr < n
         query = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], nbr.shape)[ok]
-        return query, nbr[ok].astype(np.int64, copy=False)
+        return query, nbr[ok].astype(np.int64, copy=False), np.square(dist[ok])
     pairs = tree.query_pairs(radius * (1.0 + _SEARCH_SLACK), output_type="ndarray")
     pairs = pairs.astype(np.int64, copy=False)
     return (
         np.concatenate([pairs[:, 0], pairs[:, 1]]),
         np.concatenate([pairs[:, 1], pairs[:, 0]]),
+        None,
     )
 
 
@@ -166,12 +171,14 @@ def build_edges(
     orientation: Orientation = "reference",
     r: np.ndarray | None = None,
     config: GraphConfig | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """Candidate edges ``int64 [2, E]`` between space points closer than ``radius`` in the
     embedded space (see the module docstring for the conventions).
 
     ``r`` (any quantity increasing with the transverse radius, e.g. the scaled ``r`` feature)
     is required for ``orientation="inner_outer"``. A ``config`` overrides the keyword values.
+    ``workers``: threads of the k-d tree search (FAISS follows its own OpenMP setting).
     """
     cfg = config or GraphConfig(radius=radius, max_k=max_k, index=index, orientation=orientation)
     emb = np.ascontiguousarray(np.asarray(embedding, dtype=np.float32))
@@ -191,16 +198,18 @@ def build_edges(
     kind = cfg.index
     if kind == "auto":
         kind = "flat" if n <= cfg.flat_max_nodes else "ivf"
+    d2: np.ndarray | None = None
     if kind == "kdtree":
-        q, nb = _kdtree_candidates(emb, cfg.radius, cfg)
+        q, nb, d2 = _kdtree_candidates(emb, cfg.radius, cfg, max(int(workers), 1))
     else:
         q, nb = _faiss_candidates(emb, cfg.radius, kind, cfg)
 
     # Exact strict cut in float64, self-loops dropped.
-    emb64 = emb.astype(np.float64)
-    diff = emb64[q]
-    diff -= emb64[nb]
-    d2 = np.einsum("ij,ij->i", diff, diff)
+    if d2 is None:
+        emb64 = emb.astype(np.float64)
+        diff = emb64[q]
+        diff -= emb64[nb]
+        d2 = np.einsum("ij,ij->i", diff, diff)
     keep = (q != nb) & (d2 < float(cfg.radius) ** 2)
     q, nb, d2 = q[keep], nb[keep], d2[keep]
 
@@ -226,7 +235,8 @@ def build_edges(
         lo, hi = np.minimum(q, nb), np.maximum(q, nb)
         swap = r[hi] < r[lo]  # hi is src only when strictly inside lo
         src, dst = np.where(swap, hi, lo), np.where(swap, lo, hi)
-    key = np.unique(src * n + dst)
+    key = np.sort(src * n + dst)  # sort + neighbour mask: np.unique's work, ~1.5x faster
+    key = key[np.concatenate(([True], key[1:] != key[:-1]))] if key.size else key
     return np.stack([key // n, key % n]).astype(np.int64, copy=False)
 
 

@@ -289,7 +289,9 @@ class Pipeline:
         """Candidate edges from the embedding (``r`` for the orientation from features)."""
         r_idx = self.config.features.index("r")
         r = features[:, r_idx] if r_idx is not None else None
-        return build_edges(embedding, r=r, config=self.config.graph)
+        return build_edges(
+            embedding, r=r, config=self.config.graph, workers=self.config.num_threads
+        )
 
     def score_filter(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """Filter logits ``[E]`` (chunked by ``edge_batch_size``)."""

@@ -67,6 +67,32 @@ class TrainingEvent:
         return cls(event["features"], event["particle_id"], event.get("pt"))
 
 
+def phi_sectors(event: TrainingEvent, n: int, phi: np.ndarray) -> list[TrainingEvent]:
+    """Cut a dense (pileup) event into ``n`` azimuthal wedges of equal width.
+
+    Why: a wedge keeps the event's hit density, which is what the embedding and filter must
+    learn to cope with, at ``1/n`` of the cost per training step, so a mu=200 event can join
+    a training set that fits the time budget. Edges across wedge borders are simply absent
+    in training (``phi``: radians in ``[-pi, pi]``, one per space point).
+    """
+    if n < 1 or int(n) != n:
+        raise ValueError(f"phi_sectors: n must be an integer >= 1, got {n}")
+    if n == 1:
+        return [event]
+    phi = np.asarray(phi, dtype=np.float64).reshape(-1)
+    if phi.size != event.particle_id.size:
+        raise ValueError(
+            f"phi_sectors: {phi.size} phi values for {event.particle_id.size} space points"
+        )
+    sector = np.clip(np.floor((phi + np.pi) / (2.0 * np.pi) * n), 0, n - 1).astype(np.int64)
+    out = []
+    for k in range(int(n)):
+        m = sector == k
+        pt = None if event.pt is None else event.pt[m]
+        out.append(TrainingEvent(event.features[m], event.particle_id[m], pt))
+    return out
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Epochs, learning rates and sampling of the three training stages."""
@@ -80,7 +106,9 @@ class TrainingConfig:
     gnn_lr: float = 3e-3
     embedding_truth: str = "consecutive"  # positive pairs: "consecutive" (by r) or "all_pairs"
     negatives_per_positive: float = 2.0
-    pt_min: float | None = None  # embedding positives only from particles with pt > pt_min
+    # signal threshold (GeV): embedding positives and the filter/GNN's true edges come only
+    # from particles with pt > pt_min; lower-pT true pairs are left out of every loss
+    pt_min: float | None = None
     hard_negatives: bool = True
     max_pairs: int = 200_000  # cap on positive pairs per event and step
     max_pos_weight: float = 50.0
@@ -206,6 +234,19 @@ def train_embedding(
     return history
 
 
+def _edge_weights(
+    ev: TrainingEvent, edges: np.ndarray, same: np.ndarray, pt_min: float | None
+) -> np.ndarray:
+    """Loss weight per edge: 0 for true edges of particles at or below the signal
+    threshold ``pt_min`` (neither kept nor rejected is wrong for them), else 1."""
+    w = np.ones(edges.shape[1], dtype=np.float32)
+    if pt_min is not None:
+        if ev.pt is None:
+            raise ValueError("training: pt_min is set but an event has no pt")
+        w[same & (ev.pt[edges[0]] <= pt_min)] = 0.0
+    return w
+
+
 def _train_edge_model(
     model: nn.Module,
     events: Sequence[TrainingEvent],
@@ -218,10 +259,11 @@ def _train_edge_model(
     rng = np.random.default_rng(training.seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     sched = _scheduler(opt, epochs * len(events), training)
-    labels = [
-        torch.from_numpy(_same_particle(ev.particle_id, e).astype(np.float32))
-        for ev, e in zip(events, edges, strict=True)
-    ]
+    labels, weights = [], []
+    for ev, e in zip(events, edges, strict=True):
+        same = _same_particle(ev.particle_id, e)
+        labels.append(torch.from_numpy(same.astype(np.float32)))
+        weights.append(torch.from_numpy(_edge_weights(ev, e, same, training.pt_min)))
     history: list[float] = []
     model.train()
     for _ in tqdm(range(epochs), desc=desc, disable=not training.progress):
@@ -229,10 +271,13 @@ def _train_edge_model(
         for i in rng.permutation(len(events)):
             if edges[i].shape[1] == 0:
                 continue
-            y = labels[i]
+            y, w = labels[i], weights[i]
             logits = model(torch.from_numpy(events[i].features), torch.from_numpy(edges[i]))
+            # without a threshold no weight at all: the loss stays bit-identical to the one
+            # the shipped models were trained with
             loss = nn.functional.binary_cross_entropy_with_logits(
-                logits, y, pos_weight=_bce_weight(y, training.max_pos_weight)
+                logits, y, weight=None if training.pt_min is None else w,
+                pos_weight=_bce_weight(y[w > 0], training.max_pos_weight),
             )
             opt.zero_grad()
             loss.backward()
@@ -312,16 +357,38 @@ def plot_losses(history: TrainingHistory, path: str | Path) -> Path:
     return out
 
 
+def _check_same_models(trained: PipelineConfig, saved: PipelineConfig) -> None:
+    """The saved configuration may change cuts and graph building, not the models."""
+    if saved.features != trained.features:
+        raise ValueError("train_pipeline: saved_config has other features than training")
+    for stage in ("embedding", "filter", "gnn"):
+        a = {k: v for k, v in getattr(trained, stage).to_dict().items() if k != "cut"}
+        b = {k: v for k, v in getattr(saved, stage).to_dict().items() if k != "cut"}
+        if a != b:
+            raise ValueError(
+                f"train_pipeline: saved_config describes another {stage} model than the "
+                "one trained"
+            )
+
+
 def train_pipeline(
     events: Sequence[TrainingEvent | Mapping[str, Any]],
     config: PipelineConfig | None = None,
     training: TrainingConfig | None = None,
     output_dir: str | Path | None = None,
+    saved_config: PipelineConfig | None = None,
 ) -> tuple[Pipeline, TrainingHistory]:
     """Train embedding, filter and GNN in sequence; save them (TorchScript + config.json)
-    and ``loss_curves.png`` into ``output_dir`` when given."""
+    and ``loss_curves.png`` into ``output_dir`` when given.
+
+    ``saved_config``: the configuration written to ``config.json`` (default: ``config``),
+    for inference settings that differ from training's (e.g. the graph radius); it must
+    describe the same models.
+    """
     cfg = config or PipelineConfig()
     tcfg = training or TrainingConfig()
+    out_cfg = saved_config or cfg
+    _check_same_models(cfg, out_cfg)
     evs = [TrainingEvent.coerce(e) for e in events]
     if not evs:
         raise ValueError("train_pipeline: no events")
@@ -344,7 +411,7 @@ def train_pipeline(
         hist, "gnn", pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, cfg.gnn.cut, tcfg)
 
     if output_dir is not None:
-        save_models(output_dir, pipe.embedding, pipe.filter, pipe.gnn, cfg)
+        save_models(output_dir, pipe.embedding, pipe.filter, pipe.gnn, out_cfg)
         if tcfg.plots:
             plot_losses(hist, Path(output_dir) / "loss_curves.png")
     return pipe, hist

@@ -98,7 +98,9 @@ def test_train_writes_a_loadable_model_set(tmp_path):
 
     out = tmp_path / "models"
     result = runner.invoke(app, ["train", "--output", str(out), "--events", "2",
-                                 "--pileup", "0", "--embedding-epochs", "1",
+                                 "--pileup", "0", "--pileup", "5", "--pileup-events", "1",
+                                 "--sectors", "4", "--pt-min", "0.5",
+                                 "--embedding-epochs", "1",
                                  "--filter-epochs", "1", "--gnn-epochs", "1", "--threads", "1",
                                  "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -106,6 +108,9 @@ def test_train_writes_a_loadable_model_set(tmp_path):
             "loss_curves.png"} <= {p.name for p in out.iterdir()}
     summary = json.loads((out / "training.json").read_text())
     assert summary["events_mu0"] == 2 and summary["epochs"] == [1, 1, 1]
+    assert summary["sectors_per_pileup_event"] == 4 and summary["pt_min"] == 0.5
+    # 2 events at mu=0 plus one mu=5 event cut into 4 wedges
+    assert "(6 events)" in result.output
     pipe = Pipeline.from_directory(out)
     sp = acts_csv.read_spacepoints(acts_csv.event_path(sample_events_dir(), 0, "spacepoint"))
     labels = pipe(sp["x"].to_numpy(), sp["y"].to_numpy(), sp["z"].to_numpy())
@@ -116,3 +121,26 @@ def test_train_rejects_bad_options(tmp_path):
     result = runner.invoke(app, ["train", "--output", str(tmp_path), "--events", "0"])
     assert result.exit_code == 2
     assert "--events" in result.output
+    result = runner.invoke(app, ["train", "--output", str(tmp_path), "--sectors", "0"])
+    assert result.exit_code == 2
+    assert "--sectors" in result.output
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bench_pipeline_prints_speed_and_physics(workers):
+    result = runner.invoke(app, ["bench", "pipeline", "--events", "2", "--pileup", "0",
+                                 "--workers", str(workers)])
+    assert result.exit_code == 0, result.output
+    assert f"1 thread(s) x {workers} worker(s)" in result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| 0 | 2 |")]
+    assert len(rows) == 1  # the timing row of the mu=0 block, 2 events
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert float(cells[10]) > 0  # events/s
+    effs = [line for line in result.output.splitlines()
+            if line.startswith("| 0 | ") and "(" in line]
+    assert len(effs) == 1 and float(effs[0].split("|")[2].split()[0]) >= 0.8  # eff. pT>1
+
+
+def test_bench_pipeline_rejects_bad_workers():
+    result = runner.invoke(app, ["bench", "pipeline", "--workers", "0"])
+    assert result.exit_code == 2 and "--workers" in result.output

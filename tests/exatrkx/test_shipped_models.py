@@ -67,15 +67,15 @@ def test_shipped_files_are_small() -> None:
 def test_physics_on_held_out_events(shipped: Pipeline, held_out: list) -> None:
     hi, every, gnn_edges = _merged_track_metrics(shipped, held_out)
     assert hi.n_particles >= 30
-    # measured on these events: 0.963 / 0.017 / 0.0 (pT > 1) and 0.053 (all pT)
+    # measured on these events: 0.988 / 0.017 / 0.0 (pT > 1) and 0.031 (all pT)
     assert hi.efficiency >= 0.90, hi
     assert every.fake_rate <= 0.05, every
     assert hi.duplicate_rate <= 0.05, hi
-    # below 0.3 GeV a chain often breaks where the track leaves the pixel barrel for an
-    # endcap (README "Notes"), so over all pT the bar is looser
-    assert every.duplicate_rate <= 0.08, every
+    # below 0.4 GeV a chain sometimes breaks at a pair missing from the graph (models
+    # README), so over all pT the bar is looser (0.053 with graph radius 0.7)
+    assert every.duplicate_rate <= 0.06, every
     m = sum_edge_metrics(gnn_edges)  # edges passing the GNN cut, as the benchmark's "gnn"
-    # measured: 0.935 / 0.951 here (0.954 / 0.970 on the 20 benchmark events)
+    # measured: 0.934 / 0.957 here (0.959 / 0.973 on the 20 benchmark events)
     assert m.efficiency >= 0.90, m
     assert m.purity >= 0.90, m
 

@@ -18,7 +18,12 @@ from sonic_exatrkx.exatrkx import (
     compute_features,
 )
 from sonic_exatrkx.exatrkx.metrics import track_metrics
-from sonic_exatrkx.exatrkx.training import TrainingConfig, TrainingEvent, train_pipeline
+from sonic_exatrkx.exatrkx.training import (
+    TrainingConfig,
+    TrainingEvent,
+    phi_sectors,
+    train_pipeline,
+)
 from tests.exatrkx.helpers import toy_event
 
 CONFIG = PipelineConfig(
@@ -92,3 +97,55 @@ def test_training_event_validation() -> None:
     no_pt = {"features": np.zeros((4, 3), np.float32), "particle_id": np.ones(4)}
     with pytest.raises(ValueError, match="no pt"):
         train_pipeline([no_pt], training=TrainingConfig(pt_min=1.0, progress=False))
+
+
+def test_phi_sectors_partition_the_event() -> None:
+    ev_dict, toy = _event(3)
+    ev = TrainingEvent.coerce(ev_dict)
+    phi = np.arctan2(toy["y"], toy["x"])
+    parts = phi_sectors(ev, 4, phi)
+    assert len(parts) == 4
+    # every space point lands in exactly one wedge, the one its phi lies in, with its own
+    # truth and pT (wedges keep the event's row order)
+    wedge = np.floor((phi + np.pi) / (np.pi / 2)).astype(int)
+    order = np.argsort(wedge, kind="stable")
+    assert [p.particle_id.size for p in parts] == np.bincount(wedge, minlength=4).tolist()
+    assert np.array_equal(np.concatenate([p.features for p in parts]), ev.features[order])
+    assert np.array_equal(np.concatenate([p.particle_id for p in parts]), ev.particle_id[order])
+    assert np.array_equal(np.concatenate([p.pt for p in parts]), ev.pt[order])
+    assert phi_sectors(ev, 1, phi) == [ev]
+    with pytest.raises(ValueError, match="integer >= 1"):
+        phi_sectors(ev, 0, phi)
+    with pytest.raises(ValueError, match="phi values"):
+        phi_sectors(ev, 2, phi[:-1])
+
+
+def test_signal_threshold_leaves_low_pt_true_edges_out_of_the_loss() -> None:
+    from sonic_exatrkx.exatrkx.training import _edge_weights
+
+    pid = np.array([1, 1, 2, 2, 0], dtype=np.uint64)
+    pt = np.array([2.0, 2.0, 0.3, 0.3, 0.0], dtype=np.float32)
+    ev = TrainingEvent(np.zeros((5, 3), np.float32), pid, pt)
+    # true high-pT, true low-pT, fake (1 -> 2), noise
+    edges = np.array([[0, 2, 1, 3], [1, 3, 2, 4]])
+    same = np.array([True, True, False, False])
+    assert _edge_weights(ev, edges, same, None).tolist() == [1, 1, 1, 1]
+    assert _edge_weights(ev, edges, same, 0.5).tolist() == [1, 0, 1, 1]
+    with pytest.raises(ValueError, match="no pt"):
+        _edge_weights(TrainingEvent(ev.features, pid), edges, same, 0.5)
+
+
+def test_saved_config_may_change_inference_settings_only(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    quick = TrainingConfig(embedding_epochs=1, filter_epochs=1, gnn_epochs=1, progress=False,
+                           plots=False)
+    events = [_event(seed)[0] for seed in range(2)]
+    wider = replace(CONFIG, graph=replace(CONFIG.graph, radius=1.2), gnn=replace(CONFIG.gnn,
+                                                                                 cut=0.5))
+    train_pipeline(events, CONFIG, quick, output_dir=tmp_path, saved_config=wider)
+    loaded = Pipeline.from_directory(tmp_path).config
+    assert loaded.graph.radius == 1.2 and loaded.gnn.cut == 0.5
+    other = replace(CONFIG, embedding=replace(CONFIG.embedding, hidden=32))
+    with pytest.raises(ValueError, match="another embedding model"):
+        train_pipeline(events, CONFIG, quick, output_dir=tmp_path / "x", saved_config=other)
