@@ -165,6 +165,13 @@ class GNNConfig(_ConfigMixin):
         _check_cut("GNNConfig", self.cut)
 
 
+def gather(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` along dim 0 via ``index_select``: the same values, but on CPU ~7x faster
+    than advanced indexing for the ``[E, H]`` gathers of the edge models (30 us against
+    217 us for 2200 rows of 48, one thread)."""
+    return torch.index_select(x, 0, index)
+
+
 def make_mlp(
     in_features: int,
     hidden: int,
@@ -219,7 +226,7 @@ class EdgeMLP(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def forward(self, h: Tensor, e: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-        z = self.src_proj(h)[src] + self.dst_proj(h)[dst] + self.edge_proj(e)
+        z = gather(self.src_proj(h), src) + gather(self.dst_proj(h), dst) + self.edge_proj(e)
         return self.head(z)
 
 
@@ -261,15 +268,20 @@ class Geometry(nn.Module):
     def edge(self, x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
         r, phi, z = self._rpz(x)
         eta = self._eta(r, z)
-        dr = r[dst] - r[src]
-        dphi = torch.remainder(phi[dst] - phi[src] + math.pi, 2.0 * math.pi) - math.pi
-        dz = z[dst] - z[src]
+        r_src, r_dst = gather(r, src), gather(r, dst)
+        z_src = gather(z, src)
+        dr = r_dst - r_src
+        dphi = torch.remainder(gather(phi, dst) - gather(phi, src) + math.pi, 2.0 * math.pi)
+        dphi = dphi - math.pi
+        dz = gather(z, dst) - z_src
         sign = torch.where(dr < 0, -torch.ones_like(dr), torch.ones_like(dr))
         dr_safe = sign * dr.abs().clamp(min=1.0)
         slope = (1000.0 * dphi / dr_safe).clamp(-20.0, 20.0)
-        z0 = ((z[src] - r[src] * dz / dr_safe) / 100.0).clamp(-20.0, 20.0)
+        z0 = ((z_src - r_src * dz / dr_safe) / 100.0).clamp(-20.0, 20.0)
         return torch.stack(
-            [dr / 100.0, 10.0 * dphi, dz / 100.0, eta[dst] - eta[src], slope, z0], dim=1
+            [dr / 100.0, 10.0 * dphi, dz / 100.0, gather(eta, dst) - gather(eta, src), slope,
+             z0],
+            dim=1,
         )
 
 
@@ -309,7 +321,7 @@ class Embedding(nn.Module):
 
 def edge_inputs(x: Tensor, src: Tensor, dst: Tensor, differences: bool) -> Tensor:
     """``cat(x[src], x[dst])``, plus ``x[dst] - x[src]`` when ``differences``."""
-    a, b = x[src], x[dst]
+    a, b = gather(x, src), gather(x, dst)
     if differences:
         return torch.cat([a, b, b - a], dim=1)
     return torch.cat([a, b], dim=1)

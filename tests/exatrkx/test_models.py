@@ -117,3 +117,12 @@ def test_geometry_config_round_trip_and_validation() -> None:
         EmbeddingConfig(geometry=(1.0, -1.0, 1.0))
     with pytest.raises(ValueError, match="stage 'filter' geometry"):
         PipelineConfig(features=FeatureConfig.reference(), filter=FilterConfig(geometry=GEO))
+
+
+def test_gather_is_row_indexing() -> None:
+    from sonic_exatrkx.exatrkx.models import gather
+
+    x = torch.arange(12.0).reshape(6, 2)
+    idx = torch.tensor([5, 0, 0, 3])
+    assert torch.equal(gather(x, idx), x[idx])
+    assert torch.equal(gather(x[:, 0], idx), x[idx, 0])
