@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sonic_exatrkx.framework import ConfigurationError
+from sonic_exatrkx.sonic.errors import check_count
 
 #: Share of the cores the job keeps for its own stages, per service option.
 JOB_SHARE: dict[str, float] = {"custom": 0.0, "S4": 0.0, "S3": 0.0, "S2": 0.25, "S1": 0.5,
@@ -55,14 +56,12 @@ def split_cores(cores: int, service_option: str = "custom", *,
     not the cores reserved. In flight: two requests per server instance, so each instance
     has the next event queued while the job converts the one after.
     """
-    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
-        raise ConfigurationError(f"cores must be an integer >= 1, got {cores!r}")
+    check_count(cores, "cores")
     if service_option not in JOB_SHARE:
         raise ConfigurationError(f"service_option must be one of {', '.join(JOB_SHARE)} "
                                  f"for a thread budget, got {service_option!r}")
-    if job_threads is not None and (isinstance(job_threads, bool)
-                                    or not isinstance(job_threads, int) or job_threads < 1):
-        raise ConfigurationError(f"threads must be an integer >= 1, got {job_threads!r}")
+    if job_threads is not None:
+        check_count(job_threads, "threads")
     share = JOB_SHARE[service_option]
     if share >= 1.0:  # nothing served: every core is the job's
         threads = job_threads or cores

@@ -7,6 +7,12 @@ import http.client
 from sonic_exatrkx.framework import ConfigurationError
 
 
+def check_count(value: object, what: str) -> None:
+    """Refuse anything but an ``int >= 1`` (``bool`` too) for a count setting ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{what} must be an integer >= 1, got {value!r}")
+
+
 class SonicError(RuntimeError):
     """Base of the errors raised while serving an event."""
 

@@ -37,6 +37,7 @@ from sonic_exatrkx.framework import (
     ProcessCode,
 )
 from sonic_exatrkx.sonic.client import InferenceClient, Tensors, completed
+from sonic_exatrkx.sonic.errors import check_count
 from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming, write_prometheus
 
 MODES = ("sync", "pseudo-async", "async")
@@ -53,10 +54,7 @@ class SonicProducer(ExternalWorkAlgorithm):
         if mode not in MODES:
             raise ConfigurationError(f"{self.name}: mode must be one of {MODES}, "
                                      f"got {mode!r}")
-        if isinstance(helper_threads, bool) or not isinstance(helper_threads, int) \
-                or helper_threads < 1:
-            raise ConfigurationError(f"{self.name}: helper_threads must be an integer >= 1, "
-                                     f"got {helper_threads!r}")
+        check_count(helper_threads, f"{self.name}: helper_threads")
         self.mode = mode
         self.helper_threads = helper_threads
         self.metrics_file = Path(metrics_file) if metrics_file is not None else None

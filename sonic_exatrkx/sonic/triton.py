@@ -46,6 +46,7 @@ from sonic_exatrkx.sonic.errors import (
     RequestTimeoutError,
     ServerUnavailableError,
     UnknownModelError,
+    check_count,
     describe,
     is_recoverable,
     is_timeout,
@@ -137,10 +138,7 @@ class TritonClient(InferenceClient):
         if compression not in COMPRESSION:
             raise ConfigurationError(f"TritonClient: compression must be one of "
                                      f"{COMPRESSION}, got {compression!r}")
-        if isinstance(allowed_tries, bool) or not isinstance(allowed_tries, int) \
-                or allowed_tries < 1:
-            raise ConfigurationError(f"TritonClient: allowed_tries must be an integer >= 1, "
-                                     f"got {allowed_tries!r}")
+        check_count(allowed_tries, "TritonClient: allowed_tries")
         for key, value in (("timeout_s", timeout_s), ("backoff_s", backoff_s),
                            ("down_s", down_s), ("health_timeout_s", health_timeout_s)):
             if value is not None and (not isinstance(value, int | float) or value < 0
