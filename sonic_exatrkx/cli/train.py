@@ -134,7 +134,7 @@ def training_events(
 
 def train(
     output: Annotated[Path, typer.Option(help="Folder for the trained models.")] = Path("models"),
-    events: Annotated[int, typer.Option(help="Training events at pileup 0.")] = 40,
+    events: Annotated[int, typer.Option(min=1, help="Training events at pileup 0.")] = 40,
     pileup_events: Annotated[int, typer.Option(
         help="Training events at each non-zero --pileup value.")] = 3,
     pileup: Annotated[
@@ -142,7 +142,7 @@ def train(
         typer.Option(help="Pileup (mu) of a training sample (repeat the option for several)."),
     ] = [0.0, 20.0],  # noqa: B006 - typer needs a literal default
     sectors: Annotated[int, typer.Option(
-        help="Cut every pileup event into this many phi wedges: the wedges keep its hit "
+        min=1, help="Cut every pileup event into this many phi wedges: the wedges keep its hit "
              "density at a fraction of the cost per training step.")] = 1,
     seed: Annotated[int, typer.Option(help="Simulation seed of the first sample.")]
     = DEFAULT_TRAIN_SEED,
@@ -150,8 +150,8 @@ def train(
     filter_epochs: Annotated[int, typer.Option(help="Filter epochs.")] = 40,
     gnn_epochs: Annotated[int, typer.Option(help="GNN epochs.")] = 40,
     pt_min: Annotated[float, typer.Option(
-        help="Signal threshold in GeV: true pairs of particles at or below it are left out "
-             "of every loss (0: all particles are signal).")] = 0.0,
+        min=0.0, help="Signal threshold in GeV: true pairs of particles at or below it are "
+                      "left out of every loss (0: all particles are signal).")] = 0.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate of all three stages "
                                       "(cosine-annealed to 0 over each stage).")] = 1e-2,
     radius: Annotated[float, typer.Option(
@@ -179,7 +179,7 @@ def train(
         help="Geometric node/edge inputs (cos/sin phi, dphi/dr, z0, ...) computed inside "
              "the models.")] = True,
     threads: Annotated[int, typer.Option(
-        help="Torch / FAISS threads. 1 by default: on a shared 2-core machine two threads "
+        min=1, help="Torch / FAISS threads. 1 by default: on a shared 2-core machine two threads "
              "made every small op wait for a descheduled worker (measured 60x slower).")] = 1,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -188,16 +188,8 @@ def train(
     from sonic_exatrkx.exatrkx import set_num_threads
     from sonic_exatrkx.exatrkx.training import TrainingConfig, train_pipeline
 
-    if events < 1:
-        raise typer.BadParameter(f"must be >= 1, got {events}", param_hint="--events")
     if not pileup:
         raise typer.BadParameter("give at least one value", param_hint="--pileup")
-    if threads < 1:
-        raise typer.BadParameter(f"must be >= 1, got {threads}", param_hint="--threads")
-    if sectors < 1:
-        raise typer.BadParameter(f"must be >= 1, got {sectors}", param_hint="--sectors")
-    if pt_min < 0:
-        raise typer.BadParameter(f"must be >= 0, got {pt_min}", param_hint="--pt-min")
     base = default_pipeline_config()
     geo = base.features.scales[:3] if geometry else None
     try:
