@@ -98,13 +98,9 @@ def triton_server(triton_available: None, tmp_path_factory: pytest.TempPathFacto
                   ) -> Iterator[TritonServer]:
     """The shared server; always stopped, even when tests fail."""
     repo = write_scale_repo(tmp_path_factory.mktemp("triton-repo"), delay_ms="10")
-    server = TritonServer(repo, env_threads=1, ready_timeout=90,
-                          log_file=tmp_path_factory.mktemp("triton-log") / "server.log")
-    server.start()
-    try:
+    log = tmp_path_factory.mktemp("triton-log") / "server.log"
+    with TritonServer(repo, env_threads=1, ready_timeout=90, log_file=log) as server:
         yield server
-    finally:
-        server.stop()
 
 
 MAX_SPACEPOINTS = 3000
@@ -175,10 +171,6 @@ def exatrkx_server(triton_available: None, exatrkx_models,
     repo = tmp_path_factory.mktemp("exatrkx-repo")
     write_exatrkx_repository(repo, exatrkx_models[0],
                              ExaTrkXRepositoryOptions(max_spacepoints=MAX_SPACEPOINTS))
-    server = TritonServer(repo, env_threads=1, ready_timeout=150,
-                          log_file=tmp_path_factory.mktemp("exatrkx-log") / "server.log")
-    server.start()
-    try:
+    log = tmp_path_factory.mktemp("exatrkx-log") / "server.log"
+    with TritonServer(repo, env_threads=1, ready_timeout=150, log_file=log) as server:
         yield server
-    finally:
-        server.stop()

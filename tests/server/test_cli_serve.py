@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +83,28 @@ def test_models_without_a_trained_pipeline_exits_2(tmp_path: Path) -> None:
     assert f"cannot build the ExaTrkX repository from {tmp_path}" in result.output
 
 
-def _serve_cli(repo: Path | list[str], out: Path) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def _serve_cli(repo: Path | list[str], out: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`serve` in a subprocess, output to ``out``; killed on exit if still running."""
     code = "import typer; from sonic_exatrkx.cli.serve import serve; typer.run(serve)"
     args = ["--model-repository", str(repo)] if isinstance(repo, Path) else repo
     with out.open("wb") as f:
-        return subprocess.Popen([sys.executable, "-c", code, *args],
+        proc = subprocess.Popen([sys.executable, "-c", code, *args],
                                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _assert_stopped_cleanly(out: Path, server_pid: int, stubs: list) -> None:
+    """No server, stub or stub shared memory left after `serve` exits."""
+    assert "Triton server stopped" in out.read_text()
+    for pid in (server_pid, *(s.pid for s in stubs)):
+        assert not process_running(pid)
+    assert not any((SHM_DIR / s.shm_region).exists() for s in stubs)
 
 
 def _wait_for(out: Path, proc: subprocess.Popen[bytes], text: str, timeout: float) -> str:
@@ -108,8 +126,7 @@ def test_serve_until_signal_then_clean_exit(triton_available: None, tmp_path: Pa
 
     repo = write_scale_repo(tmp_path / "repo", instances=1, ensemble=False)
     out = tmp_path / "serve.out"
-    proc = _serve_cli(repo, out)
-    try:
+    with _serve_cli(repo, out) as proc:
         text = _wait_for(out, proc, "Stop with Ctrl-C or SIGTERM.", timeout=90)
         server_pid = int(re.search(r"pid (\d+)", text).group(1))
         http_url = re.search(r"HTTP\s+http://(\S+)", text).group(1)
@@ -124,14 +141,7 @@ def test_serve_until_signal_then_clean_exit(triton_available: None, tmp_path: Pa
             np.testing.assert_array_equal(c.infer("scale", [inp]).as_numpy("OUTPUT"), 2 * x)
         os.kill(proc.pid, sig)
         assert proc.wait(timeout=40) == 0, out.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert "Triton server stopped" in out.read_text()
-    for pid in (server_pid, *(s.pid for s in stubs)):
-        assert not process_running(pid)
-    assert not (SHM_DIR / stubs[0].shm_region).exists()
+    _assert_stopped_cleanly(out, server_pid, stubs)
 
 
 @pytest.mark.triton
@@ -143,9 +153,8 @@ def test_serve_models_dir_until_sigterm(triton_available: None, exatrkx_models,
 
     model_dir, pipe = exatrkx_models
     out = tmp_path / "serve.out"
-    proc = _serve_cli(["--models", str(model_dir), "--instances", "1",
-                       "--threads-per-instance", "1", "--max-spacepoints", "1234"], out)
-    try:
+    with _serve_cli(["--models", str(model_dir), "--instances", "1",
+                     "--threads-per-instance", "1", "--max-spacepoints", "1234"], out) as proc:
         text = _wait_for(out, proc, "Stop with Ctrl-C or SIGTERM.", timeout=150)
         repo = Path(re.search(r"generated ExaTrkX repository in (\S+):", text).group(1))
         assert repo.is_dir()
@@ -164,12 +173,5 @@ def test_serve_models_dir_until_sigterm(triton_available: None, exatrkx_models,
         assert params["NUM_THREADS"]["string_value"] == "1"
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, out.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert "Triton server stopped" in out.read_text()
-    for pid in (server_pid, *(s.pid for s in stubs)):
-        assert not process_running(pid)
-    assert not any((SHM_DIR / s.shm_region).exists() for s in stubs)
+    _assert_stopped_cleanly(out, server_pid, stubs)
     assert not repo.exists()

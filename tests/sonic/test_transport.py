@@ -26,15 +26,11 @@ def tls_server(triton_available, sonic_models, tmp_path_factory):
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
                    check=True, capture_output=True, timeout=60)
     repo = write_repo(d / "repo", sonic_models, ensemble=False)
-    server = TritonServer(repo, env_threads=1, ready_timeout=180, exit_timeout=2,
-                          extra_args=["--grpc-use-ssl=true",
-                                      f"--grpc-server-cert={d / 'cert.pem'}",
-                                      f"--grpc-server-key={d / 'key.pem'}"])
-    server.start()
-    try:
+    tls = ["--grpc-use-ssl=true", f"--grpc-server-cert={d / 'cert.pem'}",
+           f"--grpc-server-key={d / 'key.pem'}"]
+    with TritonServer(repo, env_threads=1, ready_timeout=180, exit_timeout=2,
+                      extra_args=tls) as server:
         yield server, d / "cert.pem"
-    finally:
-        server.stop()
 
 
 @pytest.mark.triton
