@@ -172,6 +172,12 @@ def gather(x: Tensor, index: Tensor) -> Tensor:
     return torch.index_select(x, 0, index)
 
 
+def _activation(name: str) -> nn.Module:
+    """ReLU works in place (same values, one tensor less per layer): its gradient needs only
+    its output, and the LayerNorm or Linear before it does not need its own output."""
+    return nn.ReLU(inplace=True) if name == "relu" else ACTIVATIONS[name]()
+
+
 def make_mlp(
     in_features: int,
     hidden: int,
@@ -181,14 +187,13 @@ def make_mlp(
     layer_norm: bool = True,
 ) -> nn.Sequential:
     """``n_layers`` x (Linear, LayerNorm?, activation) then a plain Linear output layer."""
-    act = ACTIVATIONS[activation]
     layers: list[nn.Module] = []
     width = in_features
     for _ in range(n_layers):
         layers.append(nn.Linear(width, hidden))
         if layer_norm:
             layers.append(nn.LayerNorm(hidden))
-        layers.append(act())
+        layers.append(_activation(activation))
         width = hidden
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
@@ -217,17 +222,32 @@ class EdgeMLP(nn.Module):
         self.src_proj = nn.Linear(node_dim, hidden)
         self.dst_proj = nn.Linear(node_dim, hidden, bias=False)
         self.edge_proj = nn.Linear(edge_dim, hidden, bias=False)
-        act = ACTIVATIONS[activation]
         layers: list[nn.Module] = []
         if layer_norm:
             layers.append(nn.LayerNorm(hidden))
-        layers.append(act())
+        layers.append(_activation(activation))
         layers.extend(make_mlp(hidden, hidden, out_features, n_layers - 1, activation, layer_norm))
         self.head = nn.Sequential(*layers)
 
-    def forward(self, h: Tensor, e: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-        z = gather(self.src_proj(h), src) + gather(self.dst_proj(h), dst) + self.edge_proj(e)
+    def project(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """The per-node halves ``(h @ Ws + b, h @ Wd)``, computed once for all edge blocks."""
+        return self.src_proj(h), self.dst_proj(h)
+
+    def combine(self, ps: Tensor, pd: Tensor, e: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        """The MLP for the edges ``src -> dst`` with state ``e``, from :meth:`project`.
+
+        The sums run in place, in the order ``(ps[src] + pd[dst]) + e @ We``: same bits as
+        out of place, two ``[E, H]`` tensors fewer (autograd-safe: ``index_select`` keeps
+        no output for its gradient).
+        """
+        z = gather(ps, src)
+        z.add_(gather(pd, dst))
+        z.add_(self.edge_proj(e))
         return self.head(z)
+
+    def forward(self, h: Tensor, e: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        ps, pd = self.project(h)
+        return self.combine(ps, pd, e, src, dst)
 
 
 class Geometry(nn.Module):
@@ -358,6 +378,14 @@ class Filter(nn.Module):
         return self.net(e).squeeze(-1)
 
 
+#: Edges per block in :class:`InteractionNetwork` inference (see there).
+EDGE_BLOCK = 8192
+
+
+def _join(parts: list[Tensor]) -> Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 class InteractionNetwork(nn.Module):
     """Interaction network with residual node and edge updates, weights shared across
     iterations (as the reference ResAGNN).
@@ -368,6 +396,16 @@ class InteractionNetwork(nn.Module):
     ``h += node_net(cat(h, m_in, m_out))``. The output is ``out_net(cat(h[src], h[dst], e))``:
     one logit per edge. With ``geometry``, the node and edge encoders also see the
     :class:`Geometry` quantities.
+
+    In eval mode the edge-wise work runs on blocks of ``edge_block`` edges, in edge order, so
+    that each block's intermediates stay in cache: on a mu=200 event (789k edges) the GNN
+    went from 13.5 to 5.4 s on one core, and to 3.7-4.4 s with the residuals and ReLUs added
+    in place. Every edge MLP is row-wise and ``index_add_`` still adds in edge order, so
+    this is the same function; the logits agree with one block to float rounding only,
+    because the matrix library picks other kernels for a few rows (a final block of under
+    ~12 edges, or a one-column output layer). Callers that share the module and block size
+    (in-process and served runs) get the same bits. Training keeps
+    one block: its gradients would otherwise be summed in another order.
     """
 
     def __init__(self, config: GNNConfig | None = None) -> None:
@@ -385,24 +423,43 @@ class InteractionNetwork(nn.Module):
         self.edge_net = EdgeMLP(h, h, h, h, nl, cfg.activation, cfg.layer_norm)
         self.node_net = make_mlp(3 * h, h, h, nl, cfg.activation, cfg.layer_norm)
         self.out_net = EdgeMLP(h, h, h, 1, nl, cfg.activation, cfg.layer_norm)
+        self.edge_block: int = EDGE_BLOCK
+
+    def _edge_input(self, x: Tensor, xn: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        ein = edge_inputs(xn, src, dst, self.edge_differences)
+        if self.use_geometry:
+            ein = torch.cat([ein, self.geometry.edge(x, src, dst)], dim=1)
+        return ein
 
     def forward(self, x: Tensor, edges: Tensor) -> Tensor:
         src, dst = edges[0], edges[1]
-        if self.use_geometry:
-            xn = torch.cat([x, self.geometry.node(x)], dim=1)
-            ein = torch.cat(
-                [edge_inputs(xn, src, dst, self.edge_differences),
-                 self.geometry.edge(x, src, dst)],
-                dim=1,
-            )
-        else:
-            xn = x
-            ein = edge_inputs(x, src, dst, self.edge_differences)
+        n_e = src.shape[0]
+        block = max(n_e, 1) if self.training else max(self.edge_block, 1)
+        starts = list(range(0, max(n_e, 1), block))
+        xn = torch.cat([x, self.geometry.node(x)], dim=1) if self.use_geometry else x
         h = self.node_encoder(xn)
-        e = self.edge_encoder(ein)
+        parts: list[Tensor] = []
+        for a in starts:
+            s, d = src[a : a + block], dst[a : a + block]
+            parts.append(self.edge_encoder(self._edge_input(x, xn, s, d)))
+        e = _join(parts)
         for _ in range(self.n_iterations):
-            e = e + self.edge_net(h, e, src, dst)
-            m_in = torch.zeros_like(h).index_add_(0, dst, e)
-            m_out = torch.zeros_like(h).index_add_(0, src, e)
-            h = h + self.node_net(torch.cat([h, m_in, m_out], dim=1))
-        return self.out_net(h, e, src, dst).squeeze(-1)
+            ps, pd = self.edge_net.project(h)
+            m_in = torch.zeros_like(h)
+            m_out = torch.zeros_like(h)
+            parts = []
+            for a in starts:
+                s, d = src[a : a + block], dst[a : a + block]
+                # residuals added in place on the MLP outputs (a Linear keeps no output)
+                eb = self.edge_net.combine(ps, pd, e[a : a + block], s, d).add_(e[a : a + block])
+                m_in.index_add_(0, d, eb)
+                m_out.index_add_(0, s, eb)
+                parts.append(eb)
+            e = _join(parts)
+            h = self.node_net(torch.cat([h, m_in, m_out], dim=1)).add_(h)
+        ps, pd = self.out_net.project(h)
+        parts = []
+        for a in starts:
+            s, d = src[a : a + block], dst[a : a + block]
+            parts.append(self.out_net.combine(ps, pd, e[a : a + block], s, d))
+        return _join(parts).squeeze(-1)

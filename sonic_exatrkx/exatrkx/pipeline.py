@@ -4,11 +4,13 @@ features -> Embedding -> build_edges -> Filter -> cut -> InteractionNetwork -> c
 build_tracks. Arrays in, arrays out: no framework, server or Triton code here, so the
 in-process job and the served model run exactly this code.
 
-Threads: ``PipelineConfig.num_threads`` is applied to *both* torch intra-op threads and the
-FAISS OpenMP pool (:func:`set_num_threads`) at the start of every :meth:`Pipeline.run`. Both
-settings are process-wide. The default is 1: an event loop gets its parallelism from many
-events in flight, and letting torch and FAISS each spawn a pool per core made them fight
-over the cores in the seeds' CPU measurements. ``None`` leaves the process settings alone.
+Process settings: ``PipelineConfig.num_threads`` is applied to *both* torch intra-op threads
+and the FAISS OpenMP pool (:func:`set_num_threads`) at the start of every :meth:`Pipeline.run`,
+together with glibc ``malloc`` settings that keep freed tensor memory for the next event
+(:mod:`.allocator`). All are process-wide. The default is 1 thread: an event loop gets its
+parallelism from many events in flight, and letting torch and FAISS each spawn a pool per
+core made them fight over the cores in the seeds' CPU measurements. ``num_threads=None``
+leaves the process settings alone.
 
 Determinism: for the same input, models and thread count, the labels are identical (graph
 building re-checks distances exactly, and every sort is total).
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .allocator import keep_freed_memory
 from .features import FeatureConfig, check_finite, check_width, compute_features
 from .graph import GraphConfig, apply_cut, build_edges
 from .models import (
@@ -266,11 +269,12 @@ class Pipeline:
     # stages separately (e.g. per-stage Triton models) gets the same arrays bit for bit.
 
     def prepare(self, features: np.ndarray) -> np.ndarray:
-        """Apply the thread setting, check width and finiteness (before any torch call),
-        return contiguous float32 features."""
+        """Apply the process settings (threads, allocator), check width and finiteness
+        (before any torch call), return contiguous float32 features."""
         cfg = self.config
         if cfg.num_threads is not None:
             set_num_threads(cfg.num_threads)
+            keep_freed_memory()
         feats = np.asarray(features)
         check_width(feats, cfg.embedding.in_features, "embedding")
         check_finite(feats, "embedding", "input features")
