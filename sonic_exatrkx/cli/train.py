@@ -186,6 +186,7 @@ def train(
     """Train the embedding, filter and GNN models on simulated HNL events (mu=0 plus some
     pileup) and write TorchScript models, config.json and loss_curves.png to --output."""
     from sonic_exatrkx.exatrkx import set_num_threads
+    from sonic_exatrkx.exatrkx.allocator import keep_freed_memory
     from sonic_exatrkx.exatrkx.training import TrainingConfig, train_pipeline
 
     if not pileup:
@@ -213,6 +214,7 @@ def train(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     set_num_threads(threads)
+    keep_freed_memory()  # as the pipeline does: no page faults for each batch's tensors
     t0 = time.perf_counter()
     evs = training_events(pileup, events, seed, cfg.features, pileup_events=pileup_events,
                           sectors=sectors, progress=progress)
