@@ -219,6 +219,7 @@ def bench_pipeline_cmd(
     events at each pileup."""
     from sonic_exatrkx.cli.train import simulate_arrays
     from sonic_exatrkx.exatrkx import Pipeline
+    from sonic_exatrkx.exatrkx.allocator import keep_freed_memory
 
     if models is None:
         from sonic_exatrkx.paths import data_dir
@@ -227,9 +228,11 @@ def bench_pipeline_cmd(
     pipe = Pipeline.from_directory(models)
     pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, replace(pipe.config,
                                                                      num_threads=threads))
+    # what the pipeline does on its first event anyway; said here because it moves timings
+    malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     typer.echo(f"models {models}, {threads} thread(s) x {workers} worker(s), {events} HNL "
-               f"events per pileup, "
-               f"seed {seed}; baseline RSS {_maxrss_mib():.0f} MiB")
+               f"events per pileup, seed {seed}; freed memory {malloc}; "
+               f"baseline RSS {_maxrss_mib():.0f} MiB")
     results = []
     for k, mu in enumerate(pileups):
         arrays = list(simulate_arrays(mu, seed + k, events))

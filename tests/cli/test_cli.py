@@ -132,6 +132,10 @@ def test_bench_pipeline_prints_speed_and_physics(workers):
                                  "--workers", str(workers)])
     assert result.exit_code == 0, result.output
     assert f"1 thread(s) x {workers} worker(s)" in result.output
+    from sonic_exatrkx.exatrkx.allocator import keep_freed_memory
+
+    malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
+    assert f"freed memory {malloc};" in result.output
     rows = [line for line in result.output.splitlines() if line.startswith("| 0 | 2 |")]
     assert len(rows) == 1  # the timing row of the mu=0 block, 2 events
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
