@@ -1,12 +1,15 @@
 """glibc ``malloc`` settings suited to the pipeline's allocation pattern.
 
 Every stage allocates and frees tensors of 0.1-30 MiB per event. With glibc's defaults
-blocks that size are ``mmap``-ed and handed back to the kernel on free, so the next event
-page-faults the same memory in again. Raising the ``mmap`` threshold and the trim threshold
-keeps that memory in the heap for reuse. On this 2-core machine that took a mu=0 event's GNN
-from 29 to 24 ms and the filter of a mu=200 event from 2.3 to 1.4 s, with the same output
-bits, and lowered the mu=200 peak RSS (1.96 to 1.43 GiB: less fragmentation). PyTorch's CPU
-tuning guides reach the same result by preloading jemalloc or tcmalloc.
+many blocks that size are ``mmap``-ed (the threshold starts at 128 KiB and adapts only to
+sizes already freed) and the heap top is trimmed at 128 KiB, so memory goes back to the
+kernel on free and the next event page-faults it in again. Raising the ``mmap`` threshold
+and the trim threshold keeps that memory in the heap for reuse. On this 2-core machine
+that took a mu=0 event's GNN from 29 to 24 ms and the filter of a mu=200 event from 2.3
+to 1.4 s, with the same output bits, and lowered the mu=200 peak RSS (1.96 to 1.43 GiB:
+less fragmentation). PyTorch's CPU tuning guides reach the same result by preloading
+jemalloc or tcmalloc. The price: between events a process holds on to up to its peak
+tensor memory (per ``malloc`` arena, i.e. per busy thread) instead of returning it.
 
 The settings are process-wide, like the thread counts, and are applied once per process by
 :meth:`~sonic_exatrkx.exatrkx.pipeline.Pipeline.prepare` unless the user already tuned
