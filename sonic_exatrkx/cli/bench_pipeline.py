@@ -214,6 +214,10 @@ def bench_pipeline_cmd(
         min=1, help="Torch / FAISS threads of the pipeline.")] = 1,
     workers: Annotated[int, typer.Option(
         min=1, help="Events in flight at once, on threads of this one process.")] = 1,
+    max_k: Annotated[int | None, typer.Option(
+        min=1, help="Replace the models' graph max_k (neighbours per space point): fewer "
+                    "edges at pileup, faster, less efficient there; default: config.json.")]
+    = None,
 ) -> None:
     """Per-stage timing, events/s, peak memory and physics of the pipeline on held-out HNL
     events at each pileup."""
@@ -226,12 +230,15 @@ def bench_pipeline_cmd(
 
         models = data_dir() / "models"
     pipe = Pipeline.from_directory(models)
-    pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, replace(pipe.config,
-                                                                     num_threads=threads))
+    cfg = replace(pipe.config, num_threads=threads)
+    if max_k is not None:
+        cfg = replace(cfg, graph=replace(cfg.graph, max_k=max_k))
+    pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, cfg)
     # what the pipeline does on its first event anyway; said here because it moves timings
     malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     typer.echo(f"models {models}, {threads} thread(s) x {workers} worker(s), {events} HNL "
-               f"events per pileup, seed {seed}; freed memory {malloc}; "
+               f"events per pileup, seed {seed}, graph max_k {cfg.graph.max_k}; "
+               f"freed memory {malloc}; "
                f"baseline RSS {_maxrss_mib():.0f} MiB")
     results = []
     for k, mu in enumerate(pileups):

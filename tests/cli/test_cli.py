@@ -145,6 +145,26 @@ def test_bench_pipeline_prints_speed_and_physics(workers):
     assert len(effs) == 1 and float(effs[0].split("|")[2].split()[0]) >= 0.8  # eff. pT>1
 
 
+def test_bench_pipeline_max_k_override_caps_the_graph():
+    base = runner.invoke(app, ["bench", "pipeline", "--events", "2", "--pileup", "0"])
+    capped = runner.invoke(app, ["bench", "pipeline", "--events", "2", "--pileup", "0",
+                                 "--max-k", "2"])
+    assert base.exit_code == 0 and capped.exit_code == 0, capped.output
+    assert "graph max_k 32;" in base.output and "graph max_k 2;" in capped.output
+
+    def graph_edges(output: str) -> float:
+        row = next(line for line in output.splitlines() if line.startswith("| 0 | graph |"))
+        return float(row.split("|")[3])
+
+    timing = next(line for line in capped.output.splitlines() if line.startswith("| 0 | 2 |"))
+    space_points = float(timing.split("|")[3])
+    # each space point keeps at most two neighbours: at most 2 N edges, fewer than uncapped
+    assert graph_edges(capped.output) <= 2 * space_points
+    assert graph_edges(capped.output) < graph_edges(base.output)
+    result = runner.invoke(app, ["bench", "pipeline", "--max-k", "0"])
+    assert result.exit_code == 2 and "--max-k" in result.output
+
+
 def test_bench_pipeline_rejects_bad_workers():
     result = runner.invoke(app, ["bench", "pipeline", "--workers", "0"])
     assert result.exit_code == 2 and "--workers" in result.output
