@@ -264,13 +264,19 @@ class Geometry(nn.Module):
       ``[-pi, pi]``), ``dz / 100 mm``, ``deta``, ``dphi / dr`` in rad/m and the z intercept
       ``z_src - r_src dz / dr`` in units of 100 mm, the last two with ``|dr| >= 1 mm`` and
       clipped to +-20.
+
+    ``scales=None`` disables it: :meth:`with_node` and :meth:`edge_input` then add nothing
+    (TorchScript compiles both branches, so every model has the module; unused, it has no
+    weights and costs nothing).
     """
 
-    def __init__(self, scales: tuple[float, float, float]) -> None:
+    def __init__(self, scales: tuple[float, float, float] | None) -> None:
         super().__init__()
-        self.r_scale: float = float(scales[0])
-        self.phi_scale: float = float(scales[1])
-        self.z_scale: float = float(scales[2])
+        self.enabled: bool = scales is not None
+        r_scale, phi_scale, z_scale = scales or (1.0, 1.0, 1.0)
+        self.r_scale: float = float(r_scale)
+        self.phi_scale: float = float(phi_scale)
+        self.z_scale: float = float(z_scale)
 
     def _rpz(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return x[:, 0] * self.r_scale, x[:, 1] * self.phi_scale, x[:, 2] * self.z_scale
@@ -304,16 +310,23 @@ class Geometry(nn.Module):
             dim=1,
         )
 
+    def with_node(self, x: Tensor) -> Tensor:
+        """The node features ``x`` with :meth:`node` appended when enabled."""
+        return torch.cat([x, self.node(x)], dim=1) if self.enabled else x
+
+    def edge_input(
+        self, x: Tensor, xn: Tensor, src: Tensor, dst: Tensor, differences: bool
+    ) -> Tensor:
+        """An edge model's input: :func:`edge_inputs` of the node inputs ``xn`` (from
+        :meth:`with_node`), with :meth:`edge` of the plain features ``x`` appended when
+        enabled."""
+        e = edge_inputs(xn, src, dst, differences)
+        return torch.cat([e, self.edge(x, src, dst)], dim=1) if self.enabled else e
+
 
 #: Columns :class:`Geometry` adds per node and per edge.
 GEOMETRY_NODE_FEATURES = 4
 GEOMETRY_EDGE_FEATURES = 6
-
-
-def _geometry(scales: tuple[float, float, float] | None) -> tuple[Geometry, bool]:
-    """A :class:`Geometry` and whether to use it (TorchScript compiles both branches, so
-    the module exists either way; unused, it has no weights and costs nothing)."""
-    return Geometry(scales or (1.0, 1.0, 1.0)), scales is not None
 
 
 class Embedding(nn.Module):
@@ -327,16 +340,14 @@ class Embedding(nn.Module):
         cfg = config or EmbeddingConfig()
         self.in_features: int = cfg.in_features
         self.out_features: int = cfg.out_features
-        self.geometry, self.use_geometry = _geometry(cfg.geometry)
-        width = cfg.in_features + (GEOMETRY_NODE_FEATURES if self.use_geometry else 0)
+        self.geometry = Geometry(cfg.geometry)
+        width = cfg.in_features + (GEOMETRY_NODE_FEATURES if self.geometry.enabled else 0)
         self.net = make_mlp(
             width, cfg.hidden, cfg.out_features, cfg.n_layers, cfg.activation, cfg.layer_norm,
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.use_geometry:
-            x = torch.cat([x, self.geometry.node(x)], dim=1)
-        return self.net(x)
+        return self.net(self.geometry.with_node(x))
 
 
 def edge_inputs(x: Tensor, src: Tensor, dst: Tensor, differences: bool) -> Tensor:
@@ -361,20 +372,13 @@ class Filter(nn.Module):
         cfg = config or FilterConfig()
         self.in_features: int = cfg.in_features
         self.edge_differences: bool = cfg.edge_differences
-        self.geometry, self.use_geometry = _geometry(cfg.geometry)
-        width = _edge_width(cfg.in_features, cfg.edge_differences, self.use_geometry)
+        self.geometry = Geometry(cfg.geometry)
+        width = _edge_width(cfg.in_features, cfg.edge_differences, self.geometry.enabled)
         self.net = make_mlp(width, cfg.hidden, 1, cfg.n_layers, cfg.activation, cfg.layer_norm)
 
     def forward(self, x: Tensor, edges: Tensor) -> Tensor:
-        src, dst = edges[0], edges[1]
-        if self.use_geometry:
-            h = torch.cat([x, self.geometry.node(x)], dim=1)
-            e = torch.cat(
-                [edge_inputs(h, src, dst, self.edge_differences), self.geometry.edge(x, src, dst)],
-                dim=1,
-            )
-        else:
-            e = edge_inputs(x, src, dst, self.edge_differences)
+        xn = self.geometry.with_node(x)
+        e = self.geometry.edge_input(x, xn, edges[0], edges[1], self.edge_differences)
         return self.net(e).squeeze(-1)
 
 
@@ -415,9 +419,9 @@ class InteractionNetwork(nn.Module):
         self.in_features: int = f
         self.n_iterations: int = cfg.n_iterations
         self.edge_differences: bool = cfg.edge_differences
-        self.geometry, self.use_geometry = _geometry(cfg.geometry)
-        nf = f + (GEOMETRY_NODE_FEATURES if self.use_geometry else 0)
-        ef = _edge_width(f, cfg.edge_differences, self.use_geometry)
+        self.geometry = Geometry(cfg.geometry)
+        nf = f + (GEOMETRY_NODE_FEATURES if self.geometry.enabled else 0)
+        ef = _edge_width(f, cfg.edge_differences, self.geometry.enabled)
         self.node_encoder = make_mlp(nf, h, h, nl, cfg.activation, cfg.layer_norm)
         self.edge_encoder = make_mlp(ef, h, h, nl, cfg.activation, cfg.layer_norm)
         self.edge_net = EdgeMLP(h, h, h, h, nl, cfg.activation, cfg.layer_norm)
@@ -425,23 +429,18 @@ class InteractionNetwork(nn.Module):
         self.out_net = EdgeMLP(h, h, h, 1, nl, cfg.activation, cfg.layer_norm)
         self.edge_block: int = EDGE_BLOCK
 
-    def _edge_input(self, x: Tensor, xn: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-        ein = edge_inputs(xn, src, dst, self.edge_differences)
-        if self.use_geometry:
-            ein = torch.cat([ein, self.geometry.edge(x, src, dst)], dim=1)
-        return ein
-
     def forward(self, x: Tensor, edges: Tensor) -> Tensor:
         src, dst = edges[0], edges[1]
         n_e = src.shape[0]
         block = max(n_e, 1) if self.training else max(self.edge_block, 1)
         starts = list(range(0, max(n_e, 1), block))
-        xn = torch.cat([x, self.geometry.node(x)], dim=1) if self.use_geometry else x
+        xn = self.geometry.with_node(x)
         h = self.node_encoder(xn)
         parts: list[Tensor] = []
         for a in starts:
             s, d = src[a : a + block], dst[a : a + block]
-            parts.append(self.edge_encoder(self._edge_input(x, xn, s, d)))
+            parts.append(self.edge_encoder(
+                self.geometry.edge_input(x, xn, s, d, self.edge_differences)))
         e = _join(parts)
         for _ in range(self.n_iterations):
             ps, pd = self.edge_net.project(h)
