@@ -185,8 +185,7 @@ def train(
 ) -> None:
     """Train the embedding, filter and GNN models on simulated HNL events (mu=0 plus some
     pileup) and write TorchScript models, config.json and loss_curves.png to --output."""
-    from sonic_exatrkx.exatrkx import set_num_threads
-    from sonic_exatrkx.exatrkx.allocator import keep_freed_memory
+    from sonic_exatrkx.exatrkx.pipeline import apply_process_settings
     from sonic_exatrkx.exatrkx.training import TrainingConfig, train_pipeline
 
     if not pileup:
@@ -213,8 +212,7 @@ def train(
             cfg.graph, radius=radius if graph_radius is None else graph_radius))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    set_num_threads(threads)
-    keep_freed_memory()  # as the pipeline does: no page faults for each batch's tensors
+    apply_process_settings(threads)  # threads and malloc, as the pipeline sets them
     t0 = time.perf_counter()
     evs = training_events(pileup, events, seed, cfg.features, pileup_events=pileup_events,
                           sectors=sectors, progress=progress)

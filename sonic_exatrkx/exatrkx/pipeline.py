@@ -63,6 +63,13 @@ def set_num_threads(n: int) -> None:
         faiss.omp_set_num_threads(n)
 
 
+def apply_process_settings(num_threads: int) -> None:
+    """What a pipeline sets for its process: :func:`set_num_threads` and the ``malloc``
+    settings of :func:`~.allocator.keep_freed_memory` (training uses the same)."""
+    set_num_threads(num_threads)
+    keep_freed_memory()
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Everything needed to run the chain besides the model weights.
@@ -273,8 +280,7 @@ class Pipeline:
         (before any torch call), return contiguous float32 features."""
         cfg = self.config
         if cfg.num_threads is not None:
-            set_num_threads(cfg.num_threads)
-            keep_freed_memory()
+            apply_process_settings(cfg.num_threads)
         feats = np.asarray(features)
         check_width(feats, cfg.embedding.in_features, "embedding")
         check_finite(feats, "embedding", "input features")
@@ -443,6 +449,7 @@ __all__ = [
     "save_models",
     "load_models",
     "set_num_threads",
+    "apply_process_settings",
     "script_module",
     "load_script",
 ]
