@@ -218,6 +218,10 @@ def bench_pipeline_cmd(
         min=1, help="Replace the models' graph max_k (neighbours per space point): fewer "
                     "edges at pileup, faster, less efficient there; default: config.json.")]
     = None,
+    max_degree: Annotated[int | None, typer.Option(
+        "--filter-max-degree", min=0,
+        help="Replace the models' filter.max_degree (filtered edges kept per space point "
+             "and direction; 0: all); default: config.json.")] = None,
 ) -> None:
     """Per-stage timing, events/s, peak memory and physics of the pipeline on held-out HNL
     events at each pileup."""
@@ -233,11 +237,14 @@ def bench_pipeline_cmd(
     cfg = replace(pipe.config, num_threads=threads)
     if max_k is not None:
         cfg = replace(cfg, graph=replace(cfg.graph, max_k=max_k))
+    if max_degree is not None:
+        cfg = replace(cfg, filter=replace(cfg.filter, max_degree=max_degree))
     pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, cfg)
     # what the pipeline does on its first event anyway; said here because it moves timings
     malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     typer.echo(f"models {models}, {threads} thread(s) x {workers} worker(s), {events} HNL "
-               f"events per pileup, seed {seed}, graph max_k {cfg.graph.max_k}; "
+               f"events per pileup, seed {seed}, graph max_k {cfg.graph.max_k}, filter "
+               f"max_degree {cfg.filter.max_degree}; "
                f"freed memory {malloc}; "
                f"baseline RSS {_maxrss_mib():.0f} MiB")
     results = []

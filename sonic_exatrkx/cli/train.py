@@ -172,6 +172,10 @@ def train(
     gnn_iterations: Annotated[int, typer.Option(help="GNN message-passing iterations.")] = 6,
     filter_cut: Annotated[float, typer.Option(help="Filter cut on sigmoid(score).")] = 0.1,
     gnn_cut: Annotated[float, typer.Option(help="GNN cut on sigmoid(score).")] = 0.5,
+    filter_max_degree: Annotated[int, typer.Option(
+        min=0, help="Filtered edges kept per space point and direction, best first (0: all; "
+                    "7 helps at pileup, see data/models/README.md); written to config.json for "
+                    "inference, the GNN trains on every edge past the cut.")] = 0,
     track_builder: Annotated[str, typer.Option(
         help="Track building: components, best_edges or best_outgoing (see "
              "PipelineConfig).")] = "best_outgoing",
@@ -198,7 +202,8 @@ def train(
             embedding=replace(base.embedding, hidden=embedding_hidden,
                               out_features=embedding_dim, geometry=geo),
             graph=replace(base.graph, radius=radius, max_k=max_k),
-            filter=replace(base.filter, hidden=filter_hidden, cut=filter_cut, geometry=geo),
+            filter=replace(base.filter, hidden=filter_hidden, cut=filter_cut, geometry=geo,
+                           max_degree=filter_max_degree),
             gnn=replace(base.gnn, hidden=gnn_hidden, n_iterations=gnn_iterations, cut=gnn_cut,
                         geometry=geo),
             track_builder=track_builder,

@@ -1,12 +1,13 @@
 """ExaTrkX track finding as plain functions and torch modules on numpy arrays.
 
 features -> :class:`Embedding` -> :func:`build_edges` -> :class:`Filter` -> :func:`apply_cut`
--> :class:`InteractionNetwork` -> :func:`apply_cut` -> :func:`build_tracks`, composed by
-:class:`Pipeline`. No framework, server or Triton code is imported here.
+(+ :func:`degree_cap`) -> :class:`InteractionNetwork` -> :func:`apply_cut` ->
+:func:`build_tracks`, composed by :class:`Pipeline`. No framework, server or Triton code is
+imported here.
 """
 
 from .features import FeatureConfig, check_finite, check_width, compute_features
-from .graph import GraphConfig, apply_cut, build_edges, sigmoid
+from .graph import GraphConfig, apply_cut, build_edges, degree_cap, sigmoid
 from .models import (
     Embedding,
     EmbeddingConfig,
@@ -51,6 +52,7 @@ __all__ = [
     "check_finite",
     "check_width",
     "compute_features",
+    "degree_cap",
     "load_models",
     "load_script",
     "make_mlp",

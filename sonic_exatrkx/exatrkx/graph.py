@@ -251,6 +251,43 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def degree_cap(edges: np.ndarray, scores: np.ndarray, max_degree: int) -> np.ndarray:
+    """Bool keep mask ``[E]``: each edge that is among the ``max_degree`` highest-scored
+    outgoing edges of its ``src`` *and* among the ``max_degree`` highest-scored incoming
+    edges of its ``dst`` (ties: the earlier edge first). ``max_degree=0`` keeps every edge.
+
+    Why: the GNN is trained on mu=0 graphs (~3 filtered edges per space point). At pileup
+    the filter lets through 5-10 per space point, and summed messages over that many fakes
+    take the GNN's node states where it never saw them; keeping each space point's best few
+    doublets halves the GNN's edges at mu=50 and raises its track efficiency
+    (``data/models/README.md``).
+    """
+    if int(max_degree) != max_degree or max_degree < 0:
+        raise ValueError(f"degree_cap: max_degree must be an integer >= 0, got {max_degree}")
+    edges = np.asarray(edges)
+    scores = np.asarray(scores).reshape(-1)
+    if edges.ndim != 2 or edges.shape[0] != 2 or scores.size != edges.shape[1]:
+        raise ValueError(
+            f"degree_cap: need edges [2, E] and E scores, got {edges.shape} and {scores.size}"
+        )
+    n_e = scores.size
+    keep = np.ones(n_e, dtype=bool)
+    if max_degree == 0 or n_e == 0:
+        return keep
+    # One float sort for the score order, then per side one int64 sort of
+    # node * E + score rank (3x faster than a lexsort on (score, node) at 700k edges).
+    by_score = np.argsort(-scores, kind="stable")  # stable: equal scores keep edge order
+    rank = np.empty(n_e, dtype=np.int64)
+    rank[by_score] = np.arange(n_e)
+    for node in edges:  # src: outgoing edges, then dst: incoming edges
+        key = np.sort(node.astype(np.int64) * n_e + rank)
+        grouped = key // n_e
+        starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
+        place = np.arange(n_e) - np.repeat(starts, np.diff(np.append(starts, n_e)))
+        keep[by_score[key[place >= max_degree] % n_e]] = False
+    return keep
+
+
 def apply_cut(
     scores: np.ndarray, cut: float = 0.21, on: Literal["sigmoid", "score"] = "sigmoid"
 ) -> np.ndarray:

@@ -114,6 +114,10 @@ class FilterConfig(_ConfigMixin):
 
     The filter runs on every graph edge (10-30 per space point), so it is the widest stage:
     width 64 costs ~2.9 us/edge on one core here, width 128 ~6.8 us/edge.
+
+    ``max_degree`` (0: off, as the reference): after the cut, each space point keeps at most
+    this many outgoing and this many incoming edges, highest score first
+    (:func:`~sonic_exatrkx.exatrkx.graph.degree_cap`).
     """
 
     in_features: int = 3
@@ -124,6 +128,7 @@ class FilterConfig(_ConfigMixin):
     edge_differences: bool = True
     cut: float = 0.21
     geometry: tuple[float, float, float] | None = None
+    max_degree: int = 0
 
     def __post_init__(self) -> None:
         _check_geometry("FilterConfig", self)
@@ -132,6 +137,10 @@ class FilterConfig(_ConfigMixin):
         )
         _check_activation("FilterConfig", self.activation)
         _check_cut("FilterConfig", self.cut)
+        if int(self.max_degree) != self.max_degree or self.max_degree < 0:
+            raise ValueError(
+                f"FilterConfig: max_degree must be an integer >= 0, got {self.max_degree}"
+            )
 
 
 @dataclass(frozen=True)
@@ -430,15 +439,17 @@ class InteractionNetwork(nn.Module):
     one logit per edge. With ``geometry``, the node and edge encoders also see the
     :class:`Geometry` quantities.
 
-    In eval mode the edge-wise work runs on blocks of ``edge_block`` edges, in edge order, so
-    that each block's intermediates stay in cache: on a mu=200 event (789k edges) the GNN
-    went from 13.5 to 5.4 s on one core, and to 3.7-4.4 s with the residuals and ReLUs added
-    in place. Every edge MLP is row-wise and ``index_add_`` still adds in edge order, so
-    this is the same function; the logits agree with one block to float rounding only,
-    because the matrix library picks other kernels for a few rows (a final block of under
-    ~12 edges, or a one-column output layer). Callers that share the module and block size
-    (in-process and served runs) get the same bits. Training keeps
-    one block: its gradients would otherwise be summed in another order.
+    Inference (eval mode, autograd off) runs the edge-wise work on blocks of ``edge_block``
+    edges, in edge order, so that each block's intermediates stay in cache, and updates the
+    edge and node states in place: on a mu=200 event (789k edges) the GNN went from 13.5 to
+    5.4 s on one core (blocks), 3.7-4.4 s (in-place residuals and ReLUs), then ~3.4 s (no
+    per-iteration copy of the ``[E, H]`` states). Every edge MLP is row-wise and
+    ``index_add_`` still adds in edge order, so this is the same function; the logits agree
+    with one block to float rounding only, because the matrix library picks other kernels
+    for a few rows (a final block of under ~12 edges, or a one-column output layer).
+    Callers that share the module and block size (in-process and served runs) get the same
+    bits. Training, or any call with autograd on, runs all edges at once out of place: its
+    gradients would otherwise be summed in another order.
     """
 
     def __init__(self, config: GNNConfig | None = None) -> None:

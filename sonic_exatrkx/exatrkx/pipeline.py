@@ -32,7 +32,7 @@ from torch import nn
 
 from .allocator import keep_freed_memory
 from .features import FeatureConfig, check_finite, check_width, compute_features
-from .graph import GraphConfig, apply_cut, build_edges
+from .graph import GraphConfig, apply_cut, build_edges, degree_cap
 from .models import (
     Embedding,
     EmbeddingConfig,
@@ -308,6 +308,17 @@ class Pipeline:
         x = torch.from_numpy(features)
         return edge_scores(self.filter, x, edges, self.config.edge_batch_size)
 
+    def filter_edge_mask(self, edges: np.ndarray, filter_scores: np.ndarray) -> np.ndarray:
+        """Bool ``[E]``: the graph edges the GNN sees (``filter.cut``, then
+        ``filter.max_degree``)."""
+        keep = apply_cut(filter_scores, self.config.filter.cut)
+        if self.config.filter.max_degree and keep.any():
+            sel = np.flatnonzero(keep)
+            capped = degree_cap(edges[:, sel], np.asarray(filter_scores)[sel],
+                                self.config.filter.max_degree)
+            keep[sel[~capped]] = False
+        return keep
+
     def score_gnn(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """GNN logits ``[E]`` (one pass: message passing needs the whole graph)."""
         return edge_scores(self.gnn, torch.from_numpy(features), edges, edges.shape[1] or 1)
@@ -343,7 +354,7 @@ class Pipeline:
             edges = self.graph(emb, feats)
         with timer.stage("filter"):
             f_scores = self.score_filter(feats, edges)
-            f_edges = edges[:, apply_cut(f_scores, cfg.filter.cut)]
+            f_edges = edges[:, self.filter_edge_mask(edges, f_scores)]
         with timer.stage("gnn"):
             g_scores = self.score_gnn(feats, f_edges)
         with timer.stage("build_tracks"):

@@ -358,12 +358,14 @@ def plot_losses(history: TrainingHistory, path: str | Path) -> Path:
 
 
 def _check_same_models(trained: PipelineConfig, saved: PipelineConfig) -> None:
-    """The saved configuration may change cuts and graph building, not the models."""
+    """The saved configuration may change cuts, the degree cap and graph building, not the
+    models."""
     if saved.features != trained.features:
         raise ValueError("train_pipeline: saved_config has other features than training")
+    selection = ("cut", "max_degree")
     for stage in ("embedding", "filter", "gnn"):
-        a = {k: v for k, v in getattr(trained, stage).to_dict().items() if k != "cut"}
-        b = {k: v for k, v in getattr(saved, stage).to_dict().items() if k != "cut"}
+        a = {k: v for k, v in getattr(trained, stage).to_dict().items() if k not in selection}
+        b = {k: v for k, v in getattr(saved, stage).to_dict().items() if k not in selection}
         if a != b:
             raise ValueError(
                 f"train_pipeline: saved_config describes another {stage} model than the "

@@ -2,7 +2,7 @@
 
 Each stage is a function of named numpy arrays that calls the loaded
 :class:`~sonic_exatrkx.exatrkx.Pipeline`'s own stage methods (``embed``, ``graph``,
-``score_filter`` + ``apply_cut``, ``score_gnn``, ``tracks``), exactly what
+``score_filter`` + ``filter_edge_mask``, ``score_gnn``, ``tracks``), exactly what
 :meth:`Pipeline.run` is made of, so the ensemble gives the labels of the in-process
 pipeline. Nothing here needs Triton: :func:`run_chain` strings the stages together the way
 the ensemble does, which lets tests compare with ``Pipeline.run`` without a server.
@@ -11,7 +11,7 @@ Tensors between stages (ensemble-level names)::
 
     FEATURES [N,F] -> embed -> EMBEDDING [N,D]
     EMBEDDING, FEATURES -> graph -> EDGES [2,E]
-    FEATURES, EDGES -> filter -> FILTERED_EDGES [2,E']      (filter model + its cut)
+    FEATURES, EDGES -> filter -> FILTERED_EDGES [2,E']      (filter model, cut, degree cap)
     FEATURES, FILTERED_EDGES -> gnn -> GNN_SCORES [E'] (logits)
     FEATURES, FILTERED_EDGES, GNN_SCORES -> tracks -> LABELS [N]
 
@@ -35,7 +35,6 @@ import torch
 from sonic_exatrkx.exatrkx import (
     Pipeline,
     PipelineConfig,
-    apply_cut,
     check_finite,
 )
 
@@ -123,9 +122,8 @@ def _graph(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _filter(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     edges = _check_edges("EDGES", t["EDGES"], t["FEATURES"].shape[0])
-    scores = p.score_filter(t["FEATURES"], edges)
-    return {"FILTERED_EDGES": np.ascontiguousarray(edges[:, apply_cut(scores,
-                                                                      p.config.filter.cut)])}
+    keep = p.filter_edge_mask(edges, p.score_filter(t["FEATURES"], edges))
+    return {"FILTERED_EDGES": np.ascontiguousarray(edges[:, keep])}
 
 
 def _gnn(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

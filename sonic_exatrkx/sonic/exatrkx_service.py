@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig, apply_cut
+from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig
 from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.sonic.client import InferenceClient, LocalClient, TensorSpec
 from sonic_exatrkx.sonic.staged import StagedClient
@@ -83,7 +83,7 @@ def local_stage(pipeline: Pipeline, stage: str) -> Callable[[Mapping[str, Any]],
 
     def filter_(t: Mapping[str, Any]) -> dict[str, Any]:
         edges = np.asarray(t["EDGES"], dtype=np.int64)
-        keep = apply_cut(p.score_filter(t["FEATURES"], edges), p.config.filter.cut)
+        keep = p.filter_edge_mask(edges, p.score_filter(t["FEATURES"], edges))
         return {"FILTERED_EDGES": np.ascontiguousarray(edges[:, keep])}
 
     def gnn(t: Mapping[str, Any]) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def test_bench_pipeline_max_k_override_caps_the_graph():
     capped = runner.invoke(app, ["bench", "pipeline", "--events", "2", "--pileup", "0",
                                  "--max-k", "2"])
     assert base.exit_code == 0 and capped.exit_code == 0, capped.output
-    assert "graph max_k 32;" in base.output and "graph max_k 2;" in capped.output
+    assert "graph max_k 32," in base.output and "graph max_k 2," in capped.output
 
     def graph_edges(output: str) -> float:
         row = next(line for line in output.splitlines() if line.startswith("| 0 | graph |"))
@@ -163,6 +163,26 @@ def test_bench_pipeline_max_k_override_caps_the_graph():
     assert graph_edges(capped.output) < graph_edges(base.output)
     result = runner.invoke(app, ["bench", "pipeline", "--max-k", "0"])
     assert result.exit_code == 2 and "--max-k" in result.output
+
+
+def test_bench_pipeline_filter_max_degree_override():
+    """``--filter-max-degree 1``: the GNN's input keeps one edge per space point and
+    direction, so at most N edges, fewer than with the shipped config."""
+    args = ["bench", "pipeline", "--events", "2", "--pileup", "0"]
+    base = runner.invoke(app, args)
+    capped = runner.invoke(app, [*args, "--filter-max-degree", "1"])
+    assert base.exit_code == 0 and capped.exit_code == 0, capped.output
+    assert "filter max_degree 0;" in base.output and "filter max_degree 1;" in capped.output
+
+    def filter_edges(output: str) -> float:
+        row = next(line for line in output.splitlines() if line.startswith("| 0 | filter |"))
+        return float(row.split("|")[3])
+
+    timing = next(line for line in capped.output.splitlines() if line.startswith("| 0 | 2 |"))
+    assert filter_edges(capped.output) <= float(timing.split("|")[3])
+    assert filter_edges(capped.output) < filter_edges(base.output)
+    result = runner.invoke(app, [*args, "--filter-max-degree", "-1"])
+    assert result.exit_code == 2 and "--filter-max-degree" in result.output
 
 
 def test_bench_pipeline_rejects_bad_workers():

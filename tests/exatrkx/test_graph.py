@@ -1,11 +1,11 @@
-"""build_edges and apply_cut on hand-made and random embeddings."""
+"""build_edges, apply_cut and degree_cap on hand-made and random inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sonic_exatrkx.exatrkx import GraphConfig, apply_cut, build_edges, sigmoid
+from sonic_exatrkx.exatrkx import GraphConfig, apply_cut, build_edges, degree_cap, sigmoid
 
 
 def _brute_force_pairs(emb: np.ndarray, radius: float) -> set[tuple[int, int]]:
@@ -104,6 +104,41 @@ def test_apply_cut_is_strict_and_keeps_order() -> None:
     assert apply_cut(np.zeros(0), 0.2).shape == (0,)
     with pytest.raises(ValueError):
         apply_cut(logits, 1.5)
+
+
+def test_degree_cap_keeps_each_space_points_best_edges() -> None:
+    # node 0 sends to 1, 2, 3; node 4 receives from 1, 2, 3
+    edges = np.array([[0, 0, 0, 1, 2, 3], [1, 2, 3, 4, 4, 4]])
+    scores = np.array([0.9, 0.5, 0.7, 0.2, 0.8, 0.6], np.float32)
+    assert degree_cap(edges, scores, 2).tolist() == [True, False, True, False, True, True]
+    assert degree_cap(edges, scores, 1).tolist() == [True, False, False, False, True, False]
+    assert degree_cap(edges, scores, 0).all() and degree_cap(edges, scores, 3).all()
+    ties = degree_cap(np.array([[0, 0, 0], [1, 2, 3]]), np.ones(3), 2)
+    assert ties.tolist() == [True, True, False]  # equal scores: the earlier edge first
+    assert degree_cap(np.zeros((2, 0), np.int64), np.zeros(0), 2).shape == (0,)
+    with pytest.raises(ValueError, match="max_degree"):
+        degree_cap(edges, scores, -1)
+    with pytest.raises(ValueError, match="E scores"):
+        degree_cap(edges, scores[:3], 2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_degree_cap_matches_a_per_node_count(seed: int) -> None:
+    """Cross-check on random multigraphs against ranking each space point's edges one by
+    one (ties impossible: distinct scores)."""
+    rng = np.random.default_rng(seed)
+    n, e, k = 40, 400, int(rng.integers(1, 6))
+    edges = rng.integers(0, n, size=(2, e))
+    scores = rng.permutation(e).astype(np.float32)
+    want = np.ones(e, bool)
+    for side in (0, 1):
+        for node in range(n):
+            mine = np.flatnonzero(edges[side] == node)
+            want[mine[np.argsort(-scores[mine])][k:]] = False
+    got = degree_cap(edges, scores, k)
+    assert np.array_equal(got, want)
+    for side in (0, 1):
+        assert np.bincount(edges[side][got], minlength=n).max() <= k
 
 
 @pytest.mark.parametrize("index", ["flat", "kdtree"])

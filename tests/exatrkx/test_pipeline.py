@@ -18,7 +18,6 @@ from sonic_exatrkx.exatrkx import (
     GraphConfig,
     Pipeline,
     PipelineConfig,
-    apply_cut,
     load_models,
 )
 from tests.exatrkx.helpers import toy_event
@@ -210,9 +209,32 @@ def test_stage_methods_compose_to_run(pipe: Pipeline, event: dict[str, np.ndarra
     feats = pipe.prepare(pipe.features(event["x"], event["y"], event["z"]))
     emb = pipe.embed(feats)
     edges = pipe.graph(emb, feats)
-    f_edges = edges[:, apply_cut(pipe.score_filter(feats, edges), pipe.config.filter.cut)]
+    f_edges = edges[:, pipe.filter_edge_mask(edges, pipe.score_filter(feats, edges))]
     labels = pipe.tracks(feats.shape[0], f_edges, pipe.score_gnn(feats, f_edges))
     res = pipe.run(feats, return_intermediates=True)
     assert np.array_equal(emb, res.embedding) and np.array_equal(edges, res.edges)
     assert np.array_equal(f_edges, res.filtered_edges)
     assert np.array_equal(labels, res.labels)
+
+
+def test_filter_degree_cap(pipe: Pipeline, event: dict[str, np.ndarray]) -> None:
+    """``filter.max_degree``: the GNN sees each space point's best few filtered edges, a
+    subset of those past the cut, in the same order."""
+    feats = pipe.features(event["x"], event["y"], event["z"])
+    whole = pipe.run(feats, return_intermediates=True)
+    assert whole.filtered_edges is not None and whole.edges is not None
+    out_degree = np.bincount(whole.filtered_edges[0]).max()
+    assert out_degree > 2  # else the cap below would not act
+    cfg = replace(SMALL, filter=replace(SMALL.filter, max_degree=2))
+    capped = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, cfg).run(feats, True)
+    fe = capped.filtered_edges
+    assert fe is not None and 0 < fe.shape[1] < whole.filtered_edges.shape[1]
+    for side in (0, 1):
+        assert np.bincount(fe[side]).max() <= 2
+    passed = {tuple(c) for c in whole.filtered_edges.T.tolist()}
+    assert {tuple(c) for c in fe.T.tolist()} <= passed
+    keys = fe[0] * feats.shape[0] + fe[1]
+    assert np.all(np.diff(keys) > 0)  # still sorted by src, then dst
+    with pytest.raises(ValueError, match="max_degree"):
+        FilterConfig(max_degree=-1)
+    assert PipelineConfig.from_dict(cfg.to_dict()) == cfg

@@ -136,8 +136,10 @@ def exatrkx_models(tmp_path_factory: pytest.TempPathFactory):
     from sonic_exatrkx.exatrkx import GraphConfig, Pipeline, PipelineConfig, sigmoid
 
     torch.set_num_threads(1)
-    cfg = replace(PipelineConfig(), graph=GraphConfig(radius=0.05, max_k=8,
-                                                      orientation="inner_outer"))
+    base = PipelineConfig()
+    # degree cap 3: the served stages must apply it as Pipeline.run does
+    cfg = replace(base, graph=GraphConfig(radius=0.05, max_k=8, orientation="inner_outer"),
+                  filter=replace(base.filter, max_degree=3))
     pipe = Pipeline.from_config(cfg.with_cuts(filter_cut=0.5), seed=1)
     scores = pipe.run(pipe.features(*sim_positions(0)), return_intermediates=True).gnn_scores
     cut = float(np.quantile(sigmoid(scores), 0.5))

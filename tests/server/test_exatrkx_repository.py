@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonic_exatrkx.exatrkx import Pipeline
+from sonic_exatrkx.exatrkx import Pipeline, apply_cut
 from sonic_exatrkx.server import ModelConfigError, TritonServer
 from sonic_exatrkx.server.batching import batch_events, split_labels
 from sonic_exatrkx.server.exatrkx_repository import (
@@ -81,8 +81,11 @@ def test_missing_model_dir_fails_before_writing(tmp_path: Path) -> None:
 def test_staged_chain_equals_pipeline_run(pipeline_dir: tuple[Path, Pipeline], seed: int) -> None:
     _, pipe = pipeline_dir
     feats = pipe.features(*sim_positions(seed))
-    expected = pipe.run(feats).labels
+    res = pipe.run(feats, return_intermediates=True)
+    expected = res.labels
     assert np.unique(expected).size < expected.size  # some hits share a track
+    past_cut = int(apply_cut(res.filter_scores, pipe.config.filter.cut).sum())
+    assert res.n_edges["filter"] < past_cut  # the degree cap acts on these events
     np.testing.assert_array_equal(run_chain(pipe, feats), expected)
 
 
