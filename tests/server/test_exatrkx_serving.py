@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sonic_exatrkx.exatrkx import Pipeline, apply_cut
+from sonic_exatrkx.exatrkx import Pipeline
 from sonic_exatrkx.server import (
     ROW_SPLITS,
     TritonServer,
@@ -172,8 +172,8 @@ def _stage_inputs(pipe: Pipeline, feats: np.ndarray) -> dict[str, dict[str, np.n
     prep = pipe.prepare(feats)
     emb = pipe.embed(prep)
     edges = pipe.graph(emb, prep).astype(np.int64)
-    f_edges = np.ascontiguousarray(edges[:, apply_cut(pipe.score_filter(prep, edges),
-                                                      pipe.config.filter.cut)])
+    f_edges = np.ascontiguousarray(edges[:, pipe.filter_edge_mask(edges,
+                                                              pipe.score_filter(prep, edges))])
     scores = pipe.score_gnn(prep, f_edges)
     return {"embed": {"FEATURES": prep},
             "graph": {"EMBEDDING": emb, "FEATURES": prep},
