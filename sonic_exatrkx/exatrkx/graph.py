@@ -270,22 +270,33 @@ def degree_cap(edges: np.ndarray, scores: np.ndarray, max_degree: int) -> np.nda
         raise ValueError(
             f"degree_cap: need edges [2, E] and E scores, got {edges.shape} and {scores.size}"
         )
-    n_e = scores.size
-    keep = np.ones(n_e, dtype=bool)
-    if max_degree == 0 or n_e == 0:
+    keep = np.ones(scores.size, dtype=bool)
+    if max_degree == 0 or scores.size == 0:
         return keep
-    # One float sort for the score order, then per side one int64 sort of
-    # node * E + score rank (3x faster than a lexsort on (score, node) at 700k edges).
-    by_score = np.argsort(-scores, kind="stable")  # stable: equal scores keep edge order
-    rank = np.empty(n_e, dtype=np.int64)
-    rank[by_score] = np.arange(n_e)
     for node in edges:  # src: outgoing edges, then dst: incoming edges
-        key = np.sort(node.astype(np.int64) * n_e + rank)
-        grouped = key // n_e
-        starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
-        place = np.arange(n_e) - np.repeat(starts, np.diff(np.append(starts, n_e)))
-        keep[by_score[key[place >= max_degree] % n_e]] = False
+        keep[_beyond_degree(np.asarray(node, dtype=np.int64), scores, int(max_degree))] = False
     return keep
+
+
+def _beyond_degree(node: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the edges ranked past ``k`` among their ``node``'s edges (score order,
+    ties: earlier edge first). Only the edges of nodes with more than ``k`` are sorted: at
+    mu=0 a few per event, so the cap costs almost nothing there."""
+    crowded = np.bincount(node)[node] > k
+    if not crowded.any():
+        return np.zeros(0, dtype=np.int64)
+    sub = np.flatnonzero(crowded)
+    n_sub = sub.size
+    # one float sort for the score order, then one int64 sort of node * n + score rank
+    # (3x faster than a lexsort on (score, node) at 700k edges)
+    by_score = np.argsort(-scores[sub], kind="stable")  # stable: ties keep edge order
+    rank = np.empty(n_sub, dtype=np.int64)
+    rank[by_score] = np.arange(n_sub)
+    key = np.sort(node[sub] * n_sub + rank)
+    grouped = key // n_sub
+    starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
+    place = np.arange(n_sub) - np.repeat(starts, np.diff(np.append(starts, n_sub)))
+    return sub[by_score[key[place >= k] % n_sub]]
 
 
 def apply_cut(
