@@ -7,7 +7,7 @@ imported here.
 """
 
 from .features import FeatureConfig, check_finite, check_width, compute_features
-from .graph import GraphConfig, apply_cut, build_edges, degree_cap, sigmoid
+from .graph import GraphConfig, apply_cut, build_edges, cut_and_cap, degree_cap, sigmoid
 from .models import (
     Embedding,
     EmbeddingConfig,
@@ -52,6 +52,7 @@ __all__ = [
     "check_finite",
     "check_width",
     "compute_features",
+    "cut_and_cap",
     "degree_cap",
     "load_models",
     "load_script",

@@ -278,6 +278,18 @@ def degree_cap(edges: np.ndarray, scores: np.ndarray, max_degree: int) -> np.nda
     return keep
 
 
+def cut_and_cap(
+    edges: np.ndarray, logits: np.ndarray, cut: float, max_degree: int = 0
+) -> np.ndarray:
+    """Bool keep mask ``[E]``: :func:`apply_cut` on the logits, then :func:`degree_cap`
+    among the edges that pass (the filter stage's selection, in inference and training)."""
+    keep = apply_cut(logits, cut)
+    if max_degree and keep.any():
+        sel = np.flatnonzero(keep)
+        keep[sel[~degree_cap(edges[:, sel], np.asarray(logits)[sel], max_degree)]] = False
+    return keep
+
+
 def _beyond_degree(node: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the edges ranked past ``k`` among their ``node``'s edges (score order,
     ties: earlier edge first). Only the edges of nodes with more than ``k`` are sorted: at

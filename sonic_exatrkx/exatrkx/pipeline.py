@@ -32,7 +32,7 @@ from torch import nn
 
 from .allocator import keep_freed_memory
 from .features import FeatureConfig, check_finite, check_width, compute_features
-from .graph import GraphConfig, apply_cut, build_edges, degree_cap
+from .graph import GraphConfig, apply_cut, build_edges, cut_and_cap
 from .models import (
     Embedding,
     EmbeddingConfig,
@@ -311,13 +311,8 @@ class Pipeline:
     def filter_edge_mask(self, edges: np.ndarray, filter_scores: np.ndarray) -> np.ndarray:
         """Bool ``[E]``: the graph edges the GNN sees (``filter.cut``, then
         ``filter.max_degree``)."""
-        keep = apply_cut(filter_scores, self.config.filter.cut)
-        if self.config.filter.max_degree and keep.any():
-            sel = np.flatnonzero(keep)
-            capped = degree_cap(edges[:, sel], np.asarray(filter_scores)[sel],
-                                self.config.filter.max_degree)
-            keep[sel[~capped]] = False
-        return keep
+        f = self.config.filter
+        return cut_and_cap(edges, filter_scores, f.cut, f.max_degree)
 
     def score_gnn(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """GNN logits ``[E]`` (one pass: message passing needs the whole graph)."""
