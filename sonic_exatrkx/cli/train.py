@@ -174,8 +174,8 @@ def train(
     gnn_cut: Annotated[float, typer.Option(help="GNN cut on sigmoid(score).")] = 0.5,
     filter_max_degree: Annotated[int, typer.Option(
         min=0, help="Filtered edges kept per space point and direction, best first (0: all; "
-                    "7 helps at pileup, see data/models/README.md): the GNN trains on these "
-                    "graphs, and config.json keeps the setting for inference.")] = 0,
+                    "7 helps at pileup, see data/models/README.md); written to config.json for "
+                    "inference only: the GNN trains on every edge past the cut (better).")] = 0,
     track_builder: Annotated[str, typer.Option(
         help="Track building: components, best_edges or best_outgoing (see "
              "PipelineConfig).")] = "best_outgoing",

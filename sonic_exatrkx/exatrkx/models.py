@@ -117,8 +117,8 @@ class FilterConfig(_ConfigMixin):
 
     ``max_degree`` (0: off, as the reference): after the cut, each space point keeps at most
     this many outgoing and this many incoming edges, highest score first
-    (:func:`~sonic_exatrkx.exatrkx.graph.cut_and_cap`), at inference and for the GNN's
-    training graphs.
+    (:func:`~sonic_exatrkx.exatrkx.graph.cut_and_cap`); at inference only, the GNN trains
+    on every edge past the cut.
     """
 
     in_features: int = 3
