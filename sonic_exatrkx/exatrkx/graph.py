@@ -282,7 +282,7 @@ def cut_and_cap(
     edges: np.ndarray, logits: np.ndarray, cut: float, max_degree: int = 0
 ) -> np.ndarray:
     """Bool keep mask ``[E]``: :func:`apply_cut` on the logits, then :func:`degree_cap`
-    among the edges that pass (the filter stage's selection, in inference and training)."""
+    among the edges that pass: the filter stage's selection at inference."""
     keep = apply_cut(logits, cut)
     if max_degree and keep.any():
         sel = np.flatnonzero(keep)
