@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from .features import check_finite, check_width
 from .graph import apply_cut, build_edges
 from .metrics import EdgeMetrics, edge_metrics, true_edges
+from .models import exact_tanh
 from .pipeline import Pipeline, PipelineConfig, save_models
 
 
@@ -405,17 +406,19 @@ def train_pipeline(
     pipe = Pipeline.from_config(cfg, seed=tcfg.seed)
     hist = TrainingHistory()
 
-    t0 = time.perf_counter()
-    hist.embedding_loss = train_embedding(pipe.embedding, evs, cfg, tcfg)
-    graphs = [_graph(pipe.embedding, ev, cfg) for ev in evs]
-    hist.edge_metrics["graph"] = _mean_edge_metrics(evs, graphs)
-    hist.seconds["embedding"] = time.perf_counter() - t0
+    with exact_tanh(pipe.embedding, pipe.filter, pipe.gnn):
+        t0 = time.perf_counter()
+        hist.embedding_loss = train_embedding(pipe.embedding, evs, cfg, tcfg)
+        graphs = [_graph(pipe.embedding, ev, cfg) for ev in evs]
+        hist.edge_metrics["graph"] = _mean_edge_metrics(evs, graphs)
+        hist.seconds["embedding"] = time.perf_counter() - t0
 
-    hist.filter_loss, filtered = _train_edge_stage(
-        hist, "filter", pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr,
-        cfg.filter.cut, tcfg)
-    hist.gnn_loss, _ = _train_edge_stage(
-        hist, "gnn", pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, cfg.gnn.cut, tcfg)
+        hist.filter_loss, filtered = _train_edge_stage(
+            hist, "filter", pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr,
+            cfg.filter.cut, tcfg)
+        hist.gnn_loss, _ = _train_edge_stage(
+            hist, "gnn", pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, cfg.gnn.cut,
+            tcfg)
 
     if output_dir is not None:
         save_models(output_dir, pipe.embedding, pipe.filter, pipe.gnn, out_cfg)

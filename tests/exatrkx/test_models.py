@@ -21,7 +21,7 @@ from sonic_exatrkx.exatrkx import (
     script_module,
 )
 from sonic_exatrkx.exatrkx.features import FeatureConfig, compute_features
-from sonic_exatrkx.exatrkx.models import Geometry
+from sonic_exatrkx.exatrkx.models import Geometry, Tanh, exact_tanh
 
 GEO = (1000.0, math.pi, 1000.0)
 
@@ -156,8 +156,9 @@ def test_gnn_edge_blocks_are_the_same_function(block: int) -> None:
 
 @pytest.mark.parametrize("block", [1, 7, 64, 10_000])
 def test_filter_edge_blocks_are_the_same_function(block: int) -> None:
-    """The filter's inference blocks give the one-block result to float rounding, the same
-    bits in TorchScript, and stay differentiable in eval mode."""
+    """The filter's inference blocks (with the inference tanh) give the one-block result
+    to float rounding, the same bits in TorchScript, and stay differentiable in eval mode;
+    with the exact tanh one block is the training-mode function bit for bit."""
     torch.manual_seed(3)
     filt = Filter(FilterConfig(hidden=16, geometry=GEO))
     x, edges = _inputs(n=80, e=300)
@@ -169,10 +170,49 @@ def test_filter_edge_blocks_are_the_same_function(block: int) -> None:
         scripted = script_module(filt)
         blocked = filt(x, edges)
         torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(blocked, whole)  # the inference tanh did run
+        with exact_tanh(filt):
+            exact = filt(x, edges)
+        torch.testing.assert_close(exact, whole, rtol=1e-5, atol=1e-6)
         if block >= edges.shape[1]:
-            assert torch.equal(blocked, whole)
+            assert torch.equal(exact, whole)
         assert torch.equal(scripted(x, edges), blocked)
         assert scripted(x, edges[:, :0]).shape == (0,)
     grad_out = filt(x.requires_grad_(), edges)
     grad_out.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_inference_tanh_is_tanh_to_float_rounding() -> None:
+    """``2 sigmoid(2x) - 1`` in inference: within 2.4e-7 of ``torch.tanh`` from 0 to
+    saturation, NaN stays NaN; training, autograd and ``exact_tanh`` use ``torch.tanh``."""
+    x = torch.cat([torch.linspace(-30, 30, 200_001), torch.tensor([0.0, -0.0, 1e-30, 1e4])])
+    x = torch.cat([x, torch.tensor([float("inf"), -float("inf")])])
+    act = Tanh().eval()
+    with torch.inference_mode():
+        fast = act(x.clone())
+        assert (fast - torch.tanh(x)).abs().max().item() <= 2.4e-7
+        assert fast[-2].item() == 1.0 and fast[-1].item() == -1.0
+        assert torch.isnan(act(torch.tensor([float("nan")]))).all()
+        with exact_tanh(act):
+            assert act.exact and torch.equal(act(x.clone()), torch.tanh(x))
+        assert not act.exact
+        assert torch.equal(act.train()(x.clone()), torch.tanh(x))
+    act.eval()
+    y = x[:100].clone().requires_grad_()
+    out = act(y)  # autograd on: exact, differentiable, input untouched
+    out.sum().backward()
+    assert torch.equal(out.detach(), torch.tanh(x[:100])) and y.grad is not None
+    scripted = script_module(act)
+    with torch.inference_mode():
+        assert torch.equal(scripted(x.clone()), fast)
+
+
+def test_exact_tanh_is_restored_after_an_error() -> None:
+    emb = Embedding(EmbeddingConfig(hidden=8, n_layers=2, out_features=4))
+    acts = [m for m in emb.modules() if isinstance(m, Tanh)]
+    assert len(acts) == 2
+    with pytest.raises(RuntimeError, match="boom"), exact_tanh(emb):
+        assert all(a.exact for a in acts)
+        raise RuntimeError("boom")
+    assert not any(a.exact for a in acts)
