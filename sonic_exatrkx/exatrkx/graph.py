@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from .features import check_finite
 
@@ -139,7 +140,9 @@ def _kdtree_candidates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Directed candidate pairs from a scipy k-d tree (exact, both directions), with their
     squared distances where the search returns them (``knn``: saves a float64 re-gather
-    of every candidate, ~0.8 s of 2.7 s at mu=200)."""
+    of every candidate, ~0.8 s of 2.7 s at mu=200). The ``knn`` pairs come already cut
+    (self-loops, strict radius): one mask over the ``[N, k]`` result instead of two passes
+    over the flattened candidates."""
     from scipy.spatial import cKDTree
 
     tree = cKDTree(emb)
@@ -149,10 +152,10 @@ def _kdtree_candidates(
         dist, nbr = tree.query(
             emb, k=k, distance_upper_bound=radius * (1.0 + _SEARCH_SLACK), workers=workers
         )
-        dist, nbr = np.asarray(dist).reshape(n, -1), np.asarray(nbr).reshape(n, -1)
-        ok = nbr < n
-        query = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], nbr.shape)[ok]
-        return query, nbr[ok].astype(np.int64, copy=False), np.square(dist[ok])
+        d2 = np.square(np.asarray(dist).reshape(n, -1))  # inf where no neighbour was found
+        nbr = np.asarray(nbr).reshape(n, -1)
+        ok = (d2 < float(radius) ** 2) & (nbr != np.arange(n)[:, None])
+        return np.nonzero(ok)[0], nbr[ok].astype(np.int64, copy=False), d2[ok]
     pairs = tree.query_pairs(radius * (1.0 + _SEARCH_SLACK), output_type="ndarray")
     pairs = pairs.astype(np.int64, copy=False)
     return (
@@ -211,7 +214,8 @@ def build_edges(
         diff -= emb64[nb]
         d2 = np.einsum("ij,ij->i", diff, diff)
     keep = (q != nb) & (d2 < float(cfg.radius) ** 2)
-    q, nb, d2 = q[keep], nb[keep], d2[keep]
+    if not keep.all():
+        q, nb, d2 = q[keep], nb[keep], d2[keep]
 
     # Per-query cap, nearest first (ties: lower neighbour index); only the lists longer
     # than max_k are sorted.
@@ -226,8 +230,8 @@ def build_edges(
         q = np.concatenate([q[~sel], qs[first]])
         nb = np.concatenate([nb[~sel], ns[first]])
 
-    # Orient each pair (a function of the unordered pair), then one key per pair: the
-    # sorted unique keys are the edges sorted by src, then dst.
+    # Orient each pair (a function of the unordered pair), then drop the pairs both ends
+    # listed.
     if cfg.orientation == "reference":
         src, dst = np.maximum(q, nb), np.minimum(q, nb)
     else:
@@ -235,9 +239,25 @@ def build_edges(
         lo, hi = np.minimum(q, nb), np.maximum(q, nb)
         swap = r[hi] < r[lo]  # hi is src only when strictly inside lo
         src, dst = np.where(swap, hi, lo), np.where(swap, lo, hi)
-    key = np.sort(src * n + dst)  # sort + neighbour mask: np.unique's work, ~1.5x faster
-    key = key[np.concatenate(([True], key[1:] != key[:-1]))] if key.size else key
-    return np.stack([key // n, key % n]).astype(np.int64, copy=False)
+    return unique_edges(src, dst, n)
+
+
+def unique_edges(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
+    """The distinct pairs ``(src, dst)`` as int64 ``[2, E]``, sorted by ``src`` then ``dst``.
+
+    Built as a scipy CSR matrix: a counting sort by row, then a sort and merge within each
+    row (a few dozen entries), where sorting one ``src * n + dst`` key per pair sorted all
+    of them at once: 3.4 M candidate pairs of a mu=200 event in ~70 ms instead of ~220 ms.
+    """
+    if src.size == 0:
+        return _empty_edges()
+    idx = np.int32 if n < np.iinfo(np.int32).max else np.int64
+    m = csr_matrix(
+        (np.ones(src.size, dtype=np.int8), (src.astype(idx), dst.astype(idx))), shape=(n, n)
+    )
+    m.sum_duplicates()  # canonical: sorted column indices, no repeats
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(m.indptr))
+    return np.stack([rows, m.indices.astype(np.int64)])
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sonic_exatrkx.exatrkx import GraphConfig, apply_cut, build_edges, degree_cap, sigmoid
+from sonic_exatrkx.exatrkx.graph import unique_edges
 
 
 def _brute_force_pairs(emb: np.ndarray, radius: float) -> set[tuple[int, int]]:
@@ -167,3 +168,16 @@ def test_knn_search_with_ivf_and_tiny_inputs() -> None:
     assert ivf <= exact and len(ivf) >= 0.97 * len(exact)
     with pytest.raises(ValueError, match="search"):
         GraphConfig(search="ball")
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (5, 40), (300, 5000), (70_000, 200_000)])
+def test_unique_edges_are_the_sorted_distinct_pairs(n: int, m: int) -> None:
+    """The CSR de-duplication gives what sorting one key per pair gives (np.unique)."""
+    rng = np.random.default_rng(n)
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    src, dst = np.concatenate([src, src[: m // 2]]), np.concatenate([dst, dst[: m // 2]])
+    key = np.unique(src * n + dst)
+    out = unique_edges(src, dst, n)
+    assert out.dtype == np.int64 and out.shape == (2, key.size)
+    assert np.array_equal(out, np.stack([key // n, key % n]))
+    assert unique_edges(src[:0], dst[:0], n).shape == (2, 0)
