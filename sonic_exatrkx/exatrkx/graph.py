@@ -293,8 +293,17 @@ def degree_cap(edges: np.ndarray, scores: np.ndarray, max_degree: int) -> np.nda
     keep = np.ones(scores.size, dtype=bool)
     if max_degree == 0 or scores.size == 0:
         return keep
-    for node in edges:  # src: outgoing edges, then dst: incoming edges
-        keep[_beyond_degree(np.asarray(node, dtype=np.int64), scores, int(max_degree))] = False
+    k = int(max_degree)
+    nodes = [np.asarray(node, dtype=np.int64) for node in edges]  # src: outgoing, dst: incoming
+    crowded = [np.bincount(node)[node] > k for node in nodes]
+    sub = np.flatnonzero(crowded[0] | crowded[1])  # only these edges can be dropped
+    if sub.size == 0:
+        return keep
+    # their places in score order (ties: earlier edge first), shared by both passes
+    rank = np.zeros(scores.size, dtype=np.int64)
+    rank[sub[np.argsort(-scores[sub], kind="stable")]] = np.arange(sub.size)
+    for node, mask in zip(nodes, crowded, strict=True):
+        keep[_beyond_degree(node, mask, rank, k)] = False
     return keep
 
 
@@ -310,25 +319,23 @@ def cut_and_cap(
     return keep
 
 
-def _beyond_degree(node: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the edges ranked past ``k`` among their ``node``'s edges (score order,
-    ties: earlier edge first). Only the edges of nodes with more than ``k`` are sorted: at
-    mu=0 a few per event, so the cap costs almost nothing there."""
-    crowded = np.bincount(node)[node] > k
+def _beyond_degree(node: np.ndarray, crowded: np.ndarray, rank: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the edges ranked past ``k`` among their ``node``'s edges (``rank``: score
+    order). Only the ``crowded`` edges (of nodes with more than ``k``) take part: at mu=0 a
+    few per event, so the cap costs almost nothing there. They are grouped by node in rank
+    order as a scipy CSR matrix (one row per node, the ranks as column indices): a counting
+    sort by node, then short sorts within each row (744k edges of a mu=200 event, K=7:
+    ~140 ms instead of ~210 ms with one score sort and one int64 key sort per pass)."""
     if not crowded.any():
         return np.zeros(0, dtype=np.int64)
     sub = np.flatnonzero(crowded)
-    n_sub = sub.size
-    # one float sort for the score order, then one int64 sort of node * n + score rank
-    # (3x faster than a lexsort on (score, node) at 700k edges)
-    by_score = np.argsort(-scores[sub], kind="stable")  # stable: ties keep edge order
-    rank = np.empty(n_sub, dtype=np.int64)
-    rank[by_score] = np.arange(n_sub)
-    key = np.sort(node[sub] * n_sub + rank)
-    grouped = key // n_sub
-    starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
-    place = np.arange(n_sub) - np.repeat(starts, np.diff(np.append(starts, n_sub)))
-    return sub[by_score[key[place >= k] % n_sub]]
+    # data: edge index + 1, so that edge 0 is no explicit zero
+    by_node = csr_matrix(
+        (sub + 1, (node[sub], rank[sub])), shape=(int(node.max()) + 1, rank.size)
+    )
+    by_node.sort_indices()
+    place = np.arange(by_node.nnz) - np.repeat(by_node.indptr[:-1], np.diff(by_node.indptr))
+    return by_node.data[place >= k] - 1
 
 
 def apply_cut(
