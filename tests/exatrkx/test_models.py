@@ -203,6 +203,7 @@ def test_inference_tanh_is_tanh_to_float_rounding() -> None:
     out = act(y)  # autograd on: exact, differentiable, input untouched
     out.sum().backward()
     assert torch.equal(out.detach(), torch.tanh(x[:100])) and y.grad is not None
+    assert torch.equal(y.detach(), x[:100])
     scripted = script_module(act)
     with torch.inference_mode():
         assert torch.equal(scripted(x.clone()), fast)
