@@ -9,6 +9,7 @@ simulation the same way.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -20,7 +21,9 @@ import typer
 
 __all__ = [
     "DEFAULT_TRAIN_SEED",
+    "KERNEL_ENV",
     "default_pipeline_config",
+    "kernel_provenance",
     "event_arrays",
     "simulate_arrays",
     "train",
@@ -29,6 +32,20 @@ __all__ = [
 
 #: Seed of the shipped training sample; held-out evaluation uses other seeds.
 DEFAULT_TRAIN_SEED = 1000
+
+#: Environment variables that pick torch's and MKL's CPU kernels.
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def kernel_provenance() -> dict[str, str]:
+    """The CPU kernels a training ran with, for ``training.json``: the weights come out bit
+    for bit the same only with the same kernels (AVX2 and AVX-512 ones round differently;
+    ``data/models/README.md``)."""
+    import torch
+
+    return {"torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            **{key: os.environ[key] for key in KERNEL_ENV if key in os.environ}}
 
 
 def event_arrays(tables: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -234,6 +251,7 @@ def train(
         "pt_min": pt_min,
         "seed": seed,
         "threads": threads,
+        "kernels": kernel_provenance(),
         "epochs": [embedding_epochs, filter_epochs, gnn_epochs],
         "lr": lr,
         "margin": margin,

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from sonic_exatrkx.cli.main import app
@@ -109,12 +110,24 @@ def test_train_writes_a_loadable_model_set(tmp_path):
     summary = json.loads((out / "training.json").read_text())
     assert summary["events_mu0"] == 2 and summary["epochs"] == [1, 1, 1]
     assert summary["sectors_per_pileup_event"] == 4 and summary["pt_min"] == 0.5
+    assert summary["kernels"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert summary["kernels"]["torch"] == torch.__version__
     # 2 events at mu=0 plus one mu=5 event cut into 4 wedges
     assert "(6 events)" in result.output
     pipe = Pipeline.from_directory(out)
     sp = acts_csv.read_spacepoints(acts_csv.event_path(sample_events_dir(), 0, "spacepoint"))
     labels = pipe(sp["x"].to_numpy(), sp["y"].to_numpy(), sp["z"].to_numpy())
     assert labels.shape == (len(sp),) and labels.dtype == np.int64
+
+
+def test_kernel_provenance_names_the_kernel_settings(monkeypatch):
+    from sonic_exatrkx.cli.train import kernel_provenance
+
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    info = kernel_provenance()
+    assert info["MKL_ENABLE_INSTRUCTIONS"] == "AVX2" and "ATEN_CPU_CAPABILITY" not in info
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_train_rejects_bad_options(tmp_path):
