@@ -36,8 +36,9 @@ class Tanh(nn.Module):
     filter's three tanh layers were ~40 % of its time at mu=200. The two forms are the same
     function to float rounding (at most 2.4e-7 apart, saturating alike); the in-place ops
     are safe because an activation's input is always a fresh Linear, LayerNorm or gather
-    output that nothing else reads. Training and any call with autograd on use ``torch.tanh`` (exact
-    gradients), as does inference with ``exact`` set (:func:`exact_tanh`).
+    output that nothing else reads. Training and any call with autograd on use
+    ``torch.tanh`` (exact gradients), as does inference with ``exact`` set
+    (:func:`exact_tanh`).
     """
 
     def __init__(self) -> None:
