@@ -3,11 +3,12 @@ simulated events (the lead registers :func:`bench_pipeline_cmd`).
 
 Speed: per-stage wall time per event (features included in ``total``), events/s in one
 process, peak resident memory (``ru_maxrss``) after each pileup block (blocks run in the
-given order, so sort them by size). Physics: edge efficiency / purity after graph building,
-filter and GNN (after its cut; "tracks": the edges track building joins), and track
-efficiency (pT > 1 GeV and all pT), fake and duplicate rates and TrackML score over all
-events of a block (micro-averaged). Definitions: ``metrics.py`` and
-:func:`sonic_exatrkx.exatrkx.metrics.stage_edge_metrics`.
+given order, so sort them by size), and ``k``, the neighbours searched per space point
+(``graph.max_k``, lowered for dense events by ``graph.neighbour_budget``). Physics: edge
+efficiency / purity after graph building, filter and GNN (after its cut; "tracks": the
+edges track building joins), and track efficiency (pT > 1 GeV and all pT), fake and
+duplicate rates and TrackML score over all events of a block (micro-averaged).
+Definitions: ``metrics.py`` and :func:`sonic_exatrkx.exatrkx.metrics.stage_edge_metrics`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class BlockResult:
     edges: dict[str, dict[str, float]] = field(default_factory=dict)
     tracks: dict[str, float] = field(default_factory=dict)
     mean_edges: dict[str, float] = field(default_factory=dict)
+    neighbours: tuple[int, int] = (0, 0)  # fewest / most neighbours per space point searched
 
 
 def _merge(per_event: Sequence[dict[str, np.ndarray]], labels: Sequence[np.ndarray]) -> tuple[
@@ -143,6 +145,7 @@ def bench_block(
         edges[stage] = {"efficiency": m.efficiency, "purity": m.purity,
                         "efficiency_pt1": mp.efficiency}
     n = max(len(arrays), 1)
+    ks = [pipeline.config.graph.max_k_for(a["x"].size) for a in arrays] or [0]
     return BlockResult(
         pileup=pileup,
         events=len(arrays),
@@ -164,17 +167,20 @@ def bench_block(
             "trackml_score": float(np.nanmean(scores)) if scores else float("nan"),
         },
         mean_edges={k: float(np.mean(v)) if v else 0.0 for k, v in n_edges.items()},
+        neighbours=(min(ks), max(ks)),
     )
 
 
 def format_results(results: Sequence[BlockResult]) -> str:
     """Markdown tables: speed and memory, edge metrics, track metrics."""
-    lines = ["| mu | events | space points | " + " | ".join(f"{s} ms" for s in STAGES)
+    lines = ["| mu | events | space points | k | " + " | ".join(f"{s} ms" for s in STAGES)
              + " | events/s | slowest event s | peak RSS MiB |",
-             "|" + "---|" * (len(STAGES) + 6)]
+             "|" + "---|" * (len(STAGES) + 7)]
     for b in results:
+        lo, hi = b.neighbours
         lines.append(
             f"| {b.pileup:g} | {b.events} | {b.mean_space_points:.0f} | "
+            f"{lo if lo == hi else f'{lo}-{hi}'} | "
             + " | ".join(f"{1e3 * b.timings[s]:.1f}" for s in STAGES)
             + f" | {b.events_per_s:.1f} | {b.max_event_s:.2f} | {b.peak_rss_mib:.0f} |"
         )
@@ -218,6 +224,10 @@ def bench_pipeline_cmd(
         min=1, help="Replace the models' graph max_k (neighbours per space point): fewer "
                     "edges at pileup, faster, less efficient there; default: config.json.")]
     = None,
+    neighbour_budget: Annotated[int | None, typer.Option(
+        min=0, help="Replace the models' graph neighbour_budget (space points x k per event "
+                    "before k is lowered for dense events; 0: off); default: config.json.")]
+    = None,
     max_degree: Annotated[int | None, typer.Option(
         "--filter-max-degree", min=0,
         help="Replace the models' filter.max_degree (filtered edges kept per space point "
@@ -237,13 +247,16 @@ def bench_pipeline_cmd(
     cfg = replace(pipe.config, num_threads=threads)
     if max_k is not None:
         cfg = replace(cfg, graph=replace(cfg.graph, max_k=max_k))
+    if neighbour_budget is not None:
+        cfg = replace(cfg, graph=replace(cfg.graph, neighbour_budget=neighbour_budget))
     if max_degree is not None:
         cfg = replace(cfg, filter=replace(cfg.filter, max_degree=max_degree))
     pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, cfg)
     # what the pipeline does on its first event anyway; said here because it moves timings
     malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     typer.echo(f"models {models}, {threads} thread(s) x {workers} worker(s), {events} HNL "
-               f"events per pileup, seed {seed}, graph max_k {cfg.graph.max_k}, filter "
+               f"events per pileup, seed {seed}, graph max_k {cfg.graph.max_k}, neighbour "
+               f"budget {cfg.graph.neighbour_budget or 'off'}, filter "
                f"max_degree {cfg.filter.max_degree}; "
                f"freed memory {malloc}; "
                f"baseline RSS {_maxrss_mib():.0f} MiB")

@@ -104,9 +104,10 @@ def default_pipeline_config() -> Any:
         features=features,
         embedding=EmbeddingConfig(hidden=64, n_layers=3, out_features=8, geometry=geo),
         # k-d tree: exact, and 3-4x faster than this machine's FAISS build (no AVX2) at
-        # mu=0, no slower at mu=200 (data/models/README.md)
+        # mu=0, no slower at mu=200; the neighbour budget leaves events of up to 50k space
+        # points at k = 32 and gives mu=200 (~100k) k = 16 (data/models/README.md)
         graph=GraphConfig(radius=0.7, max_k=32, orientation="inner_outer", search="knn",
-                          index="kdtree"),
+                          index="kdtree", neighbour_budget=1_600_000),
         filter=FilterConfig(hidden=32, n_layers=3, cut=0.1, geometry=geo),
         gnn=GNNConfig(hidden=48, n_layers=2, n_iterations=6, cut=0.5, geometry=geo),
         track_builder="best_outgoing",
@@ -182,6 +183,11 @@ def train(
                                           "gap between true and false pairs).")] = 1.0,
     max_k: Annotated[int, typer.Option(help="Neighbours per space point in graph building.")]
     = 32,
+    neighbour_budget: Annotated[int, typer.Option(
+        min=0, help="Neighbour-list entries per event in all (space points x k): a denser "
+                    "event searches budget / N neighbours per space point instead of "
+                    "--max-k (0: off). The default leaves events up to 50k space points "
+                    "alone and bounds mu=200 latency (data/models/README.md).")] = 1_600_000,
     embedding_dim: Annotated[int, typer.Option(help="Embedding output width.")] = 8,
     embedding_hidden: Annotated[int, typer.Option(help="Embedding hidden width.")] = 64,
     filter_hidden: Annotated[int, typer.Option(help="Filter hidden width.")] = 32,
@@ -218,7 +224,8 @@ def train(
             base,
             embedding=replace(base.embedding, hidden=embedding_hidden,
                               out_features=embedding_dim, geometry=geo),
-            graph=replace(base.graph, radius=radius, max_k=max_k),
+            graph=replace(base.graph, radius=radius, max_k=max_k,
+                          neighbour_budget=neighbour_budget),
             filter=replace(base.filter, hidden=filter_hidden, cut=filter_cut, geometry=geo,
                            max_degree=filter_max_degree),
             gnn=replace(base.gnn, hidden=gnn_hidden, n_iterations=gnn_iterations, cut=gnn_cut,

@@ -8,7 +8,8 @@ Conventions of :func:`build_edges`:
   of FAISS rounding and thread count);
 - self-loops are dropped and each undirected pair appears once;
 - ``max_k`` caps each space point's own neighbour list, nearest first (ties: lower index
-  first); a pair is kept when either end lists the other;
+  first); a pair is kept when either end lists the other; with ``neighbour_budget`` set, an
+  event of ``N`` space points uses ``min(max_k, neighbour_budget // N)`` (at least 1);
 - orientation ``"reference"``: ``src > dst`` by index, as the public reference service;
   ``"inner_outer"``: ``src`` is the space point with the smaller ``r`` (ties: lower index
   is ``src``), the physics orientation;
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -59,6 +60,14 @@ class GraphConfig:
     approximation), but the work is bounded by ``N * max_k`` even where the embedding is
     dense (a pileup-200 event, or an untrained model), where a range search returns millions
     of pairs only to drop most of them.
+
+    ``neighbour_budget`` (0: off, as the reference) bounds an event's neighbour lists in all,
+    ``N * k``: an event whose ``N * max_k`` exceeds it searches ``k = neighbour_budget // N``
+    neighbours per space point (:meth:`max_k_for`). Why: at high pileup ``k`` decides the
+    graph, and the graph the cost of every later stage (a mu=200 event has ~100k space
+    points, ~18 edges per point at ``k = 32``), while sparse events never reach the budget
+    and keep ``max_k``. A latency bound for dense events, paid in their efficiency
+    (``data/models/README.md``).
     """
 
     radius: float = 1.6
@@ -70,6 +79,7 @@ class GraphConfig:
     ivf_nprobe: int = 8
     ivf_niter: int = 5  # k-means iterations when training the IVF cells
     search: SearchKind = "range"
+    neighbour_budget: int = 0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.radius) and self.radius > 0):
@@ -90,6 +100,19 @@ class GraphConfig:
             raise ValueError(
                 f"GraphConfig: search must be one of {SEARCH_KINDS}, got {self.search!r}"
             )
+        if int(self.neighbour_budget) != self.neighbour_budget or self.neighbour_budget < 0:
+            raise ValueError(
+                "GraphConfig: neighbour_budget must be an integer >= 0 (0: off), got "
+                f"{self.neighbour_budget}"
+            )
+
+    def max_k_for(self, n_nodes: int) -> int:
+        """Neighbours per space point for an event of ``n_nodes``: ``max_k``, lowered to
+        ``neighbour_budget // n_nodes`` (at least 1) where the budget binds."""
+        budget = int(self.neighbour_budget)
+        if budget and n_nodes * self.max_k > budget:
+            return max(1, budget // n_nodes)
+        return int(self.max_k)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +221,9 @@ def build_edges(
     if n < 2:  # FAISS asserts on empty input; one point has no pair
         return _empty_edges()
 
+    k = cfg.max_k_for(n)
+    if k != cfg.max_k:
+        cfg = replace(cfg, max_k=k)
     kind = cfg.index
     if kind == "auto":
         kind = "flat" if n <= cfg.flat_max_nodes else "ivf"

@@ -103,7 +103,7 @@ def test_train_writes_a_loadable_model_set(tmp_path):
                                  "--sectors", "4", "--pt-min", "0.5",
                                  "--embedding-epochs", "1",
                                  "--filter-epochs", "1", "--gnn-epochs", "1", "--threads", "1",
-                                 "--no-progress"])
+                                 "--neighbour-budget", "123456", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert {"embedding.pt", "filter.pt", "gnn.pt", "config.json", "training.json",
             "loss_curves.png"} <= {p.name for p in out.iterdir()}
@@ -115,6 +115,7 @@ def test_train_writes_a_loadable_model_set(tmp_path):
     # 2 events at mu=0 plus one mu=5 event cut into 4 wedges
     assert "(6 events)" in result.output
     pipe = Pipeline.from_directory(out)
+    assert pipe.config.graph.neighbour_budget == 123456
     sp = acts_csv.read_spacepoints(acts_csv.event_path(sample_events_dir(), 0, "spacepoint"))
     labels = pipe(sp["x"].to_numpy(), sp["y"].to_numpy(), sp["z"].to_numpy())
     assert labels.shape == (len(sp),) and labels.dtype == np.int64
@@ -152,7 +153,8 @@ def test_bench_pipeline_prints_speed_and_physics(workers):
     rows = [line for line in result.output.splitlines() if line.startswith("| 0 | 2 |")]
     assert len(rows) == 1  # the timing row of the mu=0 block, 2 events
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert float(cells[10]) > 0  # events/s
+    assert cells[3] == "32"  # neighbours searched: mu=0 is far below the budget
+    assert float(cells[11]) > 0  # events/s
     effs = [line for line in result.output.splitlines()
             if line.startswith("| 0 | ") and "(" in line]
     assert len(effs) == 1 and float(effs[0].split("|")[2].split()[0]) >= 0.8  # eff. pT>1
@@ -174,8 +176,20 @@ def test_bench_pipeline_max_k_override_caps_the_graph():
     # each space point keeps at most two neighbours: at most 2 N edges, fewer than uncapped
     assert graph_edges(capped.output) <= 2 * space_points
     assert graph_edges(capped.output) < graph_edges(base.output)
+    assert timing.split("|")[4].strip() == "2"
     result = runner.invoke(app, ["bench", "pipeline", "--max-k", "0"])
     assert result.exit_code == 2 and "--max-k" in result.output
+
+
+def test_bench_pipeline_neighbour_budget_override_lowers_k():
+    out = runner.invoke(app, ["bench", "pipeline", "--events", "2", "--pileup", "0",
+                              "--neighbour-budget", "1"])
+    assert out.exit_code == 0, out.output
+    assert "neighbour budget 1," in out.output
+    timing = next(line for line in out.output.splitlines() if line.startswith("| 0 | 2 |"))
+    assert timing.split("|")[4].strip() == "1"  # budget / N rounds down to 0: one neighbour
+    result = runner.invoke(app, ["bench", "pipeline", "--neighbour-budget", "-1"])
+    assert result.exit_code == 2 and "--neighbour-budget" in result.output
 
 
 def test_bench_pipeline_filter_max_degree_override():

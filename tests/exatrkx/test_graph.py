@@ -81,6 +81,25 @@ def test_max_k_keeps_nearest_first() -> None:
     assert full.shape[1] == 6
 
 
+def test_neighbour_budget_lowers_k_only_for_dense_events() -> None:
+    emb = np.random.default_rng(11).normal(size=(400, 4)).astype(np.float32)
+    r = np.random.default_rng(12).uniform(size=400)
+    base = dict(radius=10.0, orientation="inner_outer", index="kdtree", search="knn")
+    full = build_edges(emb, r=r, config=GraphConfig(max_k=20, **base))
+    # 400 x 20 = 8000 entries: a budget of 8000 does not bind, 2000 gives k = 5
+    loose = GraphConfig(max_k=20, neighbour_budget=8000, **base)
+    tight = GraphConfig(max_k=20, neighbour_budget=2000, **base)
+    assert loose.max_k_for(400) == 20 and tight.max_k_for(400) == 5
+    assert tight.max_k_for(100) == 20 and tight.max_k_for(5000) == 1  # at least one
+    assert np.array_equal(build_edges(emb, r=r, config=loose), full)
+    five = build_edges(emb, r=r, config=GraphConfig(max_k=5, **base))
+    assert np.array_equal(build_edges(emb, r=r, config=tight), five)
+    assert five.shape[1] < full.shape[1]
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="neighbour_budget"):
+            GraphConfig(neighbour_budget=bad)  # type: ignore[arg-type]
+
+
 def test_deterministic_and_bad_input() -> None:
     emb = np.random.default_rng(3).normal(size=(300, 8)).astype(np.float32)
     a = build_edges(emb, 2.0, 20)

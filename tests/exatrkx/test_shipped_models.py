@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,29 @@ def test_physics_on_held_out_events(shipped: Pipeline, held_out: list) -> None:
     # measured: 0.934 / 0.957 here (0.959 / 0.973 on the 20 benchmark events)
     assert m.efficiency >= 0.90, m
     assert m.purity >= 0.90, m
+
+
+def test_neighbour_budget_binds_only_at_high_pileup(shipped: Pipeline, held_out: list) -> None:
+    """The shipped operating point (data/models/README.md): k = 32 for every event up to 50k
+    space points (mu=0, mu=50), 16 at 100k (mu=200)."""
+    g = shipped.config.graph
+    assert g.max_k == 32 and g.max_k_for(50_000) == 32 and g.max_k_for(100_000) == 16
+    assert all(g.max_k_for(a["x"].size) == 32 for a in held_out)
+    # where it binds, the whole pipeline runs as with the lowered max_k
+    a = held_out[0]
+    feats = shipped.features(a["x"], a["y"], a["z"])
+    n = feats.shape[0]
+
+    def with_graph(**kw: int) -> Pipeline:
+        cfg = replace(shipped.config, graph=replace(g, **kw))
+        return Pipeline(shipped.embedding, shipped.filter, shipped.gnn, cfg)
+
+    budget = with_graph(neighbour_budget=8 * n + 7).run(feats, return_intermediates=True)
+    eight = with_graph(max_k=8, neighbour_budget=0).run(feats, return_intermediates=True)
+    full = shipped.run(feats, return_intermediates=True)
+    assert budget.edges.shape[1] < full.edges.shape[1]
+    for key in ("edges", "gnn_scores", "labels"):
+        assert np.array_equal(getattr(budget, key), getattr(eight, key)), key
 
 
 def test_torchscript_export_reloads_identical(
