@@ -18,6 +18,7 @@ Conventions of :func:`build_edges`:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -38,6 +39,9 @@ SEARCH_KINDS: tuple[str, ...] = ("range", "knn")
 
 # Relative slack on the squared radius given to FAISS; candidates are then cut exactly.
 _SEARCH_SLACK = 1e-4
+
+_log = logging.getLogger(__name__)
+_budget_seen = False  # the first event the neighbour budget lowers k is logged at INFO
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,7 @@ def build_edges(
 
     k = cfg.max_k_for(n)
     if k != cfg.max_k:
+        _log_budget(n, k, cfg)
         cfg = replace(cfg, max_k=k)
     kind = cfg.index
     if kind == "auto":
@@ -266,6 +271,17 @@ def build_edges(
         swap = r[hi] < r[lo]  # hi is src only when strictly inside lo
         src, dst = np.where(swap, hi, lo), np.where(swap, lo, hi)
     return unique_edges(src, dst, n)
+
+
+def _log_budget(n: int, k: int, cfg: GraphConfig) -> None:
+    """Say that the neighbour budget lowered k: the job is then less efficient by design,
+    which a physicist should see in the log, once (later events at DEBUG)."""
+    global _budget_seen
+    level = logging.DEBUG if _budget_seen else logging.INFO
+    _budget_seen = True
+    _log.log(level, "build_edges: %d space points search %d neighbours each instead of "
+             "max_k %d (graph.neighbour_budget %d)%s", n, k, cfg.max_k, cfg.neighbour_budget,
+             "" if level == logging.DEBUG else "; later events at DEBUG level")
 
 
 def unique_edges(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:

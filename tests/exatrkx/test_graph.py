@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,21 @@ def test_neighbour_budget_lowers_k_only_for_dense_events() -> None:
     for bad in (-1, 2.5):
         with pytest.raises(ValueError, match="neighbour_budget"):
             GraphConfig(neighbour_budget=bad)  # type: ignore[arg-type]
+
+
+def test_neighbour_budget_is_logged_once_at_info(monkeypatch, caplog) -> None:
+    from sonic_exatrkx.exatrkx import graph
+
+    monkeypatch.setattr(graph, "_budget_seen", False)
+    emb = np.random.default_rng(5).normal(size=(100, 3)).astype(np.float32)
+    cfg = GraphConfig(radius=5.0, max_k=20, neighbour_budget=500, index="kdtree", search="knn")
+    with caplog.at_level(logging.DEBUG, logger=graph.__name__):
+        build_edges(emb, config=cfg)
+        build_edges(emb, config=cfg)
+        build_edges(emb, config=GraphConfig(radius=5.0, max_k=20, neighbour_budget=10_000))
+    levels = [r.levelno for r in caplog.records if "neighbour_budget 500" in r.getMessage()]
+    assert levels == [logging.INFO, logging.DEBUG]  # not binding: nothing said
+    assert "100 space points search 5 neighbours" in caplog.records[0].getMessage()
 
 
 def test_deterministic_and_bad_input() -> None:
