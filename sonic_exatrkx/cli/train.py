@@ -20,6 +20,7 @@ import numpy as np
 import typer
 
 __all__ = [
+    "DEFAULT_NEIGHBOUR_BUDGET",
     "DEFAULT_TRAIN_SEED",
     "KERNEL_ENV",
     "default_pipeline_config",
@@ -32,6 +33,9 @@ __all__ = [
 
 #: Seed of the shipped training sample; held-out evaluation uses other seeds.
 DEFAULT_TRAIN_SEED = 1000
+#: Graph neighbour budget of the shipped operating point: k = 32 up to 50k space points,
+#: 16 at 100k (mu=200); see ``data/models/README.md``.
+DEFAULT_NEIGHBOUR_BUDGET = 1_600_000
 
 #: Environment variables that pick torch's and MKL's CPU kernels.
 KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
@@ -107,7 +111,7 @@ def default_pipeline_config() -> Any:
         # mu=0, no slower at mu=200; the neighbour budget leaves events of up to 50k space
         # points at k = 32 and gives mu=200 (~100k) k = 16 (data/models/README.md)
         graph=GraphConfig(radius=0.7, max_k=32, orientation="inner_outer", search="knn",
-                          index="kdtree", neighbour_budget=1_600_000),
+                          index="kdtree", neighbour_budget=DEFAULT_NEIGHBOUR_BUDGET),
         filter=FilterConfig(hidden=32, n_layers=3, cut=0.1, geometry=geo),
         gnn=GNNConfig(hidden=48, n_layers=2, n_iterations=6, cut=0.5, geometry=geo),
         track_builder="best_outgoing",
@@ -187,7 +191,8 @@ def train(
         min=0, help="Neighbour-list entries per event in all (space points x k): a denser "
                     "event searches budget / N neighbours per space point instead of "
                     "--max-k (0: off). The default leaves events up to 50k space points "
-                    "alone and bounds mu=200 latency (data/models/README.md).")] = 1_600_000,
+                    "alone and bounds mu=200 latency (data/models/README.md).")]
+    = DEFAULT_NEIGHBOUR_BUDGET,
     embedding_dim: Annotated[int, typer.Option(help="Embedding output width.")] = 8,
     embedding_hidden: Annotated[int, typer.Option(help="Embedding hidden width.")] = 64,
     filter_hidden: Annotated[int, typer.Option(help="Filter hidden width.")] = 32,
