@@ -21,7 +21,7 @@ from pathlib import Path
 
 from algorithms.exatrkx_local import INFERENCE, default_model_dir
 from algorithms.exatrkx_sonic import add_sonic_reco_chain
-from sonic_exatrkx.cli.sonic_job import (
+from sonic_exatrkx.jobs import (
     Placement,
     exatrkx_keywords,
     placement,

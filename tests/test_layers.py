@@ -20,6 +20,18 @@ ALLOWED = {
                             "sonic_exatrkx.exatrkx"},
     "algorithms": {"sonic_exatrkx.framework", "sonic_exatrkx.io", "sonic_exatrkx.exatrkx",
                    "sonic_exatrkx.sonic", "sonic_exatrkx.sim", "sonic_exatrkx.paths"},
+    "sonic_exatrkx.jobs": {"sonic_exatrkx.framework", "sonic_exatrkx.io",
+                           "sonic_exatrkx.exatrkx", "sonic_exatrkx.sonic",
+                           "sonic_exatrkx.server", "sonic_exatrkx.paths", "algorithms"},
+    "sonic_exatrkx.bench": {"sonic_exatrkx.framework", "sonic_exatrkx.io",
+                            "sonic_exatrkx.exatrkx", "sonic_exatrkx.sonic",
+                            "sonic_exatrkx.server", "sonic_exatrkx.sim", "sonic_exatrkx.jobs",
+                            "sonic_exatrkx.paths", "algorithms"},
+    # The CLI may import every layer; it is here so that no layer imports it back.
+    "sonic_exatrkx.cli": {"sonic_exatrkx.framework", "sonic_exatrkx.io",
+                          "sonic_exatrkx.exatrkx", "sonic_exatrkx.sonic",
+                          "sonic_exatrkx.server", "sonic_exatrkx.sim", "sonic_exatrkx.jobs",
+                          "sonic_exatrkx.bench", "sonic_exatrkx.paths", "algorithms"},
 }
 PROJECT = ("sonic_exatrkx", "algorithms")
 

@@ -120,7 +120,7 @@ def _mismatches(labels: dict[int, np.ndarray], reference: dict[int, np.ndarray])
 
 def bench_sonic(setup: BenchSetup, say: Any = print) -> int:
     """Run everything, print the tables; returns the number of label mismatches."""
-    from sonic_exatrkx.cli.sonic_job import local_exatrkx_server
+    from sonic_exatrkx.jobs import local_exatrkx_server
     from sonic_exatrkx.sonic import split_cores
 
     bad = 0

@@ -77,7 +77,7 @@ def run(
     from algorithms.exatrkx_local import INFERENCE, default_model_dir
     from algorithms.exatrkx_sonic import add_sonic_reco_chain
     from algorithms.jobs import add_conversion_chain
-    from sonic_exatrkx.cli.sonic_job import exatrkx_keywords, placement, sequencer_threads
+    from sonic_exatrkx.jobs import exatrkx_keywords, placement, sequencer_threads
 
     if inference not in INFERENCE:
         typer.echo(f"error: --inference must be one of {', '.join(INFERENCE)}, got "

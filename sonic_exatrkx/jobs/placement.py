@@ -1,7 +1,7 @@
 """Shared by `sonic-exatrkx run`, `bench sonic` and the job configs: where the ExaTrkX
 inference of a job runs, and the local Triton server a job starts when it has none.
 
-Lives in the CLI layer because it starts servers (``sonic_exatrkx.server``), which the
+Lives in the jobs layer because it starts servers (``sonic_exatrkx.server``), which the
 SONIC layer and the algorithms may not import.
 """
 
