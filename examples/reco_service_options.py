@@ -25,8 +25,8 @@ import numpy as np
 from algorithms.exatrkx_local import default_model_dir
 from algorithms.exatrkx_sonic import add_sonic_reco_chain
 from algorithms.keys import TRACKS
-from sonic_exatrkx.jobs import local_exatrkx_server
 from sonic_exatrkx.framework import ProcessCode, ReadHandle, Sequencer, Writer
+from sonic_exatrkx.jobs import local_exatrkx_server
 from sonic_exatrkx.paths import sample_events_dir
 from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS, split_cores
 

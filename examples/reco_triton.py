@@ -21,13 +21,13 @@ from pathlib import Path
 
 from algorithms.exatrkx_local import INFERENCE, default_model_dir
 from algorithms.exatrkx_sonic import add_sonic_reco_chain
+from sonic_exatrkx.framework import AlgorithmError, ConfigurationError, Sequencer
 from sonic_exatrkx.jobs import (
     Placement,
     exatrkx_keywords,
     placement,
     sequencer_threads,
 )
-from sonic_exatrkx.framework import AlgorithmError, ConfigurationError, Sequencer
 from sonic_exatrkx.paths import sample_events_dir
 from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS
 
