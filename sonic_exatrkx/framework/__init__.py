@@ -21,6 +21,7 @@ from sonic_exatrkx.framework.errors import (
 )
 from sonic_exatrkx.framework.process_code import ProcessCode
 from sonic_exatrkx.framework.sequencer import RunSummary, Sequencer
+from sonic_exatrkx.framework.service import Service
 from sonic_exatrkx.framework.store import EventStore
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Reader",
     "RunSummary",
     "Sequencer",
+    "Service",
     "StoreTypeError",
     "WriteHandle",
     "Writer",

@@ -38,6 +38,7 @@ from sonic_exatrkx.framework.errors import (
     JobAborted,
 )
 from sonic_exatrkx.framework.process_code import ProcessCode
+from sonic_exatrkx.framework.service import Service
 from sonic_exatrkx.framework.store import EventStore, nearest_names
 from sonic_exatrkx.framework.timing import TimingTable
 
@@ -112,6 +113,7 @@ class Sequencer:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.continue_on_error = continue_on_error
         self.progress = progress
+        self.services: list[Service] = []
         self.readers: list[Reader] = []
         self.algorithms: list[Algorithm] = []
         self.writers: list[Writer] = []
@@ -120,6 +122,17 @@ class Sequencer:
             logging.basicConfig(format="%(asctime)s %(name)-28s %(levelname)-7s %(message)s")
 
     # -- configuration -----------------------------------------------------------------
+    def add_service(self, service: Service) -> Sequencer:
+        """A job-wide service, started before the algorithms initialize and ended after
+        the job (see :mod:`sonic_exatrkx.framework.service`)."""
+        if not isinstance(service, Service):
+            raise ConfigurationError(f"add_service: {service!r} is not a Service")
+        if any(s.name == service.name for s in self.services):
+            raise ConfigurationError(f"add_service: a service named '{service.name}' was "
+                                     "already added")
+        self.services.append(service)
+        return self
+
     def add_reader(self, reader: Reader) -> Sequencer:
         if not isinstance(reader, Reader):
             raise ConfigurationError(f"add_reader: {reader!r} is not a Reader")
@@ -225,9 +238,26 @@ class Sequencer:
 
     # -- running -------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        """Process the events. Raises AlgorithmError or JobAborted when the job fails."""
+        """Process the events. Raises AlgorithmError or JobAborted when the job fails.
+
+        Services start before the algorithms initialize and end after the job, in
+        reverse order, also when it fails."""
         self.check_chain()
         events = self.event_numbers()
+        started: list[Service] = []
+        try:
+            for service in self.services:
+                service.start_job()
+                started.append(service)
+            return self._run(events)
+        finally:
+            for service in reversed(started):
+                try:
+                    service.end_job()
+                except Exception:
+                    log.exception("service '%s' failed at the end of the job", service.name)
+
+    def _run(self, events: list[int]) -> RunSummary:
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         summary = RunSummary(events=events)
