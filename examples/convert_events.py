@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from algorithms import CsvEventReader, CsvEventWriter, RootSpacePointWriter
-from algorithms.jobs import make_reader
+from algorithms.chains import make_reader
 from sonic_exatrkx.framework import Sequencer
 from sonic_exatrkx.paths import sample_events_dir
 

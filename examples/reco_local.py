@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from algorithms.jobs import add_reco_chain
+from algorithms.chains import add_reco_chain
+from algorithms.exatrkx_track_finding import TrackFindingConfig
 from sonic_exatrkx.framework import Sequencer
 from sonic_exatrkx.paths import sample_events_dir
 
@@ -35,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
     seq = Sequencer(events=args.events, skip=args.skip, num_threads=args.threads,
                     max_in_flight=args.in_flight, output_dir=args.output)
-    perf = add_reco_chain(seq, args.input or sample_events_dir(), args.output,
-                          input_format=args.input_format, models=args.models,
-                          pipeline_threads=args.pipeline_threads)
+    finder = TrackFindingConfig(models=args.models, pipeline_threads=args.pipeline_threads)
+    _, perf = add_reco_chain(seq, args.input or sample_events_dir(), args.output, finder,
+                             input_format=args.input_format)
     print(seq.run().line())
     if perf is not None:
         print(perf.summary_text())

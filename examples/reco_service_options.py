@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from algorithms.exatrkx_local import default_model_dir
-from algorithms.exatrkx_sonic import add_sonic_reco_chain
+from algorithms.chains import add_reco_chain
+from algorithms.exatrkx_track_finding import ServerSource, TrackFindingConfig, default_model_dir
 from algorithms.keys import TRACKS
 from sonic_exatrkx.framework import ProcessCode, ReadHandle, Sequencer, Writer
-from sonic_exatrkx.jobs import local_exatrkx_server
+from sonic_exatrkx.jobs import LocalTritonServer
 from sonic_exatrkx.paths import sample_events_dir
 from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS, split_cores
 
@@ -63,15 +63,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_option(args: argparse.Namespace, option: str, server: list[str] | str | None
+def run_option(args: argparse.Namespace, option: str,
+               servers: tuple[str, ...] | ServerSource
                ) -> tuple[float, float, dict[int, np.ndarray], int]:
     seq = Sequencer(events=args.events, skip=args.skip, num_threads=args.threads,
                     max_in_flight=args.in_flight, progress=False, log_level="WARNING")
-    finder, _ = add_sonic_reco_chain(
-        seq, args.input or sample_events_dir(), None, input_format=args.input_format,
-        performance=False, models=args.models,
-        inference="local" if option == "S0" else "triton", server=server,
-        service_option=option, mode=args.mode if option != "S0" else None)
+    finder, _ = add_reco_chain(
+        seq, args.input or sample_events_dir(), None, TrackFindingConfig(
+            models=args.models, inference="local" if option == "S0" else "triton",
+            servers=servers, service_option=option,
+            mode=args.mode if option != "S0" else None),
+        input_format=args.input_format, performance=False)
     keep = KeepTracks()
     seq.add_writer(keep)
     summary = seq.run()
@@ -82,11 +84,11 @@ def run_option(args: argparse.Namespace, option: str, server: list[str] | str | 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     with contextlib.ExitStack() as stack:
-        server = args.server
-        if server is None and set(args.options) - {"S0"}:
+        servers: tuple[str, ...] | ServerSource = tuple(args.server or ())
+        if not servers and set(args.options) - {"S0"}:
             budget = split_cores(os.cpu_count() or 1, "custom")
             print(budget.line())
-            server = stack.enter_context(local_exatrkx_server(
+            servers = stack.enter_context(LocalTritonServer(
                 args.models or default_model_dir(), budget,
                 say=lambda m: print(m, flush=True)))
         rows = []
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         for option in args.options:
             best = None
             for _ in range(max(1, args.repeat)):
-                result = run_option(args, option, server)
+                result = run_option(args, option, servers)
                 if best is None or result[0] > best[0]:
                     best = result
             assert best is not None

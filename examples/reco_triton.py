@@ -19,17 +19,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from algorithms.exatrkx_local import INFERENCE, default_model_dir
-from algorithms.exatrkx_sonic import add_sonic_reco_chain
-from sonic_exatrkx.framework import AlgorithmError, ConfigurationError, Sequencer
-from sonic_exatrkx.jobs import (
-    Placement,
-    exatrkx_keywords,
-    placement,
-    sequencer_threads,
-)
-from sonic_exatrkx.paths import sample_events_dir
-from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS
+from algorithms.exatrkx_track_finding import INFERENCE, TrackFindingConfig
+from sonic_exatrkx.framework import AlgorithmError, ConfigurationError
+from sonic_exatrkx.jobs import RecoJobConfig, build_reco_job
+from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS, RetryPolicy, TritonOptions
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,52 +67,50 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace, where: Placement) -> int:
-    threads, in_flight = sequencer_threads(where, args.threads, args.in_flight)
-    seq = Sequencer(events=args.events, skip=args.skip, num_threads=threads,
-                    max_in_flight=in_flight, output_dir=args.output,
-                    continue_on_error=args.continue_on_error)
-    finder, perf = add_sonic_reco_chain(
-        seq, args.input or sample_events_dir(), args.output, input_format=args.input_format,
-        models=args.models, num_threads=args.pipeline_threads, **exatrkx_keywords(
-            where, mode=args.mode, service_option=args.service_option,
-            protocol=args.protocol, allowed_tries=args.allowed_tries,
-            fallback_local=args.fallback_local, timeout_s=args.timeout,
-            on_timeout=args.on_timeout, compression=args.compression,
-            metrics_file=args.metrics_file, trace_file=args.trace_file,
-            tls_root_certificates=args.tls_root_cert, shared_memory=args.shared_memory))
-    print(f"threads: {seq.num_threads} event-loop, {seq.max_in_flight} events in flight, "
-          f"{args.pipeline_threads} torch/FAISS per local call; mode {args.mode}")
+def job_config(args: argparse.Namespace) -> RecoJobConfig:
+    """The whole job as one value: the track finder's placement and transport options
+    (one TritonOptions for every served model), the event loop and the outputs."""
+    triton = TritonOptions(
+        protocol=args.protocol, timeout_s=args.timeout, fallback_local=args.fallback_local,
+        compression=args.compression, tls_root_certificates=args.tls_root_cert,
+        shared_memory=args.shared_memory,
+        retry=RetryPolicy(allowed_tries=args.allowed_tries, on_timeout=args.on_timeout))
+    finder = TrackFindingConfig(
+        models=args.models, pipeline_threads=args.pipeline_threads,
+        inference=args.inference, servers=tuple(args.server or ()),
+        service_option=args.service_option, mode=args.mode, triton=triton,
+        metrics_file=args.metrics_file, trace_file=args.trace_file)
+    return RecoJobConfig(input=args.input, input_format=args.input_format,
+                         output=args.output, events=args.events, skip=args.skip,
+                         threads=args.threads, in_flight=args.in_flight, cores=args.cores,
+                         continue_on_error=args.continue_on_error, finder=finder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        summary = seq.run()
+        job = build_reco_job(job_config(args), say=lambda m: print(m, flush=True))
+        seq = job.sequencer
+        print(f"threads: {seq.num_threads} event-loop, {seq.max_in_flight} events in flight, "
+              f"{args.pipeline_threads} torch/FAISS per local call; mode {args.mode}")
+        result = job.run()
     except AlgorithmError as err:
         print(f"job failed, no further output written: {err}", file=sys.stderr)
         return 1
     except ConfigurationError as err:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
-    print(summary.line())
-    print(finder.stats_summary())
-    if perf is not None:
-        print(perf.summary_text())
-    if summary.failed:
-        print(f"{len(summary.failed)} events failed (no tracks written for them): "
-              + ", ".join(f"{f.event} ({f.error})" for f in summary.failed), file=sys.stderr)
+    print(result.summary.line())
+    assert job.finder is not None
+    print(job.finder.stats_summary())
+    if job.performance is not None:
+        print(job.performance.summary_text())
+    if result.summary.failed:
+        print(f"{len(result.summary.failed)} events failed (no tracks written for them): "
+              + ", ".join(f"{f.event} ({f.error})" for f in result.summary.failed),
+              file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        with placement(args.inference, args.server, service_option=args.service_option,
-                       models=args.models or default_model_dir(), cores=args.cores,
-                       threads=args.threads, protocol=args.protocol,
-                       say=lambda m: print(m, flush=True)) as where:
-            return run(args, where)
-    except ConfigurationError as err:
-        print(f"configuration error: {err}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

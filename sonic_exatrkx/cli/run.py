@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from sonic_exatrkx.framework import FrameworkError, Sequencer
+from sonic_exatrkx.framework import FrameworkError
 from sonic_exatrkx.io.errors import InputFormatError
-from sonic_exatrkx.paths import sample_events_dir
 
 
 def run(
@@ -74,55 +73,29 @@ def run(
     """Find tracks: read space points, run ExaTrkX (in this process or on Triton), write
     tracks (CSV and ROOT) and, with truth, the tracking performance; print timing and
     physics summaries."""
-    from algorithms.exatrkx_local import INFERENCE, default_model_dir
-    from algorithms.exatrkx_sonic import add_sonic_reco_chain
-    from algorithms.jobs import add_conversion_chain
-    from sonic_exatrkx.jobs import exatrkx_keywords, placement, sequencer_threads
+    from algorithms.exatrkx_track_finding import INFERENCE, TrackFindingConfig
+    from sonic_exatrkx.jobs import RecoJobConfig, run_reco_job
+    from sonic_exatrkx.sonic import RetryPolicy, TritonOptions
 
     if inference not in INFERENCE:
         typer.echo(f"error: --inference must be one of {', '.join(INFERENCE)}, got "
                    f"{inference!r}", err=True)
         raise typer.Exit(code=2)
-    input_path = input if input is not None else sample_events_dir()
-    on_bad_event = "skip" if skip_bad_events else "fail"
-    perf = finder = None
     try:
-        with placement("local" if convert_only else inference, server,
-                       service_option=service_option, models=models or default_model_dir(),
-                       cores=cores, threads=threads, protocol=protocol,
-                       say=typer.echo) as where:
-            loop_threads, open_events = sequencer_threads(where, threads, in_flight)
-            seq = Sequencer(
-                events=events, skip=skip, num_threads=loop_threads,
-                max_in_flight=open_events, output_dir=output,
-                continue_on_error=continue_on_error,
-            )
-            if convert_only:
-                add_conversion_chain(
-                    seq, input_path, output, input_format=input_format,
-                    root_layout=root_layout, csv_output=csv_output, on_bad_event=on_bad_event,
-                )
-            else:
-                remote = {} if where.inference == "local" else {
-                    "service_option": service_option, "allowed_tries": allowed_tries,
-                    "fallback_local": fallback_local, "timeout_s": timeout,
-                    "protocol": protocol, "shared_memory": shared_memory}
-                finder, perf = add_sonic_reco_chain(
-                    seq, input_path, output, input_format=input_format, models=models,
-                    num_threads=pipeline_threads, performance=performance,
-                    on_bad_event=on_bad_event,
-                    **exatrkx_keywords(where, mode=mode, **remote),
-                )
-            summary = seq.run()
+        finder = TrackFindingConfig(
+            models=models, pipeline_threads=pipeline_threads,
+            inference="local" if convert_only else inference, servers=tuple(server or ()),
+            service_option=service_option, mode=mode, triton=TritonOptions(
+                protocol=protocol, timeout_s=timeout, fallback_local=fallback_local,
+                shared_memory=shared_memory, retry=RetryPolicy(allowed_tries=allowed_tries)))
+        result = run_reco_job(RecoJobConfig(
+            input=input, input_format=input_format, output=output, events=events, skip=skip,
+            threads=threads, in_flight=in_flight, cores=cores, performance=performance,
+            on_bad_event="skip" if skip_bad_events else "fail",
+            continue_on_error=continue_on_error, convert_only=convert_only,
+            root_layout=root_layout, csv_output=csv_output, finder=finder), say=typer.echo)
     except (FrameworkError, InputFormatError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from err
-    typer.echo(f"sonic-exatrkx run: {summary.line()}")
-    if finder is not None and where.inference != "local":
-        typer.echo(finder.stats_summary())
-    if perf is not None:
-        typer.echo(perf.summary_text())
-    produced = "spacepoints.root" if convert_only else "tracks/, tracks.root"
-    if perf is not None:
-        produced += ", performance.txt/.json, efficiency_vs_*.png, edge_scores.png"
-    typer.echo(f"outputs in {output.resolve()}: timing.csv, {produced}")
+    for line in result.lines():
+        typer.echo(line)

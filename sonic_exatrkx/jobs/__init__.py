@@ -1,13 +1,17 @@
-"""Job assembly above the algorithms: where a job's inference runs and the local Triton
-server a job starts when it has none (a framework service)."""
+"""Job assembly above the algorithms: where a job's inference runs (the placement), the
+local Triton server a job starts when it has none (a framework service), and the
+reconstruction job of ``sonic-exatrkx run`` as one config value and one call."""
 
-from sonic_exatrkx.jobs.placement import (
+from sonic_exatrkx.jobs.reco import (
     Placement,
-    exatrkx_keywords,
-    local_exatrkx_server,
-    placement,
-    sequencer_threads,
+    RecoJob,
+    RecoJobConfig,
+    RecoJobResult,
+    build_reco_job,
+    place_inference,
+    run_reco_job,
 )
+from sonic_exatrkx.jobs.triton_service import LocalTritonServer
 
-__all__ = ["Placement", "exatrkx_keywords", "local_exatrkx_server", "placement",
-           "sequencer_threads"]
+__all__ = ["LocalTritonServer", "Placement", "RecoJob", "RecoJobConfig", "RecoJobResult",
+           "build_reco_job", "place_inference", "run_reco_job"]

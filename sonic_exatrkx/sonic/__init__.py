@@ -26,13 +26,15 @@ from sonic_exatrkx.sonic.errors import (
 from sonic_exatrkx.sonic.exatrkx_service import (
     ENSEMBLE_MODEL,
     PIPELINE_MODEL,
-    SERVICE_OPTIONS,
     STAGE_MODELS,
     exatrkx_client,
     local_client,
     stage_specs,
 )
+from sonic_exatrkx.sonic.options import TritonOptions
 from sonic_exatrkx.sonic.producer import MODES, SonicProducer
+from sonic_exatrkx.sonic.retry import RetryPolicy
+from sonic_exatrkx.sonic.service_option import SERVICE_OPTIONS, ServiceOption
 from sonic_exatrkx.sonic.staged import StagedClient
 from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming, write_prometheus
 from sonic_exatrkx.sonic.triton import TritonClient, parse_servers
@@ -49,14 +51,17 @@ __all__ = [
     "LocalClient",
     "OutputCheckError",
     "RequestTimeoutError",
+    "RetryPolicy",
     "ServerTiming",
     "ServerUnavailableError",
+    "ServiceOption",
     "SonicError",
     "SonicProducer",
     "StagedClient",
     "TensorSpec",
     "ThreadBudget",
     "TritonClient",
+    "TritonOptions",
     "UnknownModelError",
     "check_outputs",
     "exatrkx_client",

@@ -12,14 +12,12 @@ S1 it also builds the graph, so it keeps a quarter / half of the cores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.sonic.errors import check_count
+from sonic_exatrkx.sonic.service_option import ServiceOption
 
-#: Share of the cores the job keeps for its own stages, per service option.
-JOB_SHARE: dict[str, float] = {"custom": 0.0, "S4": 0.0, "S3": 0.0, "S2": 0.25, "S1": 0.5,
-                               "S0": 1.0}
 #: More instances than this cost memory (a torch import each) for little gain.
 MAX_INSTANCES = 8
 
@@ -48,8 +46,8 @@ class ThreadBudget:
                 f"{server}; {self.in_flight} events in flight")
 
 
-def split_cores(cores: int, service_option: str = "custom", *,
-                job_threads: int | None = None) -> ThreadBudget:
+def split_cores(cores: int, service_option: str | Sequence[str] | ServiceOption = "custom",
+                *, job_threads: int | None = None) -> ThreadBudget:
     """Split ``cores`` between the job and a server it starts (see the module doc).
 
     ``job_threads`` (the user's ``--threads``) overrides the event-loop thread count but
@@ -57,22 +55,19 @@ def split_cores(cores: int, service_option: str = "custom", *,
     has the next event queued while the job converts the one after.
     """
     check_count(cores, "cores")
-    if service_option not in JOB_SHARE:
-        raise ConfigurationError(f"service_option must be one of {', '.join(JOB_SHARE)} "
-                                 f"for a thread budget, got {service_option!r}")
+    option = ServiceOption.parse(service_option)
     if job_threads is not None:
         check_count(job_threads, "threads")
-    share = JOB_SHARE[service_option]
+    share = option.job_share
     if share >= 1.0:  # nothing served: every core is the job's
         threads = job_threads or cores
-        return ThreadBudget(cores, service_option, cores, threads, threads, 1, 0, 0,
-                            threads)
+        return ThreadBudget(cores, option.name, cores, threads, threads, 1, 0, 0, threads)
     job_cores = min(max(round(cores * share), 1 if share > 0 else 0), cores - 1)
     server_cores = max(cores - job_cores, 1)
     instances = min(server_cores, MAX_INSTANCES)
     threads = job_threads or max(job_cores, 1)
     return ThreadBudget(
-        cores=cores, service_option=service_option, job_cores=job_cores,
+        cores=cores, service_option=option.name, job_cores=job_cores,
         job_threads=threads, local_threads=max(job_cores, 1), pipeline_threads=1,
         server_instances=instances, server_threads=max(server_cores // instances, 1),
         in_flight=max(2 * instances, threads))

@@ -90,13 +90,19 @@ class InferenceClient:
 
     ``inputs`` / ``outputs`` are the tensor specs; outputs are checked against them
     (dtype, shape, symbolic dims bound from the inputs) before anyone sees them.
+    ``remote``: whether the work leaves this process (a producer's default mode).
     """
 
+    remote: bool = False
+
     def __init__(self, *, name: str, inputs: Mapping[str, TensorSpec],
-                 outputs: Mapping[str, TensorSpec]) -> None:
+                 outputs: Mapping[str, TensorSpec],
+                 extras: Mapping[str, type] | None = None) -> None:
         self.name = name
         self.input_specs = dict(inputs)
         self.output_specs = dict(outputs)
+        #: Declared optional outputs that are not tensors (name -> Python type).
+        self.extra_outputs = dict(extras or {})
         self.stats = ClientStats(name)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
@@ -113,9 +119,6 @@ class InferenceClient:
         """Server-side timing (queue, compute) of this job's requests, where known."""
         return []
 
-    def server_lines(self) -> list[str]:
-        return [t.line() for t in self.server_stats()]
-
     def healthy(self) -> bool:
         """Whether this client can serve now (for ``inference="auto"``)."""
         return True
@@ -130,7 +133,17 @@ class InferenceClient:
     def _check(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, Any]) -> Tensors:
         check_outputs(self.name, self.output_specs, outputs,
                       bind_dims(self.input_specs, inputs))
-        return dict(outputs)  # a local function may add extras (e.g. intermediates)
+        for key, value in outputs.items():
+            if key in self.output_specs:
+                continue
+            kind = self.extra_outputs.get(key)
+            if kind is None:
+                raise OutputCheckError(f"{self.name}: undeclared output '{key}' (declared: "
+                                       f"{', '.join([*self.output_specs, *self.extra_outputs])})")
+            if not isinstance(value, kind):
+                raise OutputCheckError(f"{self.name}: output '{key}' is a "
+                                       f"{type(value).__name__}, expected {kind.__name__}")
+        return dict(outputs)
 
 
 class LocalClient(InferenceClient):
@@ -141,10 +154,11 @@ class LocalClient(InferenceClient):
     thread: in sync mode the event loop's own thread does the work.
     """
 
-    def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]], *,
+    def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], Mapping[str, Any]], *,
                  name: str, inputs: Mapping[str, TensorSpec],
-                 outputs: Mapping[str, TensorSpec], max_workers: int = 1) -> None:
-        super().__init__(name=name, inputs=inputs, outputs=outputs)
+                 outputs: Mapping[str, TensorSpec], max_workers: int = 1,
+                 extras: Mapping[str, type] | None = None) -> None:
+        super().__init__(name=name, inputs=inputs, outputs=outputs, extras=extras)
         if int(max_workers) != max_workers or max_workers < 1:
             raise ConfigurationError(f"LocalClient '{name}': max_workers must be an integer "
                                      f">= 1, got {max_workers!r}")

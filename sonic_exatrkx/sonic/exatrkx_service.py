@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig
+from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig, PipelineResult
 from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.sonic.client import InferenceClient, LocalClient, TensorSpec
+from sonic_exatrkx.sonic.options import TritonOptions
+from sonic_exatrkx.sonic.service_option import ServiceOption
 from sonic_exatrkx.sonic.staged import StagedClient
 from sonic_exatrkx.sonic.triton import TritonClient
 
@@ -35,14 +37,6 @@ STAGES: tuple[str, ...] = ("embed", "graph", "filter", "gnn", "tracks")
 PIPELINE_MODEL = "exatrkx"
 ENSEMBLE_MODEL = "exatrkx_ensemble"
 STAGE_MODELS: dict[str, str] = {stage: f"exatrkx_{stage}" for stage in STAGES}
-SERVICE_OPTIONS: dict[str, tuple[str, ...] | str] = {
-    "S0": (),
-    "S1": ("embed", "filter", "gnn"),
-    "S2": ("embed", "graph", "filter", "gnn"),
-    "S3": STAGES,
-    "S4": "ensemble",
-    "custom": "pipeline",
-}
 
 Specs = dict[str, TensorSpec]
 
@@ -104,65 +98,67 @@ def local_stage(pipeline: Pipeline, stage: str) -> Callable[[Mapping[str, Any]],
     return funcs[stage]
 
 
-def served_stages(service_option: str | Sequence[str]) -> tuple[str, ...] | str:
-    """The stages served for ``service_option``, or ``"pipeline"`` / ``"ensemble"``."""
-    if isinstance(service_option, str):
-        if service_option not in SERVICE_OPTIONS:
-            raise ConfigurationError(
-                f"service_option must be one of {', '.join(SERVICE_OPTIONS)} or a tuple of "
-                f"stages {STAGES}, got {service_option!r}")
-        return SERVICE_OPTIONS[service_option]
-    stages = tuple(service_option)
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ConfigurationError(f"service_option: unknown stages {unknown}; stages are "
-                                 f"{', '.join(STAGES)}")
-    return tuple(s for s in STAGES if s in stages)
+#: The optional output of the in-process pipeline: the full :class:`PipelineResult`
+#: (edges and scores of every stage) for edge-level performance.
+INTERMEDIATES_OUTPUT = "INTERMEDIATES"
 
 
 def local_client(pipeline: Pipeline, *, max_workers: int = 1, stage: str = "pipeline",
-                 name: str | None = None) -> LocalClient:
-    """``stage`` (default: the whole pipeline) in this process."""
+                 name: str | None = None, intermediates: bool = False) -> LocalClient:
+    """``stage`` (default: the whole pipeline) in this process. ``intermediates``: the
+    whole pipeline also returns its :class:`PipelineResult` as the declared optional
+    output ``INTERMEDIATES``."""
     inputs, outputs = stage_specs(stage, pipeline.config)
-    return LocalClient(local_stage(pipeline, stage), name=name or f"local:{stage}",
-                       inputs=inputs, outputs=outputs, max_workers=max_workers)
+    if not intermediates:
+        return LocalClient(local_stage(pipeline, stage), name=name or f"local:{stage}",
+                           inputs=inputs, outputs=outputs, max_workers=max_workers)
+    if stage != "pipeline":
+        raise ConfigurationError(f"intermediates come from the whole pipeline, not the "
+                                 f"{stage!r} stage")
+
+    def run(t: Mapping[str, Any]) -> dict[str, Any]:
+        result = pipeline.run(t["FEATURES"], return_intermediates=True)
+        return {"LABELS": result.labels, INTERMEDIATES_OUTPUT: result}
+
+    return LocalClient(run, name=name or "local:pipeline", inputs=inputs, outputs=outputs,
+                       max_workers=max_workers, extras={INTERMEDIATES_OUTPUT: PipelineResult})
 
 
 def exatrkx_client(
     pipeline: Pipeline,
+    service_option: str | Sequence[str] | ServiceOption = "custom",
+    servers: Sequence[str] = (),
+    options: TritonOptions | None = None,
     *,
-    service_option: str | Sequence[str] = "custom",
-    servers: str | Sequence[str] | None = None,
-    fallback_local: bool = False,
     local_threads: int = 1,
-    **triton: Any,
 ) -> InferenceClient:
     """FEATURES -> LABELS for one event, with the stages placed as ``service_option``
-    says. ``triton`` keywords go to every :class:`TritonClient` (protocol, timeout_s,
-    allowed_tries, ...). ``fallback_local`` gives each remote model a local fallback."""
-    served = served_stages(service_option)
-    if served == () or served is None:
+    says, on ``servers`` (failover order) with the transport ``options`` shared by every
+    served model; ``options.fallback_local`` gives each of them a local fallback."""
+    option = ServiceOption.parse(service_option)
+    if not option.remote:
         return local_client(pipeline, max_workers=local_threads)
-    if servers is None:
-        raise ConfigurationError(f"service option {service_option!r} serves "
-                                 f"{served}: give a server URL (server=host:port)")
+    if not servers:
+        raise ConfigurationError(f"service option {option} serves "
+                                 f"{option.whole or option.stages}: give a server URL "
+                                 "(host:port)")
+    opts = options if options is not None else TritonOptions()
 
     def remote(model: str, stage: str) -> TritonClient:
         inputs, outputs = stage_specs(stage, pipeline.config)
         fallback = local_client(pipeline, max_workers=local_threads, stage=stage) \
-            if fallback_local else None
+            if opts.fallback_local else None
         return TritonClient(model=model, servers=servers, inputs=inputs, outputs=outputs,
-                            fallback=fallback, **triton)
+                            options=opts, fallback=fallback)
 
-    if served == "pipeline":
+    if option.whole == "pipeline":
         return remote(PIPELINE_MODEL, "pipeline")
-    if served == "ensemble":
+    if option.whole == "ensemble":
         return remote(ENSEMBLE_MODEL, "pipeline")
     stages: list[InferenceClient] = [
-        remote(STAGE_MODELS[s], s) if s in served
+        remote(STAGE_MODELS[s], s) if s in option.stages
         else local_client(pipeline, max_workers=local_threads, stage=s)
         for s in STAGES
     ]
     inputs, outputs = stage_specs("pipeline", pipeline.config)
-    label = service_option if isinstance(service_option, str) else "+".join(served)
-    return StagedClient(stages, name=f"staged:{label}", inputs=inputs, outputs=outputs)
+    return StagedClient(stages, name=f"staged:{option}", inputs=inputs, outputs=outputs)

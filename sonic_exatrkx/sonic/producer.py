@@ -1,8 +1,9 @@
 """SonicProducer: an algorithm whose work is done by a client, in one of three modes.
 
-As in CMSSW's SonicCore, a subclass writes two methods: ``acquire(ctx)`` reads the event
-store, converts to the client's input arrays and returns ``self.dispatch(inputs)``;
-``produce(ctx, outputs)`` writes the outputs back. The mode decides who waits:
+As in CMSSW's SonicCore, the base class owns ``acquire`` and ``produce`` (CMSSW's
+``final`` ones) and a subclass writes two hooks: ``make_inputs(ctx)`` reads the event
+store and returns the client's input arrays; ``put_outputs(ctx, outputs)`` writes the
+outputs back. In between the base dispatches in its mode, which decides who waits:
 
 - ``sync``: the worker thread running ``acquire`` makes the blocking call;
 - ``pseudo-async``: the blocking call runs on one of ``helper_threads`` helper threads;
@@ -10,9 +11,12 @@ store, converts to the client's input arrays and returns ``self.dispatch(inputs)
 - ``async``: the client's non-blocking API completes a future; no thread waits, so with
   the Sequencer's ``max_in_flight`` events open that many requests are outstanding.
 
+``mode=None`` (the default) is resolved once, at ``initialize``, from the client the job
+ends up with: ``async`` for a remote client, ``sync`` for one in this process.
+
 Outputs do not depend on the mode: the same client computes them.
 
-Every event gets a trace (client preparation, round trip from dispatch to answer,
+Every event gets a trace (input preparation, round trip from dispatch to answer,
 produce); at the end of the job :meth:`SonicProducer.trace_summary` sets the round trip
 against the time the requests spent queued and computing in Triton (its statistics API,
 per model, over the job), which leaves the network and client overhead.
@@ -46,16 +50,17 @@ MODES = ("sync", "pseudo-async", "async")
 class SonicProducer(ExternalWorkAlgorithm):
     """Base of algorithms that hand their inference to an :class:`InferenceClient`."""
 
-    def __init__(self, *, mode: str = "sync", helper_threads: int = 4,
+    def __init__(self, *, mode: str | None = None, helper_threads: int = 4,
                  metrics_file: str | os.PathLike[str] | None = None,
                  trace_file: str | os.PathLike[str] | None = None,
                  name: str | None = None, level: int | str | None = None) -> None:
         super().__init__(name=name, level=level)
-        if mode not in MODES:
+        if mode is not None and mode not in MODES:
             raise ConfigurationError(f"{self.name}: mode must be one of {MODES}, "
                                      f"got {mode!r}")
         check_count(helper_threads, f"{self.name}: helper_threads")
-        self.mode = mode
+        self.requested_mode = mode
+        self.mode = mode or "sync"  # resolved against the client at initialize
         self.helper_threads = helper_threads
         self.metrics_file = Path(metrics_file) if metrics_file is not None else None
         self.trace_file = Path(trace_file) if trace_file is not None else None
@@ -66,27 +71,35 @@ class SonicProducer(ExternalWorkAlgorithm):
         self._pending: dict[int, tuple[float, float]] = {}
         self._server_timings: list[ServerTiming] | None = None  # taken at finalize
         self._trace_lock = threading.Lock()
-        # Time the subclass's acquire/produce without asking subclasses to do anything.
-        self._user_acquire, self._user_produce = self.acquire, self.produce
-        self.acquire = self._traced_acquire  # type: ignore[method-assign]
-        self.produce = self._traced_produce  # type: ignore[method-assign]
 
-    def _traced_acquire(self, ctx: AlgorithmContext) -> Future[Any]:
+    # -- what subclasses write -------------------------------------------------------
+    def make_inputs(self, ctx: AlgorithmContext) -> Mapping[str, np.ndarray]:
+        """The client's input arrays for this event."""
+        raise NotImplementedError(f"{type(self).__name__}.make_inputs")  # pragma: no cover
+
+    def put_outputs(self, ctx: AlgorithmContext, outputs: Mapping[str, Any]
+                    ) -> ProcessCode | None:
+        """Store the client's outputs for this event."""
+        raise NotImplementedError(f"{type(self).__name__}.put_outputs")  # pragma: no cover
+
+    # -- acquire / produce (the base's, traced) --------------------------------------
+    def acquire(self, ctx: AlgorithmContext) -> Future[Any]:
+        """Make the inputs, dispatch them in this producer's mode and trace the event."""
         start = time.perf_counter()
-        future = self._user_acquire(ctx)
+        inputs = self.make_inputs(ctx)
         sent = time.perf_counter()
+        future = self.dispatch(inputs)
 
         def arrived(_f: Any) -> None:
             with self._trace_lock:
                 self._pending[ctx.index] = (sent - start, time.perf_counter() - sent)
 
-        if isinstance(future, Future):
-            future.add_done_callback(arrived)
+        future.add_done_callback(arrived)
         return future
 
-    def _traced_produce(self, ctx: AlgorithmContext, outputs: Any) -> ProcessCode | None:
+    def produce(self, ctx: AlgorithmContext, outputs: Any) -> ProcessCode | None:
         start = time.perf_counter()
-        code = self._user_produce(ctx, outputs)
+        code = self.put_outputs(ctx, outputs)
         with self._trace_lock:
             prep, wait = self._pending.pop(ctx.index, (float("nan"), float("nan")))
             self.traces.append((ctx.event, prep, wait, time.perf_counter() - start))
@@ -104,7 +117,7 @@ class SonicProducer(ExternalWorkAlgorithm):
         out.write_text("\n".join(lines) + "\n")
         return out
 
-    # -- what subclasses use ---------------------------------------------------------
+    # -- dispatch --------------------------------------------------------------------
     def dispatch(self, inputs: Mapping[str, np.ndarray]) -> Future[Tensors]:
         """Send ``inputs`` to the client in this producer's mode; returns the outputs'
         future (already done in sync mode)."""
@@ -121,12 +134,6 @@ class SonicProducer(ExternalWorkAlgorithm):
             return self._helpers.submit(client.infer, inputs)
         return client.infer_async(inputs)
 
-    def acquire(self, ctx: AlgorithmContext) -> Future[Any]:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__}.acquire")
-
-    def produce(self, ctx: AlgorithmContext, outputs: Any) -> ProcessCode | None:
-        raise NotImplementedError(f"{type(self).__name__}.produce")  # pragma: no cover
-
     # -- life cycle ------------------------------------------------------------------
     def _require_client(self) -> InferenceClient:
         if self.client is None:
@@ -134,11 +141,13 @@ class SonicProducer(ExternalWorkAlgorithm):
         return self.client
 
     def initialize(self) -> None:
+        client = self._require_client()
+        self.mode = self.requested_mode or ("async" if client.remote else "sync")
         if self.mode == "pseudo-async" and self._helpers is None:
             self._helpers = ThreadPoolExecutor(self.helper_threads,
                                                thread_name_prefix=f"{self.name}-helper")
         self._server_timings = None
-        self._require_client().check()
+        client.check()
 
     @property
     def stats(self) -> list[ClientStats]:

@@ -16,7 +16,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,3 +194,137 @@ def probe(label: str, register: Callable[[str, Region], None],
         return None
     finally:
         pool.close()
+
+
+@dataclass
+class Slots:
+    """One request's place in a region: the inputs' and the known outputs' offsets."""
+
+    region: Region
+    offsets: dict[str, int]
+    outputs: dict[str, int]  # output name -> bytes reserved for it
+    wire: Any = None  # tritonclient InferInput / InferRequestedOutput lists, built once
+
+
+class SharedMemoryRequests:
+    """The shared-memory side of a Triton client: takes a region per request, writes the
+    inputs, plans the outputs whose size follows from the inputs, registers regions with
+    servers and reads outputs back. Servers that cannot map our regions (another node)
+    are remembered and get the network path, logged once through ``warn_once``."""
+
+    def __init__(self, label: str, register: Callable[[str, Region], None],
+                 unregister: Callable[[str, Region], None],
+                 warn_once: Callable[[str, str], None]) -> None:
+        self.label = label
+        self.pool = SharedMemoryPool(label, register, unregister)
+        self._register, self._unregister = register, unregister
+        self._warn_once = warn_once
+        self._refused: set[str] = set()
+        self._lock = threading.Lock()
+
+    def refuse(self, url: str, why: str) -> None:
+        """The server at ``url`` cannot use this node's shared memory."""
+        with self._lock:
+            self._refused.add(url)
+        self._warn_once(f"noshm:{url}", f"{self.label}: the server at {url} cannot use this "
+                        f"node's shared memory ({why}); using the network for it")
+
+    def check_server(self, url: str) -> None:
+        """At job start: can ``url`` map our regions? (Else: the network, logged.)"""
+        if url in self._refused:
+            return
+        why = probe(self.label, self._register, self._unregister, url)
+        if why is not None:
+            self.refuse(url, why)
+
+    def prepare(self, inputs: Mapping[str, np.ndarray], input_specs: Mapping[str, Any],
+                output_specs: Mapping[str, Any]) -> Slots | None:
+        """Take a region, write the inputs and reserve slots for the outputs whose size
+        is known from the inputs (the others come back in the response). None for an
+        empty event (Triton refuses 0-byte regions)."""
+        from sonic_exatrkx.sonic.client import bind_dims
+
+        if any(np.asarray(a).nbytes == 0 for a in inputs.values()):
+            return None
+        bound = bind_dims(input_specs, inputs)
+        sizes = [(f"in:{k}", np.asarray(a).nbytes) for k, a in inputs.items()]
+        outputs: dict[str, int] = {}
+        for name, spec in output_specs.items():
+            dims = [bound.get(d, -1) if isinstance(d, str) else d for d in spec.dims]
+            if all(d >= 0 for d in dims):
+                outputs[name] = int(np.prod(dims, dtype=np.int64)) * spec.numpy_dtype.itemsize
+                sizes.append((f"out:{name}", outputs[name]))
+        offsets, total = layout(sizes)
+        region = self.pool.acquire(total)
+        try:
+            for key, arr in inputs.items():
+                region.write(offsets[f"in:{key}"], np.asarray(arr))
+        except BaseException:
+            self.pool.release(region, reuse=False)
+            raise
+        return Slots(region, offsets, outputs)
+
+    def use(self, slots: Slots | None, url: str) -> bool:
+        """Whether this try goes through shared memory (registering the region on
+        ``url`` first); a server that refuses the region gets the network path. A
+        recoverable failure (the server is down) is raised: a failed try."""
+        if slots is None or url in self._refused:
+            return False
+        try:
+            self.pool.ensure_registered(url, slots.region)
+        except Exception as exc:  # noqa: BLE001
+            from sonic_exatrkx.sonic.errors import describe, is_recoverable
+
+            if is_recoverable(exc):
+                raise
+            self.refuse(url, describe(exc))
+            return False
+        return True
+
+    def wire(self, slots: Slots, inputs: Mapping[str, np.ndarray], outputs: Iterable[str],
+             lib: Any) -> Any:
+        """The request's tensors as tritonclient objects pointing into the region."""
+        if slots.wire is None:
+            from tritonclient.utils import np_to_triton_dtype
+
+            wire = []
+            for key, arr in inputs.items():
+                arr = np.asarray(arr)
+                item = lib.InferInput(key, list(arr.shape), np_to_triton_dtype(arr.dtype))
+                item.set_shared_memory(slots.region.name, arr.nbytes,
+                                       offset=slots.offsets[f"in:{key}"])
+                wire.append(item)
+            outs = []
+            for name in outputs:
+                out = lib.InferRequestedOutput(name)
+                if name in slots.outputs:
+                    out.set_shared_memory(slots.region.name, max(slots.outputs[name], 1),
+                                          offset=slots.offsets[f"out:{name}"])
+                outs.append(out)
+            slots.wire = (wire, outs, 0)
+        return slots.wire
+
+    def read_output(self, slots: Slots, result: Any, key: str, spec: Any
+                    ) -> np.ndarray | None:
+        """An output the server wrote into the region (shape from the response; one
+        larger than its slot is an error)."""
+        from sonic_exatrkx.sonic.errors import InferenceError
+
+        meta = result.get_output(key)
+        if meta is None:
+            return None
+        shape = [int(d) for d in (meta["shape"] if isinstance(meta, dict) else meta.shape)]
+        if int(np.prod(shape, dtype=np.int64)) * spec.numpy_dtype.itemsize \
+                > slots.outputs[key]:
+            raise InferenceError(f"{self.label}: output '{key}' {shape} does not fit its "
+                                 f"shared memory slot of {slots.outputs[key]} bytes")
+        return slots.region.read(slots.offsets[f"out:{key}"], spec.numpy_dtype, shape)
+
+    def release(self, slots: Slots, *, reuse: bool) -> None:
+        self.pool.release(slots.region, reuse=reuse)
+
+    def forget(self, url: str) -> None:
+        self.pool.forget(url)
+
+    def close(self) -> None:
+        self.pool.close()

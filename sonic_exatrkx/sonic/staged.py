@@ -33,6 +33,7 @@ class StagedClient(InferenceClient):
         if not stages:
             raise ValueError("StagedClient needs at least one stage")
         self.stages = list(stages)
+        self.remote = any(stage.remote for stage in self.stages)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
         self.stats.add(requests=1)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,3 +124,36 @@ def write_prometheus(path: str | os.PathLike[str], stats: Iterable[ClientStats])
                            for head, body in families.items()))
     os.replace(tmp, out)
     return out
+
+
+#: Phases of Triton's per-model inference statistics that a job's summary uses.
+STAT_KEYS = ("success", "queue", "compute_input", "compute_infer", "compute_output")
+#: Cumulative (count, ns) per phase, as Triton reports them for one model on one server.
+Counters = dict[str, tuple[int, int]]
+
+
+def read_counters(client: Any, model: str, version: str, **kw: Any) -> Counters | None:
+    """Triton's cumulative (count, ns) per phase for ``model`` from a tritonclient
+    connection (``kw``: e.g. ``as_json`` / ``client_timeout`` for gRPC); None when the
+    server does not answer: statistics are best effort."""
+    try:
+        stats = client.get_inference_statistics(model, version, **kw)
+        phases = stats["model_stats"][0]["inference_stats"]
+    except Exception:  # noqa: BLE001 - statistics are best effort
+        return None
+    return {k: (int(phases.get(k, {}).get("count", 0)), int(phases.get(k, {}).get("ns", 0)))
+            for k in STAT_KEYS}
+
+
+def timing_since(client: str, url: str, model: str, before: Counters | None,
+                 now: Counters) -> ServerTiming | None:
+    """This job's requests on one server: the difference of the counters since the job
+    started, as mean times per request (None when the job sent none there)."""
+    start = before or dict.fromkeys(STAT_KEYS, (0, 0))
+    delta = {k: (now[k][0] - start[k][0], now[k][1] - start[k][1]) for k in now}
+    n = delta["success"][0]
+    if n <= 0:
+        return None
+    ms = {k: 1e-6 * delta[k][1] / n for k in delta}
+    compute = ms["compute_input"] + ms["compute_infer"] + ms["compute_output"]
+    return ServerTiming(client, url, model, n, ms["queue"], compute, ms["success"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from algorithms import CsvEventReader, CsvTrackWriter
-from algorithms.exatrkx_local import INTERMEDIATES, ExaTrkXTrackFinding
+from algorithms.exatrkx_track_finding import INTERMEDIATES, ExaTrkXTrackFinding, TrackFindingConfig
 from algorithms.keys import SPACEPOINT_PARTICLE_IDS, TRACKS
 from algorithms.performance import TrackFindingPerformance, particle_kinematics
 from sonic_exatrkx.exatrkx import GraphConfig, Pipeline, PipelineConfig
@@ -112,25 +112,32 @@ def test_exatrkx_algorithm_writes_labels_and_intermediates(sim_events, untrained
                                                            tmp_path):
     seq = Sequencer(output_dir=tmp_path, progress=False, num_threads=2, max_in_flight=4)
     seq.add_reader(CsvEventReader(sim_events, kinds=("spacepoint", "particles"), truth=True))
-    seq.add_algorithm(ExaTrkXTrackFinding(models=untrained_models,
-                                          output_intermediates=INTERMEDIATES))
+    seq.add_algorithm(
+        ExaTrkXTrackFinding(
+            TrackFindingConfig(models=untrained_models, output_intermediates=INTERMEDIATES)
+        )
+    )
     seq.add_writer(CsvTrackWriter(tmp_path / "tracks"))
     gnn_cut = Pipeline.from_directory(untrained_models).config.gnn.cut
-    perf = TrackFindingPerformance(tmp_path, input_intermediates=INTERMEDIATES, plots=False,
-                                   gnn_cut=gnn_cut)
+    perf = TrackFindingPerformance(
+        tmp_path, input_intermediates=INTERMEDIATES, plots=False, gnn_cut=gnn_cut
+    )
     seq.add_writer(perf)
     seq.run()
     for event in range(4):
-        labels = acts_csv.read_tracks_csv(acts_csv.event_path(tmp_path / "tracks", event,
-                                                              "tracks"))
+        labels = acts_csv.read_tracks_csv(acts_csv.event_path(tmp_path / "tracks", event, "tracks"))
         n = len(acts_csv.read_spacepoints(acts_csv.event_path(sim_events, event, "spacepoint")))
         assert labels.shape == (n,)
         assert labels.dtype == np.int64
     edges = perf.summary["edges"]
     assert set(edges) == {"graph", "filter", "gnn", "tracks"}
     assert edges["graph"]["n_pred"] > 0
-    assert edges["graph"]["n_pred"] >= edges["filter"]["n_pred"] >= edges["gnn"]["n_pred"] \
+    assert (
+        edges["graph"]["n_pred"]
+        >= edges["filter"]["n_pred"]
+        >= edges["gnn"]["n_pred"]
         >= edges["tracks"]["n_pred"]
+    )
     with pytest.raises(ConfigurationError, match="gnn_cut"):
         TrackFindingPerformance(tmp_path, gnn_cut=1.5)
 
@@ -139,10 +146,11 @@ def test_exatrkx_outputs_do_not_depend_on_threads(sim_events, untrained_models, 
     outputs = []
     for threads, in_flight in ((1, 1), (2, 4)):
         out = tmp_path / f"t{threads}"
-        seq = Sequencer(output_dir=out, progress=False, num_threads=threads,
-                        max_in_flight=in_flight)
+        seq = Sequencer(
+            output_dir=out, progress=False, num_threads=threads, max_in_flight=in_flight
+        )
         seq.add_reader(CsvEventReader(sim_events))
-        seq.add_algorithm(ExaTrkXTrackFinding(models=untrained_models))
+        seq.add_algorithm(ExaTrkXTrackFinding(TrackFindingConfig(models=untrained_models)))
         seq.add_writer(CsvTrackWriter(out))
         seq.run()
         outputs.append({p.name: p.read_bytes() for p in sorted(out.glob("*-tracks.csv"))})
@@ -152,4 +160,4 @@ def test_exatrkx_outputs_do_not_depend_on_threads(sim_events, untrained_models, 
 
 def test_missing_model_folder_is_a_configuration_error(tmp_path):
     with pytest.raises(ConfigurationError, match="model folder .*nope not found"):
-        ExaTrkXTrackFinding(models=tmp_path / "nope")
+        ExaTrkXTrackFinding(TrackFindingConfig(models=tmp_path / "nope"))

@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 
 from algorithms import CsvEventReader
-from algorithms.exatrkx_local import ExaTrkXTrackFinding
+from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.server import free_ports
 from sonic_exatrkx.sonic import (
     InferenceError,
     OutputCheckError,
     RequestTimeoutError,
+    RetryPolicy,
     ServerUnavailableError,
     TensorSpec,
     TritonClient,
+    TritonOptions,
     UnknownModelError,
     is_recoverable,
 )
@@ -27,8 +29,9 @@ FEATURES = {"FEATURES": TensorSpec("FP32", ("N", 3))}
 LABELS = {"LABELS": TensorSpec("INT64", ("N",))}
 
 
-def client(url, model="exatrkx", **kw):
-    return TritonClient(model=model, servers=url, inputs=FEATURES, outputs=LABELS, **kw)
+def client(url, model="exatrkx", options=None):
+    return TritonClient(model=model, servers=url, inputs=FEATURES, outputs=LABELS,
+                        options=options)
 
 
 def feats(n=20):
@@ -36,29 +39,31 @@ def feats(n=20):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [({"inference": "remote"}, "inference must be one of"),
-     ({"inference": "triton"}, "needs server="),
-     ({"inference": "triton", "server": "localhost"}, "bad Triton server URL 'localhost'"),
-     ({"inference": "triton", "server": "h:1", "mode": "later"}, "mode must be one of"),
-     ({"inference": "triton", "server": "h:1", "service_option": "S9"},
+    ("make", "message"),
+    [(lambda: TrackFindingConfig(inference="remote"), "inference must be one of"),
+     (lambda: TrackFindingConfig(inference="triton"), "needs servers"),
+     (lambda: TrackFindingConfig(inference="triton", servers="localhost"),
+      "bad Triton server URL 'localhost'"),
+     (lambda: TrackFindingConfig(inference="triton", servers="h:1", mode="later"),
+      "mode must be one of"),
+     (lambda: TrackFindingConfig(inference="triton", servers="h:1", service_option="S9"),
       "service_option must be one of"),
-     ({"inference": "triton", "server": "h:1", "service_option": ("knn",)},
-      "unknown stages"),
-     ({"inference": "triton", "server": "h:1", "allowed_tries": 0}, "allowed_tries"),
-     ({"inference": "triton", "server": "h:1", "protocol": "udp"}, "protocol must be"),
-     ({"inference": "triton", "server": "h:1", "output_intermediates": "x"},
+     (lambda: TrackFindingConfig(inference="triton", servers="h:1", service_option=("knn",)),
+      "service_option must be one of .* got ('knn',)"),
+     (lambda: TritonOptions(retry=RetryPolicy(allowed_tries=0)), "allowed_tries"),
+     (lambda: TritonOptions(protocol="udp"), "protocol must be"),
+     (lambda: TrackFindingConfig(inference="triton", servers="h:1", output_intermediates="x"),
       "output_intermediates needs inference='local'"),
-     ({"inference": "triton", "server": ["h:1", "h:1"]}, "listed twice")],
+     (lambda: TrackFindingConfig(inference="triton", servers=["h:1", "h:1"]), "listed twice")],
 )
-def test_configuration_is_validated_at_construction(sonic_models, kwargs, message):
-    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
-        ExaTrkXTrackFinding(models=sonic_models, **kwargs)
-
+def test_configuration_is_validated_at_construction(sonic_models, make, message):
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ExaTrkXTrackFinding(make())
 
 def test_no_server_answering_is_a_clear_error(sim_events, sonic_models):
     url = f"127.0.0.1:{free_ports('127.0.0.1', 1)[0]}"
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", server=url)
+    alg = ExaTrkXTrackFinding(TrackFindingConfig(models=sonic_models, inference="triton",
+                                                 servers=url))
     with pytest.raises(ServerUnavailableError, match=f"no Triton server answers.*{url}"):
         run_job(CsvEventReader(sim_events), alg)
 
@@ -68,7 +73,7 @@ def test_unknown_model_and_version(exatrkx_server):
     with pytest.raises(UnknownModelError, match="no ready model 'nope'.*serves: .*exatrkx"):
         client(exatrkx_server.grpc_url, model="nope").check()
     with pytest.raises(UnknownModelError, match="'exatrkx' version 7"):
-        client(exatrkx_server.grpc_url, model_version=7).check()
+        client(exatrkx_server.grpc_url, options=TritonOptions(model_version=7)).check()
 
 
 @pytest.mark.triton
@@ -83,7 +88,7 @@ def test_declared_output_mismatch_fails_at_start(exatrkx_server):
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_wrong_output_shape_is_a_clear_error_not_retried(exatrkx_server, protocol):
     url = exatrkx_server.grpc_url if protocol == "grpc" else exatrkx_server.http_url
-    c = client(url, model=BAD_SHAPE_MODEL, protocol=protocol)
+    c = client(url, model=BAD_SHAPE_MODEL, options=TritonOptions(protocol=protocol))
     c.check()  # the declared shape is fine; the answer is not
     with pytest.raises(OutputCheckError,
                        match=rf"{BAD_SHAPE_MODEL}: output 'LABELS' is int64 \[19\], "
@@ -95,7 +100,8 @@ def test_wrong_output_shape_is_a_clear_error_not_retried(exatrkx_server, protoco
 
 @pytest.mark.triton
 def test_invalid_argument_is_never_retried(exatrkx_server):
-    c = client(exatrkx_server.grpc_url, allowed_tries=5)
+    c = client(exatrkx_server.grpc_url,
+               options=TritonOptions(retry=RetryPolicy(allowed_tries=5)))
     bad = {"FEATURES": np.zeros((5, 4), np.float32)}
     with pytest.raises(InferenceError, match="INVALID_ARGUMENT|unexpected shape") as err:
         c.infer(bad)
@@ -107,14 +113,16 @@ def test_invalid_argument_is_never_retried(exatrkx_server):
 @pytest.mark.triton
 def test_timeout_fails_or_retries_by_config(exatrkx_server):
     with DelayProxy(exatrkx_server.grpc_url, 0.1) as proxy:
-        strict = client(proxy.url, timeout_s=0.05, on_timeout="fail")
+        strict = client(proxy.url, options=TritonOptions(
+            timeout_s=0.05, retry=RetryPolicy(on_timeout="fail")))
         with pytest.raises(RequestTimeoutError, match="timed out after 0.05 s"):
             strict.infer(feats())
-        retrying = client(proxy.url, timeout_s=0.05, allowed_tries=2, backoff_s=0.01)
+        retrying = client(proxy.url, options=TritonOptions(
+            timeout_s=0.05, retry=RetryPolicy(allowed_tries=2, backoff_s=0.01)))
         with pytest.raises(InferenceError, match=r"every server failed.*\(2 tries\)"):
             retrying.infer(feats())
         assert retrying.stats.retries == 1
-        patient = client(proxy.url, timeout_s=5.0)
+        patient = client(proxy.url, options=TritonOptions(timeout_s=5.0))
         assert patient.infer(feats())["LABELS"].shape == (20,)
         for c in (strict, retrying, patient):
             c.close()

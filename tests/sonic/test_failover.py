@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from algorithms import CsvTrackWriter
-from algorithms.exatrkx_local import ExaTrkXTrackFinding
+from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from sonic_exatrkx.framework import AlgorithmError, ProcessCode, Writer
+from sonic_exatrkx.sonic import RetryPolicy, TritonOptions
 from tests.sonic.conftest import CyclingReader, run_job, start_server, write_repo
 
 EVENTS = 12
@@ -31,7 +32,10 @@ def doomed_server(triton_available, custom_repo, tmp_path):
 
 @pytest.fixture(scope="module")
 def reference(sim_events, sonic_models):
-    out, _ = run_job(CyclingReader(sim_events, EVENTS), ExaTrkXTrackFinding(models=sonic_models))
+    out, _ = run_job(
+        CyclingReader(sim_events, EVENTS),
+        ExaTrkXTrackFinding(TrackFindingConfig(models=sonic_models)),
+    )
     return out.labels
 
 
@@ -53,11 +57,18 @@ class KillServer(Writer):
         return ProcessCode.SUCCESS
 
 
-def job(sim_events, sonic_models, server, servers, **kw):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", server=servers,
-                              mode="async", allowed_tries=2, **kw)
-    return alg, *run_job(CyclingReader(sim_events, EVENTS), alg, threads=2, in_flight=4,
-                         writers=[KillServer(server, KILL_AFTER)])
+def job(sim_events, sonic_models, server, servers, protocol="grpc", fallback_local=False):
+    triton = TritonOptions(protocol=protocol, fallback_local=fallback_local,
+                           retry=RetryPolicy(allowed_tries=2))
+    alg = ExaTrkXTrackFinding(TrackFindingConfig(
+        models=sonic_models, inference="triton", servers=servers, mode="async", triton=triton))
+    return alg, *run_job(
+        CyclingReader(sim_events, EVENTS),
+        alg,
+        threads=2,
+        in_flight=4,
+        writers=[KillServer(server, KILL_AFTER)],
+    )
 
 
 def assert_exactly_once_and_equal(out, reference):
@@ -68,8 +79,9 @@ def assert_exactly_once_and_equal(out, reference):
 
 @pytest.mark.triton
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_failover_to_second_server(doomed_server, exatrkx_server, sim_events, sonic_models,
-                                   reference, protocol):
+def test_failover_to_second_server(
+    doomed_server, exatrkx_server, sim_events, sonic_models, reference, protocol
+):
     urls = [getattr(s, f"{protocol}_url") for s in (doomed_server, exatrkx_server)]
     alg, out, summary = job(sim_events, sonic_models, doomed_server, urls, protocol=protocol)
     assert summary.processed == EVENTS and not summary.failed
@@ -83,8 +95,9 @@ def test_failover_to_second_server(doomed_server, exatrkx_server, sim_events, so
 
 @pytest.mark.triton
 def test_fallback_to_local(doomed_server, sim_events, sonic_models, reference):
-    alg, out, summary = job(sim_events, sonic_models, doomed_server, doomed_server.grpc_url,
-                            fallback_local=True)
+    alg, out, summary = job(
+        sim_events, sonic_models, doomed_server, doomed_server.grpc_url, fallback_local=True
+    )
     assert summary.processed == EVENTS
     assert_exactly_once_and_equal(out, reference)
     remote, local = alg.stats
@@ -94,18 +107,32 @@ def test_fallback_to_local(doomed_server, sim_events, sonic_models, reference):
 
 @pytest.mark.triton
 def test_no_fallback_names_failed_events_and_writes_nothing_for_them(
-        doomed_server, sim_events, sonic_models, reference, tmp_path):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", mode="async",
-                              server=doomed_server.grpc_url, allowed_tries=2)
-    out, summary = run_job(CyclingReader(sim_events, EVENTS), alg, threads=2, in_flight=4,
-                           writers=[KillServer(doomed_server, KILL_AFTER),
-                                    CsvTrackWriter(tmp_path / "tracks")],
-                           continue_on_error=True)
+    doomed_server, sim_events, sonic_models, reference, tmp_path
+):
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="triton",
+            mode="async",
+            servers=doomed_server.grpc_url,
+            triton=TritonOptions(retry=RetryPolicy(allowed_tries=2)),
+        )
+    )
+    out, summary = run_job(
+        CyclingReader(sim_events, EVENTS),
+        alg,
+        threads=2,
+        in_flight=4,
+        writers=[KillServer(doomed_server, KILL_AFTER), CsvTrackWriter(tmp_path / "tracks")],
+        continue_on_error=True,
+    )
     failed = sorted(f.event for f in summary.failed)
     assert failed and set(failed) | set(out.labels) == set(range(EVENTS))
     assert not set(failed) & set(out.labels)
-    assert all(f.algorithm == "ExaTrkXTrackFinding" and "every server failed" in f.error
-               for f in summary.failed)
+    assert all(
+        f.algorithm == "ExaTrkXTrackFinding" and "every server failed" in f.error
+        for f in summary.failed
+    )
     written = sorted(int(p.name[5:14]) for p in (tmp_path / "tracks").glob("*-tracks.csv"))
     assert written == sorted(out.labels)
     for e in out.labels:
@@ -113,11 +140,24 @@ def test_no_fallback_names_failed_events_and_writes_nothing_for_them(
 
 
 @pytest.mark.triton
-def test_no_fallback_stops_the_job_with_the_event_named(doomed_server, sim_events,
-                                                       sonic_models):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton",
-                              server=doomed_server.grpc_url, allowed_tries=1)
-    with pytest.raises(AlgorithmError, match=r"'ExaTrkXTrackFinding' failed on event \d+: "
-                                             r"InferenceError.*every server failed"):
-        run_job(CyclingReader(sim_events, EVENTS), alg, threads=2, in_flight=4,
-                writers=[KillServer(doomed_server, KILL_AFTER)])
+def test_no_fallback_stops_the_job_with_the_event_named(doomed_server, sim_events, sonic_models):
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="triton",
+            servers=doomed_server.grpc_url,
+            triton=TritonOptions(retry=RetryPolicy(allowed_tries=1)),
+        )
+    )
+    with pytest.raises(
+        AlgorithmError,
+        match=r"'ExaTrkXTrackFinding' failed on event \d+: "
+        r"InferenceError.*every server failed",
+    ):
+        run_job(
+            CyclingReader(sim_events, EVENTS),
+            alg,
+            threads=2,
+            in_flight=4,
+            writers=[KillServer(doomed_server, KILL_AFTER)],
+        )

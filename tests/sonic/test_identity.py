@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 
 from algorithms import CsvEventReader
-from algorithms.exatrkx_local import ExaTrkXTrackFinding
+from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
+from sonic_exatrkx.sonic import TritonOptions
 from tests.sonic.conftest import run_job
 
 
 @pytest.fixture(scope="module")
 def local_labels(sim_events, sonic_models):
-    out, summary = run_job(CsvEventReader(sim_events), ExaTrkXTrackFinding(models=sonic_models))
+    out, summary = run_job(
+        CsvEventReader(sim_events), ExaTrkXTrackFinding(TrackFindingConfig(models=sonic_models))
+    )
     assert summary.processed == 4
     assert any(np.unique(v).size < v.size for v in out.labels.values())  # real tracks
     return out.labels
@@ -27,10 +30,15 @@ def assert_same(labels, expected):
 
 @pytest.mark.triton
 @pytest.mark.parametrize("option", ["custom", "S4", "S1", "S2", "S3"])
-def test_served_tracks_equal_local(exatrkx_server, sim_events, sonic_models, local_labels,
-                                   option):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton",
-                              server=exatrkx_server.grpc_url, service_option=option)
+def test_served_tracks_equal_local(exatrkx_server, sim_events, sonic_models, local_labels, option):
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="triton",
+            servers=exatrkx_server.grpc_url,
+            service_option=option,
+        )
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     assert_same(out.labels, local_labels)
     remote = [s for s in alg.stats if s.name.startswith("triton:")]
@@ -39,45 +47,59 @@ def test_served_tracks_equal_local(exatrkx_server, sim_events, sonic_models, loc
 
 @pytest.mark.triton
 @pytest.mark.parametrize("mode", ["sync", "pseudo-async", "async"])
-def test_modes_give_identical_tracks(exatrkx_server, sim_events, sonic_models, local_labels,
-                                     mode):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", mode=mode,
-                              server=exatrkx_server.grpc_url)
+def test_modes_give_identical_tracks(exatrkx_server, sim_events, sonic_models, local_labels, mode):
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models, inference="triton", mode=mode, servers=exatrkx_server.grpc_url
+        )
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg, threads=1, in_flight=4)
     assert_same(out.labels, local_labels)
 
 
 @pytest.mark.parametrize("mode", ["sync", "pseudo-async", "async"])
 def test_local_modes_give_identical_tracks(sim_events, sonic_models, local_labels, mode):
-    alg = ExaTrkXTrackFinding(models=sonic_models, mode=mode, local_threads=2)
+    alg = ExaTrkXTrackFinding(TrackFindingConfig(models=sonic_models, mode=mode, local_threads=2))
     out, _ = run_job(CsvEventReader(sim_events), alg)
     assert_same(out.labels, local_labels)
 
 
 @pytest.mark.triton
 def test_http_gives_identical_tracks(exatrkx_server, sim_events, sonic_models, local_labels):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", protocol="http",
-                              server=exatrkx_server.http_url)
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="triton",
+            servers=exatrkx_server.http_url,
+            triton=TritonOptions(protocol="http"),
+        )
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     assert_same(out.labels, local_labels)
 
 
 @pytest.mark.triton
-def test_auto_uses_the_server_when_it_answers(exatrkx_server, sim_events, sonic_models,
-                                              local_labels):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="auto",
-                              server=exatrkx_server.grpc_url)
+def test_auto_uses_the_server_when_it_answers(
+    exatrkx_server, sim_events, sonic_models, local_labels
+):
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(models=sonic_models, inference="auto", servers=exatrkx_server.grpc_url)
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     assert alg.stats[0].name == "triton:exatrkx" and alg.stats[0].requests == 4
     assert_same(out.labels, local_labels)
 
 
-def test_auto_falls_back_to_local_without_a_server(sim_events, sonic_models, local_labels,
-                                                   caplog):
+def test_auto_falls_back_to_local_without_a_server(sim_events, sonic_models, local_labels, caplog):
     from sonic_exatrkx.server import free_ports
 
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="auto",
-                              server=f"127.0.0.1:{free_ports('127.0.0.1', 1)[0]}")
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="auto",
+            servers=f"127.0.0.1:{free_ports('127.0.0.1', 1)[0]}",
+        )
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     assert_same(out.labels, local_labels)
     assert alg.client is alg.local and alg.mode == "sync"
@@ -85,9 +107,16 @@ def test_auto_falls_back_to_local_without_a_server(sim_events, sonic_models, loc
 
 
 @pytest.mark.triton
-def test_compression_and_headers_give_identical_tracks(exatrkx_server, sim_events,
-                                                       sonic_models, local_labels):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", compression="gzip",
-                              headers={"x-sonic-job": "test"}, server=exatrkx_server.grpc_url)
+def test_compression_and_headers_give_identical_tracks(
+    exatrkx_server, sim_events, sonic_models, local_labels
+):
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="triton",
+            servers=exatrkx_server.grpc_url,
+            triton=TritonOptions(compression="gzip", headers={"x-sonic-job": "test"}),
+        )
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     assert_same(out.labels, local_labels)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from algorithms import CsvEventReader
-from algorithms.exatrkx_local import ExaTrkXTrackFinding
+from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from sonic_exatrkx.framework import ConfigurationError
-from sonic_exatrkx.sonic import OutputCheckError, TensorSpec, TritonClient
+from sonic_exatrkx.sonic import OutputCheckError, TensorSpec, TritonClient, TritonOptions
 from sonic_exatrkx.sonic import shm as shm_module
 from sonic_exatrkx.sonic.shm import PREFIX, SharedMemoryPool, layout
 from tests.sonic.conftest import BAD_SHAPE_MODEL, run_job
@@ -27,8 +27,9 @@ def leftovers() -> list[str]:
 
 @pytest.fixture(scope="module")
 def network_labels(exatrkx_server, sim_events, sonic_models):
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton",
-                              server=exatrkx_server.grpc_url)
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(models=sonic_models, inference="triton", servers=exatrkx_server.grpc_url)
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     return out.labels
 
@@ -40,21 +41,35 @@ def test_layout_aligns_slots():
 
 def test_shared_memory_must_be_a_bool():
     with pytest.raises(ConfigurationError, match="shared_memory must be True or False"):
-        TritonClient(model="m", servers="127.0.0.1:1", inputs={}, outputs={},
-                     shared_memory="yes")
+        TritonClient(
+            model="m",
+            servers="127.0.0.1:1",
+            inputs={},
+            outputs={},
+            options=TritonOptions(shared_memory="yes"),
+        )
 
 
 @pytest.mark.triton
-@pytest.mark.parametrize(("option", "protocol", "mode"),
-                         [("custom", "grpc", "async"), ("custom", "http", "pseudo-async"),
-                          ("S3", "grpc", "async")])
-def test_shared_memory_outputs_equal_network(exatrkx_server, sim_events, sonic_models,
-                                             network_labels, option, protocol, mode):
+@pytest.mark.parametrize(
+    ("option", "protocol", "mode"),
+    [("custom", "grpc", "async"), ("custom", "http", "pseudo-async"), ("S3", "grpc", "async")],
+)
+def test_shared_memory_outputs_equal_network(
+    exatrkx_server, sim_events, sonic_models, network_labels, option, protocol, mode
+):
     before = leftovers()
     url = exatrkx_server.grpc_url if protocol == "grpc" else exatrkx_server.http_url
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", server=url,
-                              service_option=option, protocol=protocol, mode=mode,
-                              shared_memory=True)
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="triton",
+            servers=url,
+            service_option=option,
+            mode=mode,
+            triton=TritonOptions(protocol=protocol, shared_memory=True),
+        )
+    )
     out, summary = run_job(CsvEventReader(sim_events), alg, in_flight=4)
     assert summary.processed == 4
     for event, labels in network_labels.items():
@@ -72,8 +87,13 @@ def test_regions_are_destroyed_after_failed_requests(exatrkx_server):
     features = {"FEATURES": TensorSpec("FP32", ("N", 3))}
     labels = {"LABELS": TensorSpec("INT64", ("N",))}
     before = leftovers()
-    client = TritonClient(model=BAD_SHAPE_MODEL, servers=exatrkx_server.grpc_url,
-                          inputs=features, outputs=labels, shared_memory=True)
+    client = TritonClient(
+        model=BAD_SHAPE_MODEL,
+        servers=exatrkx_server.grpc_url,
+        inputs=features,
+        outputs=labels,
+        options=TritonOptions(shared_memory=True),
+    )
     client.check()
     x = np.random.default_rng(0).uniform(0.1, 1, (20, 3)).astype(np.float32)
     futures = [client.infer_async({"FEATURES": x}) for _ in range(3)]
@@ -81,37 +101,45 @@ def test_regions_are_destroyed_after_failed_requests(exatrkx_server):
         with pytest.raises(OutputCheckError, match="expected int64"):
             fut.result(60)
     deadline = time.monotonic() + 10  # release runs in the completion callbacks
-    while (client._pool.regions or leftovers() != before) and time.monotonic() < deadline:
+    while (client._shm.pool.regions or leftovers() != before) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not client._pool.regions  # failed requests' regions are not reused
+    assert not client._shm.pool.regions  # failed requests' regions are not reused
     assert leftovers() == before
     client.close()
 
 
 @pytest.mark.triton
-def test_server_that_cannot_map_our_memory_gets_the_network(exatrkx_server, sim_events,
-                                                            sonic_models, network_labels,
-                                                            monkeypatch, caplog):
+def test_server_that_cannot_map_our_memory_gets_the_network(
+    exatrkx_server, sim_events, sonic_models, network_labels, monkeypatch, caplog
+):
     # The server opens the key it is told: one that does not exist on its node is what a
     # server on another node sees.
     monkeypatch.setattr(shm_module.Region, "key", property(lambda r: f"/{r.name}_elsewhere"))
     before = leftovers()
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton",
-                              server=exatrkx_server.grpc_url, shared_memory=True)
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="triton",
+            servers=exatrkx_server.grpc_url,
+            triton=TritonOptions(shared_memory=True),
+        )
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     for event, labels in network_labels.items():
         np.testing.assert_array_equal(out.labels[event], labels)
     assert alg.stats[0].bytes_shm == 0 and alg.stats[0].bytes_sent > 0
-    warnings = [r.message for r in caplog.records if "cannot use this node's shared" in
-                r.message]
+    warnings = [r.message for r in caplog.records if "cannot use this node's shared" in r.message]
     assert len(warnings) == 1 and exatrkx_server.grpc_url in warnings[0]
     assert leftovers() == before
 
 
 def test_pool_reuses_and_grows_regions():
     calls: list[tuple[str, str, str]] = []
-    pool = SharedMemoryPool("t", lambda url, r: calls.append(("reg", url, r.name)),
-                            lambda url, r: calls.append(("unreg", url, r.name)))
+    pool = SharedMemoryPool(
+        "t",
+        lambda url, r: calls.append(("reg", url, r.name)),
+        lambda url, r: calls.append(("unreg", url, r.name)),
+    )
     before = leftovers()
     a = pool.acquire(100)
     pool.ensure_registered("h:1", a)

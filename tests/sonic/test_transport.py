@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from algorithms import CsvEventReader
-from algorithms.exatrkx_local import ExaTrkXTrackFinding
+from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from sonic_exatrkx.server import TritonServer
-from sonic_exatrkx.sonic import ServerUnavailableError
+from sonic_exatrkx.sonic import ServerUnavailableError, TritonOptions
 from tests.sonic.conftest import run_job, write_repo
 
 
@@ -37,13 +37,22 @@ def tls_server(triton_available, sonic_models, tmp_path_factory):
 def test_tls_gives_identical_tracks_and_plaintext_is_refused(tls_server, sim_events,
                                                              sonic_models):
     server, cert = tls_server
-    local, _ = run_job(CsvEventReader(sim_events), ExaTrkXTrackFinding(models=sonic_models))
-    alg = ExaTrkXTrackFinding(models=sonic_models, inference="triton", server=server.grpc_url,
-                              tls_root_certificates=cert)
+    local, _ = run_job(
+        CsvEventReader(sim_events), ExaTrkXTrackFinding(TrackFindingConfig(models=sonic_models))
+    )
+    alg = ExaTrkXTrackFinding(
+        TrackFindingConfig(
+            models=sonic_models,
+            inference="triton",
+            servers=server.grpc_url,
+            triton=TritonOptions(tls_root_certificates=cert),
+        )
+    )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     for e, labels in local.labels.items():
         np.testing.assert_array_equal(out.labels[e], labels)
-    plain = ExaTrkXTrackFinding(models=sonic_models, inference="triton",
-                                server=server.grpc_url)
+    plain = ExaTrkXTrackFinding(
+        TrackFindingConfig(models=sonic_models, inference="triton", servers=server.grpc_url)
+    )
     with pytest.raises(ServerUnavailableError, match="no Triton server answers"):
         run_job(CsvEventReader(sim_events), plain)

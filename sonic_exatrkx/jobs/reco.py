@@ -1,0 +1,157 @@
+"""The reconstruction job of ``sonic-exatrkx run`` (and of the example job configs), as
+one config value and one call.
+
+:func:`build_reco_job` decides where the inference runs (the placement), sizes the event
+loop, adds the local Triton server as a job service when the job needs one and has no
+servers, and assembles the chain (reader -> track finding -> writers -> performance, or
+the conversion chain). :meth:`RecoJob.run` runs it and returns a :class:`RecoJobResult`
+that knows its summary lines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from algorithms.chains import add_conversion_chain, add_reco_chain
+from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
+from algorithms.performance import TrackFindingPerformance
+from sonic_exatrkx.framework import ConfigurationError, RunSummary, Sequencer
+from sonic_exatrkx.jobs.triton_service import LocalTritonServer
+from sonic_exatrkx.paths import sample_events_dir
+from sonic_exatrkx.sonic import ThreadBudget, split_cores
+
+ON_BAD_EVENT = ("fail", "skip")
+
+
+@dataclass(frozen=True)
+class RecoJobConfig:
+    """One reconstruction job. ``input`` None: the shipped sample events. ``events`` /
+    ``skip``: the slice of events. ``threads`` / ``in_flight``: event-loop workers and
+    events open at once (None: the cores, or the thread budget of a server the job
+    starts). ``cores``: what a job that starts its own server splits between itself and
+    the server (None: all). ``performance`` None: when the input has truth.
+    ``convert_only``: no track finding, write the space points as ROOT (``root_layout``,
+    and CSV with ``csv_output``). ``finder``: the track finding (where and how)."""
+
+    input: Path | None = None
+    input_format: str = "csv"
+    output: Path = Path("output")
+    events: int | None = None
+    skip: int = 0
+    threads: int | None = None
+    in_flight: int | None = None
+    cores: int | None = None
+    performance: bool | None = None
+    on_bad_event: str = "fail"
+    continue_on_error: bool = False
+    convert_only: bool = False
+    root_layout: str = "flat"
+    csv_output: bool = False
+    finder: TrackFindingConfig = field(default_factory=TrackFindingConfig)
+
+    def __post_init__(self) -> None:
+        if self.on_bad_event not in ON_BAD_EVENT:
+            raise ConfigurationError(f"on_bad_event must be one of {ON_BAD_EVENT}, got "
+                                     f"{self.on_bad_event!r}")
+        object.__setattr__(self, "output", Path(self.output))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the job's inference runs: the track finder's settings as the job uses them
+    and, when the job starts its own server, that service and its thread budget."""
+
+    finder: TrackFindingConfig
+    server: LocalTritonServer | None = None
+    budget: ThreadBudget | None = None
+
+
+def place_inference(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> Placement:
+    """Given servers are used as they are; ``triton`` without servers gets a local server
+    (gRPC) with ``cores`` split by :func:`split_cores` (the split is printed); ``auto``
+    without servers runs in this process."""
+    finder = cfg.finder
+    if cfg.convert_only or not finder.remote or finder.servers != ():
+        return Placement(finder)
+    if finder.inference == "auto":
+        say("inference 'auto' without a server: running ExaTrkX in this process")
+        return Placement(replace(finder, inference="local"))
+    if finder.triton.protocol != "grpc":
+        raise ConfigurationError("protocol: the server this job starts is used over gRPC; "
+                                 "give a server URL for HTTP")
+    option = finder.service_option
+    budget = split_cores(cfg.cores or os.cpu_count() or 1, option, job_threads=cfg.threads)
+    say(budget.line())
+    server = LocalTritonServer(finder.model_dir, budget, ensemble=option.name != "custom",
+                               say=say)
+    return Placement(replace(finder, servers=server, local_threads=budget.local_threads),
+                     server, budget)
+
+
+@dataclass
+class RecoJob:
+    """An assembled job: the Sequencer and the algorithms whose results are reported."""
+
+    config: RecoJobConfig
+    sequencer: Sequencer
+    placement: Placement
+    finder: ExaTrkXTrackFinding | None = None
+    performance: TrackFindingPerformance | None = None
+
+    def run(self) -> RecoJobResult:
+        return RecoJobResult(self, self.sequencer.run())
+
+
+@dataclass
+class RecoJobResult:
+    job: RecoJob
+    summary: RunSummary
+
+    def lines(self) -> list[str]:
+        """What the job prints at the end: the run, the client statistics of a served
+        job, the physics summary and the outputs written."""
+        job = self.job
+        lines = [f"sonic-exatrkx run: {self.summary.line()}"]
+        if job.finder is not None and job.finder.client is not None \
+                and job.finder.client.remote:
+            lines.append(job.finder.stats_summary())
+        if job.performance is not None:
+            lines.append(job.performance.summary_text())
+        produced = "spacepoints.root" if job.config.convert_only else "tracks/, tracks.root"
+        if job.performance is not None:
+            produced += ", performance.txt/.json, efficiency_vs_*.png, edge_scores.png"
+        lines.append(f"outputs in {job.config.output.resolve()}: timing.csv, {produced}")
+        return lines
+
+
+def build_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> RecoJob:
+    """The Sequencer with the job's services and chain (nothing runs yet)."""
+    where = place_inference(cfg, say)
+    threads, in_flight = cfg.threads, cfg.in_flight
+    if where.budget is not None:
+        threads = threads or where.budget.job_threads
+        in_flight = in_flight or where.budget.in_flight
+    seq = Sequencer(events=cfg.events, skip=cfg.skip, num_threads=threads,
+                    max_in_flight=in_flight, output_dir=cfg.output,
+                    continue_on_error=cfg.continue_on_error)
+    if where.server is not None:
+        seq.add_service(where.server)
+    input_path = cfg.input if cfg.input is not None else sample_events_dir()
+    job = RecoJob(cfg, seq, where)
+    if cfg.convert_only:
+        add_conversion_chain(seq, input_path, cfg.output, input_format=cfg.input_format,
+                             root_layout=cfg.root_layout, csv_output=cfg.csv_output,
+                             on_bad_event=cfg.on_bad_event)
+        return job
+    job.finder, job.performance = add_reco_chain(
+        seq, input_path, cfg.output, where.finder, input_format=cfg.input_format,
+        performance=cfg.performance, on_bad_event=cfg.on_bad_event)
+    return job
+
+
+def run_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> RecoJobResult:
+    """Build and run the job."""
+    return build_reco_job(cfg, say).run()
