@@ -9,6 +9,7 @@ from sonic_exatrkx.framework.algorithm import (
     WriteHandle,
     Writer,
 )
+from sonic_exatrkx.framework.commits import EventCommits
 from sonic_exatrkx.framework.errors import (
     AlgorithmError,
     ConfigurationError,
@@ -22,6 +23,7 @@ from sonic_exatrkx.framework.errors import (
 from sonic_exatrkx.framework.process_code import ProcessCode
 from sonic_exatrkx.framework.sequencer import RunSummary, Sequencer
 from sonic_exatrkx.framework.service import Service
+from sonic_exatrkx.framework.shard import Shard
 from sonic_exatrkx.framework.store import EventStore
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "AlgorithmError",
     "ConfigurationError",
     "DuplicateKeyError",
+    "EventCommits",
     "EventStore",
     "ExternalWorkAlgorithm",
     "FailedEvent",
@@ -42,6 +45,7 @@ __all__ = [
     "RunSummary",
     "Sequencer",
     "Service",
+    "Shard",
     "StoreTypeError",
     "WriteHandle",
     "Writer",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, Union
+
+import numpy as np
 
 from sonic_exatrkx.framework.errors import ConfigurationError
 from sonic_exatrkx.framework.process_code import ProcessCode
@@ -132,3 +134,12 @@ class Reader(Algorithm):
 class Writer(Algorithm):
     """Writes event data out. The Sequencer calls each writer in increasing event order,
     one event at a time, so outputs do not depend on threads or events in flight."""
+
+    def checkpoint(self, ctx: AlgorithmContext) -> Mapping[str, np.ndarray] | None:
+        """The arrays this writer needs to rebuild its end-of-job output without seeing
+        ``ctx``'s event again (resumable jobs, merges); None: nothing (its per-event files
+        are complete when ``execute`` returns). See :mod:`.commits`."""
+        return None
+
+    def restore(self, event: int, state: Mapping[str, np.ndarray]) -> None:
+        """Take back an event committed by an earlier run, instead of ``execute``."""

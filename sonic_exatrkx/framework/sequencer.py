@@ -31,6 +31,7 @@ from sonic_exatrkx.framework.algorithm import (
     Reader,
     Writer,
 )
+from sonic_exatrkx.framework.commits import DONE, SKIPPED, EventCommits
 from sonic_exatrkx.framework.errors import (
     AlgorithmError,
     ConfigurationError,
@@ -39,6 +40,7 @@ from sonic_exatrkx.framework.errors import (
 )
 from sonic_exatrkx.framework.process_code import ProcessCode
 from sonic_exatrkx.framework.service import Service
+from sonic_exatrkx.framework.shard import Shard
 from sonic_exatrkx.framework.store import EventStore, nearest_names
 from sonic_exatrkx.framework.timing import TimingTable
 
@@ -54,6 +56,7 @@ class RunSummary:
     skipped: int = 0
     failed: list[FailedEvent] = field(default_factory=list)
     ended_at: int | None = None
+    resumed: int = 0  # events restored from the commits of an earlier run
     wall_time_s: float = 0.0
     timing: TimingTable = field(default_factory=TimingTable)
 
@@ -68,8 +71,9 @@ class RunSummary:
             if slow
             else ""
         )
+        resumed = f" (+{self.resumed} restored from an earlier run)" if self.resumed else ""
         return (
-            f"{self.processed} events processed, {self.skipped} skipped, "
+            f"{self.processed} events processed{resumed}, {self.skipped} skipped, "
             f"{len(self.failed)} failed in {self.wall_time_s:.2f} s "
             f"({self.events_per_second:.1f} events/s){slowest}"
         )
@@ -93,6 +97,8 @@ class Sequencer:
         log_level: int | str = logging.INFO,
         continue_on_error: bool = False,
         progress: bool | None = None,
+        shard: Shard | None = None,
+        commits: EventCommits | None = None,
     ) -> None:
         if events is not None and events < 0:
             raise ConfigurationError(f"Sequencer: events must be >= 0 or None, got {events}")
@@ -113,6 +119,8 @@ class Sequencer:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.continue_on_error = continue_on_error
         self.progress = progress
+        self.shard = shard
+        self.commits = commits
         self.services: list[Service] = []
         self.readers: list[Reader] = []
         self.algorithms: list[Algorithm] = []
@@ -201,7 +209,12 @@ class Sequencer:
                 producer[handle.key] = alg
 
     def event_numbers(self) -> list[int]:
-        """The events this job processes: readers' common range, then skip/events."""
+        """The events this job processes: readers' common range, then skip/events, then
+        the shard's block (:mod:`sonic_exatrkx.framework.shard`)."""
+        events = self._sliced_events()
+        return self.shard.select(events) if self.shard is not None else events
+
+    def _sliced_events(self) -> list[int]:
         if self.readers:
             common: list[int] | None = None
             for reader in self.readers:
@@ -263,14 +276,16 @@ class Sequencer:
         summary = RunSummary(events=events)
         for alg in self.chain:
             alg.initialize()
-        log.info(
-            "processing %d events (%s) with %d threads, %d in flight",
-            len(events), _describe(events), self.num_threads, self.max_in_flight,
-        )
         start = time.perf_counter()
         ok = False
         try:
-            asyncio.run(_EventLoop(self, summary).run(events))
+            todo = self._restore(events, summary)
+            log.info(
+                "processing %d events (%s) with %d threads, %d in flight",
+                len(todo), _describe(todo), self.num_threads, self.max_in_flight,
+            )
+            asyncio.run(_EventLoop(self, summary).run(todo, first_index=len(events)
+                                                      - len(todo)))
             ok = True
         finally:
             summary.wall_time_s = time.perf_counter() - start
@@ -295,6 +310,30 @@ class Sequencer:
         return summary
 
 
+    def _restore(self, events: list[int], summary: RunSummary) -> list[int]:
+        """Restore the writers from the commits of an earlier run of this job, for the
+        longest run of committed events at the start of ``events`` (writers see events
+        in order, so a killed job's commits are such a prefix); the rest is processed."""
+        if self.commits is None:
+            return events
+        committed = set(self.commits.events())
+        n = 0
+        while n < len(events) and events[n] in committed:
+            n += 1
+        for event in events[:n]:
+            status, states = self.commits.load(event)
+            if status == SKIPPED:
+                summary.skipped += 1
+                continue
+            for writer in self.writers:
+                writer.restore(event, states.get(writer.name, {}))
+        summary.resumed = n - summary.skipped
+        if n:
+            log.info("restored %d committed events (%s) from %s", n, _describe(events[:n]),
+                     self.commits.folder)
+        return events[n:]
+
+
 class _EventLoop:
     """One run's asyncio state: in-flight limit, writer order, stop flags."""
 
@@ -303,18 +342,21 @@ class _EventLoop:
         self.summary = summary
         self.pool = ThreadPoolExecutor(seq.num_threads, thread_name_prefix="sequencer")
         self.write_turn = 0
+        self.skipped: set[int] = set()  # indices an algorithm skipped
         self.turn = asyncio.Condition()
         self.end_index: int | None = None
         self.fatal: BaseException | None = None
 
-    async def run(self, events: Sequence[int]) -> None:
+    async def run(self, events: Sequence[int], first_index: int = 0) -> None:
         loop = asyncio.get_running_loop()
+        self.write_turn = first_index
         slots = asyncio.Semaphore(self.seq.max_in_flight)
         show = self.seq.progress if self.seq.progress is not None else sys.stderr.isatty()
         bar = tqdm(total=len(events), unit="evt", disable=not show, dynamic_ncols=True)
         tasks: list[asyncio.Task[None]] = []
         try:
-            for index, event in enumerate(events):
+            # Indices continue after the events restored from commits.
+            for index, event in enumerate(events, start=first_index):
                 await slots.acquire()
                 if self.fatal is not None or self.end_index is not None:
                     slots.release()
@@ -356,13 +398,20 @@ class _EventLoop:
         try:
             dropped = self.end_index is not None and ctx.index >= self.end_index
             if write and not dropped and self.fatal is None:
+                states = {}
                 for writer in self.seq.writers:
                     code = await self.call(writer, ctx)
                     if code is not ProcessCode.SUCCESS:
                         self.on_code(writer, ctx, code)
                         break
+                    state = writer.checkpoint(ctx)
+                    if state:
+                        states[writer.name] = state
                 else:
                     self.summary.processed += 1
+                    await self.commit(ctx, DONE, states)
+            if not dropped and self.fatal is None and ctx.index in self.skipped:
+                await self.commit(ctx, SKIPPED, {})
         except _Stop:
             pass
         finally:
@@ -370,9 +419,18 @@ class _EventLoop:
                 self.write_turn += 1
                 self.turn.notify_all()
 
+    async def commit(self, ctx: AlgorithmContext, status: str,
+                     states: dict[str, Any]) -> None:
+        """Commit the event (resumable jobs): after its writers, before the next event's."""
+        commits = self.seq.commits
+        if commits is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self.pool, commits.commit, ctx.event, status, states)
+
     def on_code(self, alg: Algorithm, ctx: AlgorithmContext, code: ProcessCode) -> None:
         if code is ProcessCode.SKIP:
             self.summary.skipped += 1
+            self.skipped.add(ctx.index)
         elif code is ProcessCode.END:
             if self.end_index is None or ctx.index < self.end_index:
                 self.end_index = ctx.index
