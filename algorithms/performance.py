@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,8 @@ class _EdgeCounts:
 
 @dataclass
 class _Accumulated:
-    """Per-event arrays joined into one 'job event' so ratios are exact over all events."""
+    """Per-event arrays joined into one 'job event' (in event order) so ratios are exact
+    over all events."""
 
     labels: list[np.ndarray] = field(default_factory=list)
     particles: list[np.ndarray] = field(default_factory=list)
@@ -130,6 +132,7 @@ class TrackFindingPerformance(Writer):
         self.min_hits = min_hits
         self.pt_cut = pt_cut
         self.plots = plots
+        self._records: dict[int, dict[str, np.ndarray]] = {}  # event -> its arrays
         self._acc = _Accumulated()
         self._lock = threading.Lock()
         self.summary: dict[str, object] | None = None
@@ -142,29 +145,27 @@ class TrackFindingPerformance(Writer):
                 f"event {ctx.event}: {labels.size} track labels for {pids.size} space points"
             )
         pt, eta = particle_kinematics(pids, self.particles(ctx))
-        _, dense = np.unique(pids, return_inverse=True)
-        dense = dense.reshape(-1).astype(np.int64)
-        noise = pids == 0
+        record = {"labels": labels, "pids": pids, "pt": pt, "eta": eta}
+        if self.intermediates is not None:
+            record.update(self._edge_record(ctx, pids))
         with self._lock:  # writers run one event at a time; the lock documents it
-            acc = self._acc
-            acc.scores_per_event.append(trackml_score(labels, pids))
-            joined = dense + acc.particle_offset + 1
-            joined[noise] = 0
-            acc.particles.append(joined.astype(np.uint64))
-            acc.labels.append(np.where(labels >= 0, labels + acc.label_offset, -1))
-            acc.pt.append(pt)
-            acc.eta.append(eta)
-            acc.label_offset += int(labels.max(initial=-1)) + 1
-            acc.particle_offset += int(dense.max(initial=-1)) + 1
-            if self.intermediates is not None:
-                self._add_edges(ctx, pids)
+            self._records[ctx.event] = record
 
-    def _add_edges(self, ctx: AlgorithmContext, pids: np.ndarray) -> None:
+    def checkpoint(self, ctx: AlgorithmContext) -> dict[str, np.ndarray]:
+        """The event's per-space-point arrays, edge counts and edge scores: all the job's
+        summary is computed from (see :mod:`sonic_exatrkx.framework.commits`)."""
+        return self._records[ctx.event]
+
+    def restore(self, event: int, state: Mapping[str, np.ndarray]) -> None:
+        with self._lock:
+            self._records[event] = dict(state)
+
+    def _edge_record(self, ctx: AlgorithmContext, pids: np.ndarray) -> dict[str, np.ndarray]:
         assert self.intermediates is not None
         res = self.intermediates(ctx)
         sp = self.spacepoints(ctx)
         r = np.hypot(sp["x"].to_numpy(np.float64), sp["y"].to_numpy(np.float64))
-        acc = self._acc
+        record: dict[str, np.ndarray] = {}
         # Efficiency against the edges a track needs (consecutive hits by r), purity as the
         # share of edges joining two hits of one particle (any two).
         gnn_edges = None
@@ -174,13 +175,46 @@ class TrackFindingPerformance(Writer):
         for stage, edges in (("graph", res.edges), ("filter", res.filtered_edges),
                              ("gnn", gnn_edges), ("tracks", res.track_edges)):
             if edges is not None:
-                acc.edges[stage].add(edge_metrics(edges, pids, r, mode="consecutive"),
-                                     edge_metrics(edges, pids, r, mode="all_pairs"))
+                counts = _EdgeCounts()
+                counts.add(edge_metrics(edges, pids, r, mode="consecutive"),
+                           edge_metrics(edges, pids, r, mode="all_pairs"))
+                record[f"edges_{stage}"] = np.array(astuple(counts), dtype=np.int64)
         for stage, edges, scores in (("filter", res.edges, res.filter_scores),
                                      ("gnn", res.filtered_edges, res.gnn_scores)):
             if edges is not None and scores is not None and edges.shape[1]:
                 truth = (pids[edges[0]] == pids[edges[1]]) & (pids[edges[0]] != 0)
-                acc.scores[stage].append((sigmoid(scores), truth))
+                record[f"scores_{stage}"] = sigmoid(scores)
+                record[f"truth_{stage}"] = truth
+        return record
+
+    def _accumulate(self) -> _Accumulated:
+        """The events' records joined in event order."""
+        acc = _Accumulated()
+        with self._lock:
+            records = [self._records[e] for e in sorted(self._records)]
+        for rec in records:
+            labels, pids = rec["labels"], rec["pids"]
+            _, dense = np.unique(pids, return_inverse=True)
+            dense = dense.reshape(-1).astype(np.int64)
+            acc.scores_per_event.append(trackml_score(labels, pids))
+            joined = dense + acc.particle_offset + 1
+            joined[pids == 0] = 0
+            acc.particles.append(joined.astype(np.uint64))
+            acc.labels.append(np.where(labels >= 0, labels + acc.label_offset, -1))
+            acc.pt.append(rec["pt"])
+            acc.eta.append(rec["eta"])
+            acc.label_offset += int(labels.max(initial=-1)) + 1
+            acc.particle_offset += int(dense.max(initial=-1)) + 1
+            for stage in EDGE_STAGES:
+                if f"edges_{stage}" in rec:
+                    counts = acc.edges[stage]
+                    for name, value in zip(("n_true", "n_found", "n_pred", "n_pure"),
+                                           rec[f"edges_{stage}"].tolist(), strict=True):
+                        setattr(counts, name, getattr(counts, name) + value)
+            for stage in ("filter", "gnn"):
+                if f"scores_{stage}" in rec:
+                    acc.scores[stage].append((rec[f"scores_{stage}"], rec[f"truth_{stage}"]))
+        return acc
 
     # -- end of job ----------------------------------------------------------------------
     def finalize(self) -> None:
@@ -198,7 +232,7 @@ class TrackFindingPerformance(Writer):
         self.logger.debug("track finding performance:\n%s", self.summary_text())
 
     def compute(self) -> dict[str, object]:
-        acc = self._acc
+        acc = self._acc = self._accumulate()
         cat = np.concatenate if acc.labels else (lambda _x: np.zeros(0))
         labels, pids = cat(acc.labels).astype(np.int64), cat(acc.particles).astype(np.uint64)
         pt, eta = cat(acc.pt), cat(acc.eta)

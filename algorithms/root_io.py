@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,11 @@ class RootTrackWriter(_RootFileWriter):
     def execute(self, ctx: AlgorithmContext) -> None:
         assert self._writer is not None
         self._writer.write(ctx.event, self.tracks(ctx))
+
+    def checkpoint(self, ctx: AlgorithmContext) -> dict[str, np.ndarray]:
+        """The event's labels: the file is written at the end of the job."""
+        return {"labels": np.asarray(self.tracks(ctx))}
+
+    def restore(self, event: int, state: Mapping[str, np.ndarray]) -> None:
+        assert self._writer is not None
+        self._writer.write(event, state["labels"])
