@@ -212,8 +212,6 @@ def edge_scores(model: nn.Module, x: torch.Tensor, edges: np.ndarray, batch: int
         return torch.cat(outs).reshape(-1).numpy().astype(np.float32, copy=False)
 
 
-_edge_scores = edge_scores  # the name the server's stage models imported first
-
 
 class Pipeline:
     """Embedding, filter and GNN models plus their :class:`PipelineConfig`."""

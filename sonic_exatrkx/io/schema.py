@@ -18,7 +18,6 @@ I64 = np.dtype(np.int64)
 U32 = np.dtype(np.uint32)
 I32 = np.dtype(np.int32)
 F32 = np.dtype(np.float32)
-F64 = np.dtype(np.float64)
 STR = np.dtype(object)
 
 
@@ -161,9 +160,6 @@ TRACKML_PARTICLES = TableSchema(
      "q": I32, "nhits": I32},
     optional=("nhits",),
 )
-
-# ACTS CSV file stems per kind: event%09d-<stem>.csv
-ACTS_KINDS = ("spacepoint", "hits", "particles", "measurements", "measurement-simhit-map")
 
 # Float columns that must hold finite numbers: positions, times, momenta and the space
 # point variances feed geometry (r, phi, eta, graph building), where one NaN silently
