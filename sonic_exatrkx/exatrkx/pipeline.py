@@ -212,7 +212,6 @@ def edge_scores(model: nn.Module, x: torch.Tensor, edges: np.ndarray, batch: int
         return torch.cat(outs).reshape(-1).numpy().astype(np.float32, copy=False)
 
 
-
 class Pipeline:
     """Embedding, filter and GNN models plus their :class:`PipelineConfig`."""
 
