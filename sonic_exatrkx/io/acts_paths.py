@@ -12,6 +12,8 @@ import re
 from os import PathLike
 from pathlib import Path
 
+from sonic_exatrkx.checks import check_count
+
 from .errors import EventDirectoryError
 
 __all__ = ["StrPath", "event_files", "event_from_name", "event_path", "list_events"]
@@ -23,8 +25,7 @@ _EVENT_FILE = re.compile(r"^event(\d+)-(.+)\.csv$")
 
 def event_path(directory: StrPath, event: int, stem: str) -> Path:
     """Path of one event file, ``<directory>/event%09d-<stem>.csv`` as ACTS names it."""
-    if event < 0:
-        raise ValueError(f"event number must be >= 0, got {event}")
+    check_count(event, "event number", minimum=0)
     return Path(directory) / f"event{event:09d}-{stem}.csv"
 
 
