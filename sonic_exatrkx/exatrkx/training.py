@@ -33,6 +33,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sonic_exatrkx.checks import check_count
+
+from .errors import ExaTrkXConfigError
 from .features import check_finite, check_width
 from .graph import apply_cut, build_edges
 from .metrics import EdgeMetrics, edge_metrics, true_edges
@@ -76,8 +79,7 @@ def phi_sectors(event: TrainingEvent, n: int, phi: np.ndarray) -> list[TrainingE
     a training set that fits the time budget. Edges across wedge borders are simply absent
     in training (``phi``: radians in ``[-pi, pi]``, one per space point).
     """
-    if n < 1 or int(n) != n:
-        raise ValueError(f"phi_sectors: n must be an integer >= 1, got {n}")
+    check_count(n, "phi_sectors: n")
     if n == 1:
         return [event]
     phi = np.asarray(phi, dtype=np.float64).reshape(-1)
@@ -120,17 +122,20 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for name in ("embedding_epochs", "filter_epochs", "gnn_epochs"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TrainingConfig: {name} must be >= 0")
+            check_count(getattr(self, name), f"TrainingConfig: {name}", minimum=0,
+                        error=ExaTrkXConfigError)
         for name in ("embedding_lr", "filter_lr", "gnn_lr", "max_pos_weight"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"TrainingConfig: {name} must be > 0")
+                raise ExaTrkXConfigError(f"TrainingConfig: {name} must be > 0")
         if self.embedding_truth not in ("consecutive", "all_pairs"):
-            raise ValueError(f"TrainingConfig: bad embedding_truth {self.embedding_truth!r}")
-        if self.negatives_per_positive < 0 or self.max_pairs < 1:
-            raise ValueError("TrainingConfig: negatives_per_positive >= 0 and max_pairs >= 1")
+            raise ExaTrkXConfigError(
+                f"TrainingConfig: bad embedding_truth {self.embedding_truth!r}"
+            )
+        if self.negatives_per_positive < 0:
+            raise ExaTrkXConfigError("TrainingConfig: negatives_per_positive must be >= 0")
+        check_count(self.max_pairs, "TrainingConfig: max_pairs", error=ExaTrkXConfigError)
         if self.margin is not None and not self.margin > 0:
-            raise ValueError(f"TrainingConfig: margin must be > 0, got {self.margin}")
+            raise ExaTrkXConfigError(f"TrainingConfig: margin must be > 0, got {self.margin}")
 
 
 def _scheduler(
@@ -382,13 +387,15 @@ def _check_same_models(trained: PipelineConfig, saved: PipelineConfig) -> None:
     """The saved configuration may change cuts, the degree cap and graph building, not the
     models."""
     if saved.features != trained.features:
-        raise ValueError("train_pipeline: saved_config has other features than training")
+        raise ExaTrkXConfigError(
+            "train_pipeline: saved_config has other features than training"
+        )
     selection = ("cut", "max_degree")
     for stage in ("embedding", "filter", "gnn"):
         a = {k: v for k, v in getattr(trained, stage).to_dict().items() if k not in selection}
         b = {k: v for k, v in getattr(saved, stage).to_dict().items() if k not in selection}
         if a != b:
-            raise ValueError(
+            raise ExaTrkXConfigError(
                 f"train_pipeline: saved_config describes another {stage} model than the "
                 "one trained"
             )
