@@ -6,6 +6,7 @@ features -> :class:`Embedding` -> :func:`build_edges` -> :class:`Filter` -> :fun
 imported here.
 """
 
+from .errors import ExaTrkXConfigError, MissingModelFileError
 from .features import FeatureConfig, check_finite, check_width, compute_features
 from .graph import GraphConfig, apply_cut, build_edges, cut_and_cap, degree_cap, sigmoid
 from .models import (
@@ -35,12 +36,14 @@ __all__ = [
     "UNASSIGNED",
     "Embedding",
     "EmbeddingConfig",
+    "ExaTrkXConfigError",
     "FeatureConfig",
     "Filter",
     "FilterConfig",
     "GNNConfig",
     "GraphConfig",
     "InteractionNetwork",
+    "MissingModelFileError",
     "Pipeline",
     "PipelineConfig",
     "PipelineResult",

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ExaTrkXConfigError
+
 #: Quantities a feature column may hold (all derived from x, y, z in mm).
 KNOWN_FEATURES: tuple[str, ...] = ("r", "phi", "z", "x", "y", "eta")
 
@@ -39,21 +41,21 @@ class FeatureConfig:
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "scales", scales)
         if not names:
-            raise ValueError("FeatureConfig: names must not be empty")
+            raise ExaTrkXConfigError("FeatureConfig: names must not be empty")
         unknown = [n for n in names if n not in KNOWN_FEATURES]
         if unknown:
-            raise ValueError(
+            raise ExaTrkXConfigError(
                 f"FeatureConfig: unknown feature(s) {unknown}; known: {KNOWN_FEATURES}"
             )
         if len(set(names)) != len(names):
-            raise ValueError(f"FeatureConfig: duplicate feature names in {names}")
+            raise ExaTrkXConfigError(f"FeatureConfig: duplicate feature names in {names}")
         if len(scales) != len(names):
-            raise ValueError(
+            raise ExaTrkXConfigError(
                 f"FeatureConfig: {len(names)} names but {len(scales)} scales ({names}, {scales})"
             )
         bad = [s for s in scales if not (math.isfinite(s) and s > 0)]
         if bad:
-            raise ValueError(f"FeatureConfig: scales must be finite and > 0, got {scales}")
+            raise ExaTrkXConfigError(f"FeatureConfig: scales must be finite and > 0, got {scales}")
 
     @classmethod
     def reference(cls) -> FeatureConfig:

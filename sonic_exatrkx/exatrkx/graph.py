@@ -27,6 +27,9 @@ from typing import Any, Literal
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from sonic_exatrkx.checks import check_count
+
+from .errors import ExaTrkXConfigError
 from .features import check_finite
 
 Orientation = Literal["reference", "inner_outer"]
@@ -87,28 +90,28 @@ class GraphConfig:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.radius) and self.radius > 0):
-            raise ValueError(f"GraphConfig: radius must be finite and > 0, got {self.radius}")
-        if int(self.max_k) != self.max_k or self.max_k < 1:
-            raise ValueError(f"GraphConfig: max_k must be an integer >= 1, got {self.max_k}")
+            raise ExaTrkXConfigError(
+                f"GraphConfig: radius must be finite and > 0, got {self.radius}"
+            )
+        check_count(self.max_k, "GraphConfig: max_k", error=ExaTrkXConfigError)
         if self.index not in INDEX_KINDS:
-            raise ValueError(f"GraphConfig: index must be one of {INDEX_KINDS}, got {self.index!r}")
+            raise ExaTrkXConfigError(
+                f"GraphConfig: index must be one of {INDEX_KINDS}, got {self.index!r}"
+            )
         if self.orientation not in ORIENTATIONS:
-            raise ValueError(
+            raise ExaTrkXConfigError(
                 f"GraphConfig: orientation must be one of {ORIENTATIONS}, got {self.orientation!r}"
             )
-        if self.flat_max_nodes < 0 or self.ivf_nlist < 0:
-            raise ValueError("GraphConfig: flat_max_nodes and ivf_nlist must be >= 0")
-        if self.ivf_nprobe < 1 or self.ivf_niter < 1:
-            raise ValueError("GraphConfig: ivf_nprobe and ivf_niter must be >= 1")
+        for name, minimum in (("flat_max_nodes", 0), ("ivf_nlist", 0), ("ivf_nprobe", 1),
+                              ("ivf_niter", 1)):
+            check_count(getattr(self, name), f"GraphConfig: {name}", minimum=minimum,
+                        error=ExaTrkXConfigError)
         if self.search not in SEARCH_KINDS:
-            raise ValueError(
+            raise ExaTrkXConfigError(
                 f"GraphConfig: search must be one of {SEARCH_KINDS}, got {self.search!r}"
             )
-        if int(self.neighbour_budget) != self.neighbour_budget or self.neighbour_budget < 0:
-            raise ValueError(
-                "GraphConfig: neighbour_budget must be an integer >= 0 (0: off), got "
-                f"{self.neighbour_budget}"
-            )
+        check_count(self.neighbour_budget, "GraphConfig: neighbour_budget (0: off)", minimum=0,
+                    error=ExaTrkXConfigError)
 
     def max_k_for(self, n_nodes: int) -> int:
         """Neighbours per space point for an event of ``n_nodes``: ``max_k``, lowered to
@@ -324,8 +327,7 @@ def degree_cap(edges: np.ndarray, scores: np.ndarray, max_degree: int) -> np.nda
     doublets halves the GNN's edges at mu=50 and raises its track efficiency
     (``data/models/README.md``).
     """
-    if int(max_degree) != max_degree or max_degree < 0:
-        raise ValueError(f"degree_cap: max_degree must be an integer >= 0, got {max_degree}")
+    check_count(max_degree, "degree_cap: max_degree", minimum=0)
     edges = np.asarray(edges)
     scores = np.asarray(scores).reshape(-1)
     if edges.ndim != 2 or edges.shape[0] != 2 or scores.size != edges.shape[1]:

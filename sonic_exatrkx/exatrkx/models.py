@@ -27,6 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sonic_exatrkx.checks import check_count
+
+from .errors import ExaTrkXConfigError
+
 
 class Tanh(nn.Module):
     """``tanh``; in inference (eval mode, autograd off) computed in place as
@@ -74,20 +78,19 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": Tanh, "relu": nn.ReLU, "silu"
 
 def _check_positive(owner: str, **values: int) -> None:
     for name, v in values.items():
-        if int(v) != v or v < 1:
-            raise ValueError(f"{owner}: {name} must be an integer >= 1, got {v}")
+        check_count(v, f"{owner}: {name}", error=ExaTrkXConfigError)
 
 
 def _check_activation(owner: str, activation: str) -> None:
     if activation not in ACTIVATIONS:
-        raise ValueError(
+        raise ExaTrkXConfigError(
             f"{owner}: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
         )
 
 
 def _check_cut(owner: str, cut: float) -> None:
     if not 0.0 <= cut <= 1.0:
-        raise ValueError(f"{owner}: cut must be in [0, 1], got {cut}")
+        raise ExaTrkXConfigError(f"{owner}: cut must be in [0, 1], got {cut}")
 
 
 def _check_geometry(owner: str, config: Any) -> None:
@@ -97,12 +100,14 @@ def _check_geometry(owner: str, config: Any) -> None:
         return
     vals = tuple(float(v) for v in g)
     if len(vals) != 3 or not all(math.isfinite(v) and v > 0 for v in vals):
-        raise ValueError(
+        raise ExaTrkXConfigError(
             f"{owner}: geometry must be None or three scales > 0 of the (r, phi, z) feature "
             f"columns 0-2, got {g}"
         )
     if config.in_features < 3:
-        raise ValueError(f"{owner}: geometry needs in_features >= 3, got {config.in_features}")
+        raise ExaTrkXConfigError(
+            f"{owner}: geometry needs in_features >= 3, got {config.in_features}"
+        )
     object.__setattr__(config, "geometry", vals)
 
 
@@ -181,10 +186,8 @@ class FilterConfig(_ConfigMixin):
         )
         _check_activation("FilterConfig", self.activation)
         _check_cut("FilterConfig", self.cut)
-        if int(self.max_degree) != self.max_degree or self.max_degree < 0:
-            raise ValueError(
-                f"FilterConfig: max_degree must be an integer >= 0, got {self.max_degree}"
-            )
+        check_count(self.max_degree, "FilterConfig: max_degree", minimum=0,
+                    error=ExaTrkXConfigError)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from sonic_exatrkx.checks import check_count
+
 from .allocator import keep_freed_memory
+from .errors import ExaTrkXConfigError, MissingModelFileError
 from .features import FeatureConfig, check_finite, check_width, compute_features
 from .graph import GraphConfig, apply_cut, build_edges, cut_and_cap
 from .models import (
@@ -52,8 +55,7 @@ CONFIG_VERSION = 1
 
 def set_num_threads(n: int) -> None:
     """Set torch intra-op threads and FAISS's OpenMP threads to ``n`` (process-wide)."""
-    if int(n) != n or n < 1:
-        raise ValueError(f"num_threads must be an integer >= 1, got {n}")
+    check_count(n, "num_threads", error=ExaTrkXConfigError)
     n = int(n)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -100,7 +102,7 @@ class PipelineConfig:
         stages = (("embedding", self.embedding), ("filter", self.filter), ("gnn", self.gnn))
         for stage, cfg in stages:
             if cfg.in_features != width:
-                raise ValueError(
+                raise ExaTrkXConfigError(
                     f"PipelineConfig: stage '{stage}' expects {cfg.in_features} features but the "
                     f"feature config {self.features.names} has {width}"
                 )
@@ -110,24 +112,23 @@ class PipelineConfig:
                 self.features.names[:3] != ("r", "phi", "z")
                 or not np.allclose(geo, self.features.scales[:3], rtol=1e-9, atol=0.0)
             ):
-                raise ValueError(
+                raise ExaTrkXConfigError(
                     f"PipelineConfig: stage '{stage}' geometry {geo} needs feature columns 0-2 "
                     f"to be (r, phi, z) with those scales; features are {self.features.names} "
                     f"/ {self.features.scales}"
                 )
         if self.graph.orientation == "inner_outer" and self.features.index("r") is None:
-            raise ValueError("PipelineConfig: orientation 'inner_outer' needs an 'r' feature")
-        if int(self.min_hits) != self.min_hits or self.min_hits < 1:
-            raise ValueError(f"PipelineConfig: min_hits must be an integer >= 1: {self.min_hits}")
-        nt = self.num_threads
-        if nt is not None and (int(nt) != nt or nt < 1):
-            raise ValueError(f"PipelineConfig: num_threads must be None or >= 1, not {nt}")
-        if self.edge_batch_size < 1:
-            raise ValueError(
-                f"PipelineConfig: edge_batch_size must be >= 1: {self.edge_batch_size}"
+            raise ExaTrkXConfigError(
+                "PipelineConfig: orientation 'inner_outer' needs an 'r' feature"
             )
+        check_count(self.min_hits, "PipelineConfig: min_hits", error=ExaTrkXConfigError)
+        if self.num_threads is not None:
+            check_count(self.num_threads, "PipelineConfig: num_threads (or None)",
+                        error=ExaTrkXConfigError)
+        check_count(self.edge_batch_size, "PipelineConfig: edge_batch_size",
+                    error=ExaTrkXConfigError)
         if self.track_builder not in TRACK_BUILDERS:
-            raise ValueError(
+            raise ExaTrkXConfigError(
                 f"PipelineConfig: track_builder must be one of {TRACK_BUILDERS}, "
                 f"got {self.track_builder!r}"
             )
@@ -161,7 +162,7 @@ class PipelineConfig:
         d.pop("format", None)
         version = d.pop("version", CONFIG_VERSION)
         if version != CONFIG_VERSION:
-            raise ValueError(f"PipelineConfig: unsupported config version {version}")
+            raise ExaTrkXConfigError(f"PipelineConfig: unsupported config version {version}")
         parts = {
             "features": FeatureConfig, "embedding": EmbeddingConfig, "graph": GraphConfig,
             "filter": FilterConfig, "gnn": GNNConfig,
@@ -172,11 +173,11 @@ class PipelineConfig:
                 try:
                     kwargs[key] = parts[key].from_dict(value)
                 except TypeError as err:
-                    raise ValueError(f"PipelineConfig: bad '{key}' section: {err}") from err
+                    raise ExaTrkXConfigError(f"PipelineConfig: bad '{key}' section: {err}") from err
             elif key in ("min_hits", "num_threads", "edge_batch_size", "track_builder"):
                 kwargs[key] = value
             else:
-                raise ValueError(f"PipelineConfig: unknown key '{key}'")
+                raise ExaTrkXConfigError(f"PipelineConfig: unknown key '{key}'")
         return cls(**kwargs)
 
 
@@ -212,9 +213,6 @@ def edge_scores(model: nn.Module, x: torch.Tensor, edges: np.ndarray, batch: int
         return torch.cat(outs).reshape(-1).numpy().astype(np.float32, copy=False)
 
 
-_edge_scores = edge_scores  # the name the server's stage models imported first
-
-
 class Pipeline:
     """Embedding, filter and GNN models plus their :class:`PipelineConfig`."""
 
@@ -238,7 +236,7 @@ class Pipeline:
         ):
             width = getattr(module, "in_features", None)
             if isinstance(width, int) and width != cfg.in_features:
-                raise ValueError(
+                raise ExaTrkXConfigError(
                     f"stage '{stage}': model expects {width} features, config says "
                     f"{cfg.in_features}"
                 )
@@ -424,8 +422,8 @@ def _read_config(model_dir: Path) -> PipelineConfig:
             try:
                 return PipelineConfig.from_dict(data)
             except ValueError as err:
-                raise ValueError(f"{path}: {err}") from err
-    raise FileNotFoundError(
+                raise ExaTrkXConfigError(f"{path}: {err}") from err
+    raise MissingModelFileError(
         f"pipeline config not found: {model_dir / CONFIG_FILE} (nor config.yaml / config.yml)"
     )
 
@@ -436,13 +434,13 @@ def load_models(
     """Load what :func:`save_models` wrote: ``(embedding, filter, gnn, config)``."""
     d = Path(model_dir)
     if not d.is_dir():
-        raise FileNotFoundError(f"model directory not found: {d}")
+        raise MissingModelFileError(f"model directory not found: {d}")
     config = _read_config(d)
     models = []
     for name in ("embedding", "filter", "gnn"):
         path = d / MODEL_FILES[name]
         if not path.is_file():
-            raise FileNotFoundError(f"stage '{name}': model file not found: {path}")
+            raise MissingModelFileError(f"stage '{name}': model file not found: {path}")
         models.append(load_script(path))
     emb, fil, gnn = models
     return emb, fil, gnn, config

@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from sonic_exatrkx.checks import check_count
+
 #: Label given to space points on tracks shorter than ``min_hits``.
 UNASSIGNED = -1
 
@@ -84,10 +86,8 @@ def build_tracks(
     Edge direction does not matter (weak connectivity).
     """
     n = int(n_nodes)
-    if n < 0:
-        raise ValueError(f"stage 'build_tracks': n_nodes must be >= 0, got {n_nodes}")
-    if min_hits < 1:
-        raise ValueError(f"stage 'build_tracks': min_hits must be >= 1, got {min_hits}")
+    check_count(n, "stage 'build_tracks': n_nodes", minimum=0)
+    check_count(min_hits, "stage 'build_tracks': min_hits")
     e = np.asarray(edges)
     if e.size == 0:
         e = np.zeros((2, 0), dtype=np.int64)

@@ -23,7 +23,7 @@ every edge it keeps to join hits of one particle.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sonic_exatrkx.checks import check_count
+
+from .errors import ExaTrkXConfigError
 from .features import check_finite, check_width
 from .graph import apply_cut, build_edges
 from .metrics import EdgeMetrics, edge_metrics, true_edges
@@ -76,8 +79,7 @@ def phi_sectors(event: TrainingEvent, n: int, phi: np.ndarray) -> list[TrainingE
     a training set that fits the time budget. Edges across wedge borders are simply absent
     in training (``phi``: radians in ``[-pi, pi]``, one per space point).
     """
-    if n < 1 or int(n) != n:
-        raise ValueError(f"phi_sectors: n must be an integer >= 1, got {n}")
+    check_count(n, "phi_sectors: n")
     if n == 1:
         return [event]
     phi = np.asarray(phi, dtype=np.float64).reshape(-1)
@@ -120,17 +122,20 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for name in ("embedding_epochs", "filter_epochs", "gnn_epochs"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TrainingConfig: {name} must be >= 0")
+            check_count(getattr(self, name), f"TrainingConfig: {name}", minimum=0,
+                        error=ExaTrkXConfigError)
         for name in ("embedding_lr", "filter_lr", "gnn_lr", "max_pos_weight"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"TrainingConfig: {name} must be > 0")
+                raise ExaTrkXConfigError(f"TrainingConfig: {name} must be > 0")
         if self.embedding_truth not in ("consecutive", "all_pairs"):
-            raise ValueError(f"TrainingConfig: bad embedding_truth {self.embedding_truth!r}")
-        if self.negatives_per_positive < 0 or self.max_pairs < 1:
-            raise ValueError("TrainingConfig: negatives_per_positive >= 0 and max_pairs >= 1")
+            raise ExaTrkXConfigError(
+                f"TrainingConfig: bad embedding_truth {self.embedding_truth!r}"
+            )
+        if self.negatives_per_positive < 0:
+            raise ExaTrkXConfigError("TrainingConfig: negatives_per_positive must be >= 0")
+        check_count(self.max_pairs, "TrainingConfig: max_pairs", error=ExaTrkXConfigError)
         if self.margin is not None and not self.margin > 0:
-            raise ValueError(f"TrainingConfig: margin must be > 0, got {self.margin}")
+            raise ExaTrkXConfigError(f"TrainingConfig: margin must be > 0, got {self.margin}")
 
 
 def _scheduler(
@@ -174,6 +179,42 @@ def _bce_weight(y: torch.Tensor, max_pos_weight: float) -> torch.Tensor:
     return torch.tensor(min(max(n_neg / max(n_pos, 1.0), 1.0), max_pos_weight))
 
 
+def _fit(
+    model: nn.Module,
+    n_events: int,
+    epochs: int,
+    lr: float,
+    rng: np.random.Generator,
+    step: Callable[[int], torch.Tensor | None],
+    training: TrainingConfig,
+    desc: str,
+) -> list[float]:
+    """The optimisation loop every stage shares: per epoch, the events in a random order
+    (from ``rng``), one AdamW step on each event's loss (``step(i)``; None skips the
+    event); returns the mean loss per epoch and leaves ``model`` in eval mode.
+
+    ``step`` draws from the same ``rng`` after the permutation, so the random numbers
+    (and hence the trained weights) follow one fixed order."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    sched = _scheduler(opt, epochs * n_events, training)
+    history: list[float] = []
+    for _ in tqdm(range(epochs), desc=desc, disable=not training.progress):
+        losses = []
+        for i in rng.permutation(n_events):
+            loss = step(i)
+            if loss is None:
+                continue
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            losses.append(loss.item())
+        history.append(float(np.mean(losses)) if losses else float("nan"))
+    model.eval()
+    return history
+
+
 def train_embedding(
     model: nn.Module,
     events: Sequence[TrainingEvent],
@@ -182,8 +223,6 @@ def train_embedding(
 ) -> list[float]:
     """Metric-learning training of ``model`` in place; returns the mean loss per epoch."""
     rng = np.random.default_rng(training.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=training.embedding_lr)
-    sched = _scheduler(opt, training.embedding_epochs * len(events), training)
     margin = float(config.graph.radius if training.margin is None else training.margin)
     r_col = config.features.index("r")
     mode = training.embedding_truth if r_col is not None else "all_pairs"
@@ -196,43 +235,35 @@ def train_embedding(
                 raise ValueError("train_embedding: pt_min is set but an event has no pt")
             pos = pos[:, ev.pt[pos[0]] > training.pt_min]
         positives.append(pos)
-    history: list[float] = []
-    epochs = tqdm(range(training.embedding_epochs), desc="embedding", disable=not training.progress)
-    for _ in epochs:
-        losses = []
-        for i in rng.permutation(len(events)):
-            ev, pos = events[i], positives[i]
-            n = ev.features.shape[0]
-            if n < 2:
-                continue
-            if pos.shape[1] > training.max_pairs:
-                pos = pos[:, rng.choice(pos.shape[1], training.max_pairs, replace=False)]
-            n_rand = max(int(training.negatives_per_positive * max(pos.shape[1], 1)), 1)
-            neg = rng.integers(0, n, size=(2, n_rand))
-            if training.hard_negatives:
-                model.eval()
-                hard = _graph(model, ev, config)
-                neg = np.concatenate([neg, hard], axis=1)
-            neg = neg[:, ~_same_particle(ev.particle_id, neg) & (neg[0] != neg[1])]
-            model.train()
-            out = model(torch.from_numpy(ev.features))
-            loss = torch.zeros(())
-            if pos.shape[1]:
-                p = torch.from_numpy(pos)
-                loss = loss + ((out[p[0]] - out[p[1]]) ** 2).sum(1).mean()
-            if neg.shape[1]:
-                q = torch.from_numpy(neg)
-                d = ((out[q[0]] - out[q[1]]) ** 2).sum(1).add(1e-12).sqrt()
-                loss = loss + torch.relu(margin - d).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            losses.append(loss.item())
-        history.append(float(np.mean(losses)) if losses else float("nan"))
-    model.eval()
-    return history
+
+    def step(i: int) -> torch.Tensor | None:
+        ev, pos = events[i], positives[i]
+        n = ev.features.shape[0]
+        if n < 2:
+            return None
+        if pos.shape[1] > training.max_pairs:
+            pos = pos[:, rng.choice(pos.shape[1], training.max_pairs, replace=False)]
+        n_rand = max(int(training.negatives_per_positive * max(pos.shape[1], 1)), 1)
+        neg = rng.integers(0, n, size=(2, n_rand))
+        if training.hard_negatives:
+            model.eval()
+            hard = _graph(model, ev, config)
+            neg = np.concatenate([neg, hard], axis=1)
+        neg = neg[:, ~_same_particle(ev.particle_id, neg) & (neg[0] != neg[1])]
+        model.train()
+        out = model(torch.from_numpy(ev.features))
+        loss = torch.zeros(())
+        if pos.shape[1]:
+            p = torch.from_numpy(pos)
+            loss = loss + ((out[p[0]] - out[p[1]]) ** 2).sum(1).mean()
+        if neg.shape[1]:
+            q = torch.from_numpy(neg)
+            d = ((out[q[0]] - out[q[1]]) ** 2).sum(1).add(1e-12).sqrt()
+            loss = loss + torch.relu(margin - d).pow(2).mean()
+        return loss
+
+    return _fit(model, len(events), training.embedding_epochs, training.embedding_lr, rng,
+                step, training, "embedding")
 
 
 def _edge_weights(
@@ -258,37 +289,26 @@ def _train_edge_model(
     desc: str,
 ) -> list[float]:
     rng = np.random.default_rng(training.seed + 1)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    sched = _scheduler(opt, epochs * len(events), training)
     labels, weights = [], []
     for ev, e in zip(events, edges, strict=True):
         same = _same_particle(ev.particle_id, e)
         labels.append(torch.from_numpy(same.astype(np.float32)))
         weights.append(torch.from_numpy(_edge_weights(ev, e, same, training.pt_min)))
-    history: list[float] = []
+
+    def step(i: int) -> torch.Tensor | None:
+        if edges[i].shape[1] == 0:
+            return None
+        y, w = labels[i], weights[i]
+        logits = model(torch.from_numpy(events[i].features), torch.from_numpy(edges[i]))
+        # without a threshold no weight at all: the loss stays bit-identical to the one
+        # the shipped models were trained with
+        return nn.functional.binary_cross_entropy_with_logits(
+            logits, y, weight=None if training.pt_min is None else w,
+            pos_weight=_bce_weight(y[w > 0], training.max_pos_weight),
+        )
+
     model.train()
-    for _ in tqdm(range(epochs), desc=desc, disable=not training.progress):
-        losses = []
-        for i in rng.permutation(len(events)):
-            if edges[i].shape[1] == 0:
-                continue
-            y, w = labels[i], weights[i]
-            logits = model(torch.from_numpy(events[i].features), torch.from_numpy(edges[i]))
-            # without a threshold no weight at all: the loss stays bit-identical to the one
-            # the shipped models were trained with
-            loss = nn.functional.binary_cross_entropy_with_logits(
-                logits, y, weight=None if training.pt_min is None else w,
-                pos_weight=_bce_weight(y[w > 0], training.max_pos_weight),
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            losses.append(loss.item())
-        history.append(float(np.mean(losses)) if losses else float("nan"))
-    model.eval()
-    return history
+    return _fit(model, len(events), epochs, lr, rng, step, training, desc)
 
 
 def _scores(model: nn.Module, ev: TrainingEvent, edges: np.ndarray) -> np.ndarray:
@@ -367,13 +387,15 @@ def _check_same_models(trained: PipelineConfig, saved: PipelineConfig) -> None:
     """The saved configuration may change cuts, the degree cap and graph building, not the
     models."""
     if saved.features != trained.features:
-        raise ValueError("train_pipeline: saved_config has other features than training")
+        raise ExaTrkXConfigError(
+            "train_pipeline: saved_config has other features than training"
+        )
     selection = ("cut", "max_degree")
     for stage in ("embedding", "filter", "gnn"):
         a = {k: v for k, v in getattr(trained, stage).to_dict().items() if k not in selection}
         b = {k: v for k, v in getattr(saved, stage).to_dict().items() if k not in selection}
         if a != b:
-            raise ValueError(
+            raise ExaTrkXConfigError(
                 f"train_pipeline: saved_config describes another {stage} model than the "
                 "one trained"
             )

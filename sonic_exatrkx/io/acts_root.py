@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from os import PathLike
 from pathlib import Path
 from types import TracebackType
 
@@ -40,9 +39,10 @@ import pandas as pd
 import uproot
 
 from ._atomic import commit, discard, temp_path_for
-from .acts_csv import _tracks_by_spacepoint, spacepoint_schema
+from .acts_csv import _tracks_by_spacepoint
+from .acts_paths import StrPath
 from .errors import InputFormatError
-from .schema import F32, I64, SPACEPOINT, SPACEPOINT_SINGLE, U32, TableSchema
+from .schema import F32, I64, SPACEPOINT, SPACEPOINT_SINGLE, U32, TableSchema, spacepoint_schema
 
 __all__ = [
     "SpacePointRootWriter",
@@ -53,7 +53,6 @@ __all__ = [
     "root_event_ids",
 ]
 
-StrPath = str | PathLike[str]
 
 # Table column -> ROOT branch (both variants); ACTS names the first id without "_1".
 _BRANCH_OF = {

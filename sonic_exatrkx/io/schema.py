@@ -7,16 +7,17 @@ this order, so every layer (sim, io, algorithms, exatrkx) agrees on names and ty
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 U64 = np.dtype(np.uint64)
 I64 = np.dtype(np.int64)
 U32 = np.dtype(np.uint32)
 I32 = np.dtype(np.int32)
 F32 = np.dtype(np.float32)
-F64 = np.dtype(np.float64)
 STR = np.dtype(object)
 
 
@@ -160,9 +161,6 @@ TRACKML_PARTICLES = TableSchema(
     optional=("nhits",),
 )
 
-# ACTS CSV file stems per kind: event%09d-<stem>.csv
-ACTS_KINDS = ("spacepoint", "hits", "particles", "measurements", "measurement-simhit-map")
-
 # Float columns that must hold finite numbers: positions, times, momenta and the space
 # point variances feed geometry (r, phi, eta, graph building), where one NaN silently
 # poisons a whole event. Other float columns (e.g. measurement variances) may be NaN.
@@ -174,3 +172,37 @@ FINITE_COLUMNS = frozenset(
         "local0", "local1",
     }
 )
+
+#: Inclusive value range of each integer dtype; readers and writers check ids against
+#: it instead of letting numpy wrap around.
+INT_RANGE = {
+    U64: (0, 2**64 - 1),
+    I64: (-(2**63), 2**63 - 1),
+    U32: (0, 2**32 - 1),
+    I32: (-(2**31), 2**31 - 1),
+}
+#: The dtype names error messages use.
+DTYPE_NAME = {U64: "uint64", I64: "int64", U32: "uint32", I32: "int32", F32: "float32"}
+#: Tokens read as NaN in numeric columns (never in string columns such as local_key).
+NA_TOKENS = ["", "nan", "NaN", "NAN", "-nan", "-NaN", "NA", "N/A"]
+#: Pixel space points may leave the second measurement empty; it gets the first's value.
+FILL_FROM = {"measurement_id_2": "measurement_id_1", "geometry_id_2": "geometry_id_1"}
+
+
+def spacepoint_schema(df_or_columns: pd.DataFrame | Iterable[str]) -> TableSchema:
+    """The space point variant a table (or header) belongs to: two-measurement
+    `SPACEPOINT` if it has measurement_id_1/_2, else single-measurement."""
+    columns = set(df_or_columns.columns if isinstance(df_or_columns, pd.DataFrame)
+                  else df_or_columns)
+    if {"measurement_id_1", "measurement_id_2"} & columns:
+        return SPACEPOINT
+    return SPACEPOINT_SINGLE
+
+
+def hits_schema(df_or_columns: pd.DataFrame | Iterable[str]) -> TableSchema:
+    """`HITS` (one packed particle_id) or `HITS_SPLIT` (ACTS v44+ split barcode)."""
+    columns = set(df_or_columns.columns if isinstance(df_or_columns, pd.DataFrame)
+                  else df_or_columns)
+    if "particle_id" not in columns and set(PARTICLE_ID_PARTS) & columns:
+        return HITS_SPLIT
+    return HITS

@@ -7,13 +7,14 @@ writes the same format with ``-fatras-particles.csv``, and its truth may lack
 
 from __future__ import annotations
 
-from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .acts_csv import NonFinite, _line_of_row, _source_path, event_path, read_table
+from .acts_csv import NonFinite, read_table
+from .acts_paths import StrPath, event_path
+from .csv_diagnostics import line_of_row, source_path
 from .errors import BadReferenceError, MissingEventFileError
 from .schema import (
     F32,
@@ -34,7 +35,6 @@ __all__ = [
     "trackml_to_event",
 ]
 
-StrPath = str | PathLike[str]
 _PARTICLE_STEMS = ("particles", "fatras-particles")
 
 
@@ -133,10 +133,10 @@ def trackml_to_event(
     duplicate = np.flatnonzero(sorted_id[1:] == sorted_id[:-1])
     if duplicate.size:
         row = int(order[duplicate[0] + 1])
-        path = _source_path(truth)
+        path = source_path(truth)
         raise BadReferenceError(
             path, f"hit_id {int(truth_id[row])} has more than one truth row",
-            row=_line_of_row(path, row) if path else None, column="hit_id",
+            row=line_of_row(path, row) if path else None, column="hit_id",
             expected="one truth row per hit",
         )
     out: dict[str, object] = {"spacepoint": spacepoint}
@@ -145,13 +145,13 @@ def trackml_to_event(
         found = (sorted_id[pos] == hit_id) if sorted_id.size else np.zeros(n, dtype=bool)
         if not found.all():
             row = int(np.flatnonzero(~found)[0])
-            path = _source_path(hits)
-            truth_path = _source_path(truth)
+            path = source_path(hits)
+            truth_path = source_path(truth)
             raise BadReferenceError(
                 path,
                 f"hit_id {int(hit_id[row])} has no row in "
                 f"{truth_path.name if truth_path else 'the truth table'}",
-                row=_line_of_row(path, row) if path else None, column="hit_id",
+                row=line_of_row(path, row) if path else None, column="hit_id",
                 expected="a truth row for every hit",
             )
         truth_row = order[pos]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sonic_exatrkx.checks import check_count
 from sonic_exatrkx.io.acts_csv import write_event
 from sonic_exatrkx.sim.config import SimulationConfig
 from sonic_exatrkx.sim.event import simulate_event, simulate_events
@@ -52,8 +53,7 @@ def bench_sim(samples: Sequence[str] = ("hnl",), events: int = 50,
     Uses `simulate_events`, the batched path `write_events` and the CLI use, so the
     figures are what `sonic-exatrkx simulate` achieves (minus writing, unless `write`).
     """
-    if events < 1:
-        raise ValueError(f"events: must be >= 1, got {events}")
+    check_count(events, "events")
     rows = []
     for sample in samples:
         for mu in pileups:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from sonic_exatrkx.checks import count_problem
 from sonic_exatrkx.sim.geometry import SUBSYSTEMS, Geometry
 
 __all__ = ["SAMPLES", "ConfigError", "SimulationConfig"]
@@ -94,8 +95,9 @@ class SimulationConfig:
             raise ConfigError("sample", f"unknown sample {self.sample!r}; choose one of "
                               f"{', '.join(SAMPLES)}")
         _range("pileup", self.pileup, 0, 1000)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError("seed", f"must be an integer >= 0, got {self.seed!r}")
+        problem = count_problem(self.seed, minimum=0)
+        if problem:
+            raise ConfigError("seed", problem)
         _range("bfield", self.bfield, 0, 10, lo_open=True)
         _range("noise_fraction", self.noise_fraction, 0, 1, hi_open=True)
         _range("efficiency", self.efficiency, 0, 1)

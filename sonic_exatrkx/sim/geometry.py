@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sonic_exatrkx.checks import count_problem
+
 __all__ = [
     "SUBSYSTEMS",
     "Geometry",
@@ -298,9 +300,10 @@ def _validate(layers: Iterable[Layer]) -> None:
         if (la.volume_id, la.layer_id) in seen:
             raise GeometryError("layer_id", f"{where}: duplicate (volume, layer) pair")
         seen.add((la.volume_id, la.layer_id))
-        if la.n_phi < 1 or la.n_long < 1:
-            raise GeometryError("n_phi", f"{where}: module counts must be >= 1, got "
-                                f"n_phi={la.n_phi}, n_long={la.n_long}")
+        for name in ("n_phi", "n_long"):
+            problem = count_problem(getattr(la, name))
+            if problem:
+                raise GeometryError(name, f"{where}: module count {problem}")
         if la.n_phi * la.n_long >= (1 << _SENSITIVE_BITS):
             raise GeometryError("n_phi", f"{where}: {la.n_phi * la.n_long} modules do not fit "
                                 f"the {_SENSITIVE_BITS}-bit sensitive field")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import http.client
 
+from sonic_exatrkx.checks import check_count as _check_count
 from sonic_exatrkx.framework import ConfigurationError
 
 
 def check_count(value: object, what: str) -> None:
-    """Refuse anything but an ``int >= 1`` (``bool`` too) for a count setting ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{what} must be an integer >= 1, got {value!r}")
+    """Refuse anything but an integer >= 1 (``bool`` too) for a count setting ``what``:
+    `sonic_exatrkx.checks.check_count` raising this layer's `ConfigurationError`."""
+    _check_count(value, what, error=ConfigurationError)
 
 
 class SonicError(RuntimeError):

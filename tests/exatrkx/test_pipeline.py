@@ -238,3 +238,17 @@ def test_filter_degree_cap(pipe: Pipeline, event: dict[str, np.ndarray]) -> None
     with pytest.raises(ValueError, match="max_degree"):
         FilterConfig(max_degree=-1)
     assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_configuration_problems_have_their_own_error_type(tmp_path) -> None:
+    from sonic_exatrkx.exatrkx import ExaTrkXConfigError, GraphConfig, MissingModelFileError
+    from sonic_exatrkx.exatrkx.pipeline import load_models
+
+    with pytest.raises(ExaTrkXConfigError, match="GraphConfig: max_k must be an integer >= 1"):
+        GraphConfig(max_k=0)
+    with pytest.raises(ExaTrkXConfigError, match="unknown key 'nonsense'"):
+        PipelineConfig.from_dict({"nonsense": 1})
+    with pytest.raises(MissingModelFileError, match="model directory not found") as err:
+        load_models(tmp_path / "nowhere")
+    # still the standard types, for callers written against them
+    assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, ValueError)

@@ -164,3 +164,21 @@ def test_degree_cap_is_an_inference_setting(tmp_path: Path) -> None:
     n_nodes = sum(ev["features"].shape[0] for ev in events)
     assert hist.edge_metrics["filter"].n_pred == hist.edge_metrics["graph"].n_pred > n_nodes
     assert Pipeline.from_directory(tmp_path).config.filter.max_degree == 1
+
+
+def test_training_is_deterministic() -> None:
+    """Same events and seed: the same weights and losses, bit for bit (the random numbers of
+    the shared optimisation loop are drawn in one fixed order)."""
+    import torch
+
+    quick = TrainingConfig(embedding_epochs=2, filter_epochs=2, gnn_epochs=1, max_pairs=20,
+                           pt_min=0.5, cosine_lr=True, progress=False, plots=False)
+    events = [_event(seed)[0] for seed in range(2)]
+    runs = [train_pipeline(events, CONFIG, quick) for _ in range(2)]
+    (a, hist_a), (b, hist_b) = runs
+    assert hist_a.embedding_loss == hist_b.embedding_loss
+    assert hist_a.filter_loss == hist_b.filter_loss and hist_a.gnn_loss == hist_b.gnn_loss
+    for stage in ("embedding", "filter", "gnn"):
+        sa, sb = getattr(a, stage).state_dict(), getattr(b, stage).state_dict()
+        assert sa.keys() == sb.keys()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
