@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from sonic_exatrkx.checks import check_count
 from sonic_exatrkx.framework.algorithm import (
     Algorithm,
     AlgorithmContext,
@@ -105,13 +106,9 @@ class Sequencer:
         if skip < 0:
             raise ConfigurationError(f"Sequencer: skip must be >= 0, got {skip}")
         num_threads = num_threads or os.cpu_count() or 1
-        if num_threads < 1:
-            raise ConfigurationError(f"Sequencer: num_threads must be >= 1, got {num_threads}")
+        check_count(num_threads, "Sequencer: num_threads", error=ConfigurationError)
         max_in_flight = max_in_flight or num_threads
-        if max_in_flight < 1:
-            raise ConfigurationError(
-                f"Sequencer: max_in_flight must be >= 1, got {max_in_flight}"
-            )
+        check_count(max_in_flight, "Sequencer: max_in_flight", error=ConfigurationError)
         self.events = events
         self.skip = skip
         self.num_threads = num_threads

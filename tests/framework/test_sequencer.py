@@ -147,7 +147,7 @@ def test_output_identical_for_any_threads_and_in_flight(tmp_path, threads, in_fl
 def test_validated_configuration():
     with pytest.raises(ConfigurationError, match="skip must be >= 0"):
         Sequencer(skip=-1)
-    with pytest.raises(ConfigurationError, match="max_in_flight must be >= 1"):
+    with pytest.raises(ConfigurationError, match="max_in_flight must be an integer >= 1"):
         Sequencer(max_in_flight=-2)
     with pytest.raises(ConfigurationError, match="no reader is configured"):
         Sequencer(progress=False).run()
