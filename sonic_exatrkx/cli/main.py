@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sonic_exatrkx.cli.bench import bench_app
+from sonic_exatrkx.cli.merge import merge
 from sonic_exatrkx.cli.run import run
 from sonic_exatrkx.cli.serve import serve
 from sonic_exatrkx.cli.simulate import simulate
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run)
+app.command("merge")(merge)
 app.command("simulate")(simulate)
 app.command("serve")(serve)
 app.command("train")(train)

@@ -69,6 +69,10 @@ def run(
                              "memory (server on this node).")] = False,
     cores: Annotated[int | None, typer.Option(help="Cores to split between the job and the "
                      "server it starts (default: all); the split is printed.")] = None,
+    shard: Annotated[str | None, typer.Option(help="I/N: run block I (from 0) of N of the "
+                     "events; join the shards with `sonic-exatrkx merge`.")] = None,
+    start_over: Annotated[bool, typer.Option(help="Replace the outputs of another job in "
+                          "--output instead of refusing (the same job resumes).")] = False,
 ) -> None:
     """Find tracks: read space points, run ExaTrkX (in this process or on Triton), write
     tracks (CSV and ROOT) and, with truth, the tracking performance; print timing and
@@ -93,7 +97,8 @@ def run(
             threads=threads, in_flight=in_flight, cores=cores, performance=performance,
             on_bad_event="skip" if skip_bad_events else "fail",
             continue_on_error=continue_on_error, convert_only=convert_only,
-            root_layout=root_layout, csv_output=csv_output, finder=finder), say=typer.echo)
+            root_layout=root_layout, csv_output=csv_output, finder=finder, shard=shard,
+            start_over=start_over), say=typer.echo)
     except (FrameworkError, InputFormatError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from err

@@ -408,7 +408,8 @@ def save_models(
     return out
 
 
-def _read_config(model_dir: Path) -> PipelineConfig:
+def read_config(model_dir: Path) -> PipelineConfig:
+    """The pipeline config of a models folder (config.json, or YAML), without the models."""
     for name in (CONFIG_FILE, "config.yaml", "config.yml"):
         path = model_dir / name
         if path.is_file():
@@ -435,7 +436,7 @@ def load_models(
     d = Path(model_dir)
     if not d.is_dir():
         raise MissingModelFileError(f"model directory not found: {d}")
-    config = _read_config(d)
+    config = read_config(d)
     models = []
     for name in ("embedding", "filter", "gnn"):
         path = d / MODEL_FILES[name]

@@ -64,6 +64,11 @@ class EventCommits:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
 
+    def status(self, event: int) -> str:
+        """The committed status of ``event`` (reads only that entry)."""
+        with np.load(self.path(event), allow_pickle=False) as data:
+            return str(data["status"])
+
     def load(self, event: int) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
         """The status and the writers' states committed for ``event``."""
         states: dict[str, dict[str, np.ndarray]] = {}

@@ -208,10 +208,11 @@ class Sequencer:
     def event_numbers(self) -> list[int]:
         """The events this job processes: readers' common range, then skip/events, then
         the shard's block (:mod:`sonic_exatrkx.framework.shard`)."""
-        events = self._sliced_events()
+        events = self.sliced_events()
         return self.shard.select(events) if self.shard is not None else events
 
-    def _sliced_events(self) -> list[int]:
+    def sliced_events(self) -> list[int]:
+        """The whole job's events before sharding: readers' common range, skip/events."""
         if self.readers:
             common: list[int] | None = None
             for reader in self.readers:

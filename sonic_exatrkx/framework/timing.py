@@ -33,6 +33,17 @@ class TimingTable:
     def slowest(self) -> AlgorithmTiming | None:
         return max(self.rows.values(), key=lambda r: r.time_total_s, default=None)
 
+    def merge_csv(self, path: Path) -> None:
+        """Add the rows of another job's timing.csv (totals add; calls from per-event)."""
+        if not path.is_file():
+            return
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                total, per_event = float(row["time_total_s"]), float(row["time_perevent_s"])
+                item = self.rows.setdefault(row["identifier"], AlgorithmTiming(row["identifier"]))
+                item.time_total_s += total
+                item.calls += round(total / per_event) if per_event > 0 else 0
+
     def write_csv(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("w", newline="") as f:

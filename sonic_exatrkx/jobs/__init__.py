@@ -1,7 +1,10 @@
 """Job assembly above the algorithms: where a job's inference runs (the placement), the
-local Triton server a job starts when it has none (a framework service), and the
-reconstruction job of ``sonic-exatrkx run`` as one config value and one call."""
+local Triton server a job starts when it has none (a framework service), the
+reconstruction job of ``sonic-exatrkx run`` as one config value and one call (resumable,
+shardable), and the merge of shards."""
 
+from sonic_exatrkx.jobs.manifest import Manifest
+from sonic_exatrkx.jobs.merge import MergeResult, merge_outputs
 from sonic_exatrkx.jobs.reco import (
     Placement,
     RecoJob,
@@ -13,5 +16,6 @@ from sonic_exatrkx.jobs.reco import (
 )
 from sonic_exatrkx.jobs.triton_service import LocalTritonServer
 
-__all__ = ["LocalTritonServer", "Placement", "RecoJob", "RecoJobConfig", "RecoJobResult",
-           "build_reco_job", "place_inference", "run_reco_job"]
+__all__ = ["LocalTritonServer", "Manifest", "MergeResult", "Placement", "RecoJob",
+           "RecoJobConfig", "RecoJobResult", "build_reco_job", "merge_outputs",
+           "place_inference", "run_reco_job"]

@@ -6,24 +6,52 @@ loop, adds the local Triton server as a job service when the job needs one and h
 servers, and assembles the chain (reader -> track finding -> writers -> performance, or
 the conversion chain). :meth:`RecoJob.run` runs it and returns a :class:`RecoJobResult`
 that knows its summary lines.
+
+Reconstruction jobs are resumable: every event is committed in ``<output>/commits``
+(:mod:`sonic_exatrkx.framework.commits`) and the folder's ``manifest.json``
+(:mod:`.manifest`) records the job's settings. A job started again on the same folder
+with the same settings goes on after the last committed event and ends with the outputs
+of an uninterrupted run; with other settings it is refused unless told to start over,
+which removes what the job owns there. ``shard`` runs one of N blocks of the events
+(:mod:`sonic_exatrkx.framework.shard`); ``sonic-exatrkx merge`` joins the shards.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from algorithms.chains import add_conversion_chain, add_reco_chain
+from algorithms.chains import add_conversion_chain, add_reco_chain, csv_has_truth
 from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from algorithms.performance import TrackFindingPerformance
-from sonic_exatrkx.framework import ConfigurationError, RunSummary, Sequencer
+from sonic_exatrkx.exatrkx.pipeline import read_config
+from sonic_exatrkx.framework import (
+    ConfigurationError,
+    EventCommits,
+    RunSummary,
+    Sequencer,
+    Shard,
+)
+from sonic_exatrkx.jobs.manifest import (
+    CHECKSUMMED,
+    COMMITS,
+    Manifest,
+    models_checksum,
+    output_checksums,
+    settings_difference,
+)
 from sonic_exatrkx.jobs.triton_service import LocalTritonServer
 from sonic_exatrkx.paths import sample_events_dir
 from sonic_exatrkx.sonic import ThreadBudget, split_cores
 
 ON_BAD_EVENT = ("fail", "skip")
+#: What a reconstruction job writes in its output folder (``start_over`` removes these).
+OWNED = ("tracks", "tracks.root", "performance.json", "performance.txt", "edge_scores.png",
+         "efficiency_vs_pt.png", "efficiency_vs_eta.png", "timing.csv", "failed_events.csv",
+         COMMITS, "manifest.json")
 
 
 @dataclass(frozen=True)
@@ -34,7 +62,9 @@ class RecoJobConfig:
     starts). ``cores``: what a job that starts its own server splits between itself and
     the server (None: all). ``performance`` None: when the input has truth.
     ``convert_only``: no track finding, write the space points as ROOT (``root_layout``,
-    and CSV with ``csv_output``). ``finder``: the track finding (where and how)."""
+    and CSV with ``csv_output``). ``finder``: the track finding (where and how).
+    ``shard``: run only this block of the events. ``start_over``: replace the outputs of
+    another job in ``output`` instead of refusing them (or resuming the same job)."""
 
     input: Path | None = None
     input_format: str = "csv"
@@ -51,12 +81,41 @@ class RecoJobConfig:
     root_layout: str = "flat"
     csv_output: bool = False
     finder: TrackFindingConfig = field(default_factory=TrackFindingConfig)
+    shard: Shard | None = None
+    start_over: bool = False
 
     def __post_init__(self) -> None:
         if self.on_bad_event not in ON_BAD_EVENT:
             raise ConfigurationError(f"on_bad_event must be one of {ON_BAD_EVENT}, got "
                                      f"{self.on_bad_event!r}")
         object.__setattr__(self, "output", Path(self.output))
+        if isinstance(self.shard, str):
+            object.__setattr__(self, "shard", Shard.parse(self.shard))
+
+    @property
+    def input_path(self) -> Path:
+        return Path(self.input) if self.input is not None else sample_events_dir()
+
+    def resolved_performance(self) -> bool:
+        """Whether the job measures the performance (``None``: when the input has truth)."""
+        if self.performance is not None:
+            return self.performance
+        return self.input_format == "csv" and csv_has_truth(self.input_path)
+
+    def settings(self) -> dict[str, object]:
+        """The settings that decide the outputs: equal for every shard of one job and for
+        a job and its restart (the manifest keeps them)."""
+        finder = self.finder
+        performance = self.resolved_performance()
+        return {
+            "input": str(self.input_path.resolve()), "input_format": self.input_format,
+            "events": self.events, "skip": self.skip, "on_bad_event": self.on_bad_event,
+            "performance": performance, "models": models_checksum(finder.model_dir),
+            "inference": finder.inference,
+            "service_option": finder.service_option.name if finder.remote else None,
+            "edge_performance": performance and not finder.remote,
+            "gnn_cut": read_config(finder.model_dir).gnn.cut,
+        }
 
 
 @dataclass(frozen=True)
@@ -98,11 +157,31 @@ class RecoJob:
     config: RecoJobConfig
     sequencer: Sequencer
     placement: Placement
+    settings: dict[str, object]
     finder: ExaTrkXTrackFinding | None = None
     performance: TrackFindingPerformance | None = None
 
     def run(self) -> RecoJobResult:
-        return RecoJobResult(self, self.sequencer.run())
+        """Run the job (resuming its committed events) and finish its manifest."""
+        seq, cfg = self.sequencer, self.config
+        if seq.commits is None:
+            return RecoJobResult(self, seq.run())
+        manifest = Manifest(settings=self.settings, events=seq.sliced_events(),
+                            planned=seq.event_numbers(),
+                            shard=str(cfg.shard) if cfg.shard else None)
+        manifest.write(cfg.output)
+        summary = seq.run()
+        committed = seq.commits.events()
+        statuses = {e: seq.commits.status(e) for e in committed}
+        manifest.done = [e for e, s in statuses.items() if s == "done"]
+        manifest.skipped = [e for e, s in statuses.items() if s != "done"]
+        manifest.failed = sorted(f.event for f in summary.failed)
+        manifest.outputs = output_checksums(cfg.output, list(CHECKSUMMED))
+        if self.finder is not None:
+            manifest.client_stats = [s.counts() for s in self.finder.stats if s.requests]
+        manifest.complete = True
+        manifest.write(cfg.output)
+        return RecoJobResult(self, summary)
 
 
 @dataclass
@@ -127,8 +206,34 @@ class RecoJobResult:
         return lines
 
 
+def claim_output(cfg: RecoJobConfig, settings: dict[str, object]) -> None:
+    """Resume the same job in ``cfg.output``, refuse another job's outputs there, or
+    remove them with ``start_over``."""
+    out = cfg.output
+    if Manifest.exists(out) and not cfg.start_over:
+        before = Manifest.read(out)
+        diff = settings_difference(before.settings, settings)
+        if before.shard != (str(cfg.shard) if cfg.shard else None):
+            diff.append(f"shard: {before.shard} -> {cfg.shard}")
+        if diff:
+            raise ConfigurationError(
+                f"{out} holds the outputs of a job with other settings ({'; '.join(diff)}): "
+                "give another output folder, or start over (--start-over) to replace them")
+        return
+    if cfg.start_over:
+        for name in OWNED:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
 def build_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> RecoJob:
     """The Sequencer with the job's services and chain (nothing runs yet)."""
+    settings = {} if cfg.convert_only else cfg.settings()
+    if not cfg.convert_only:
+        claim_output(cfg, settings)
     where = place_inference(cfg, say)
     threads, in_flight = cfg.threads, cfg.in_flight
     if where.budget is not None:
@@ -136,11 +241,12 @@ def build_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> Re
         in_flight = in_flight or where.budget.in_flight
     seq = Sequencer(events=cfg.events, skip=cfg.skip, num_threads=threads,
                     max_in_flight=in_flight, output_dir=cfg.output,
-                    continue_on_error=cfg.continue_on_error)
+                    continue_on_error=cfg.continue_on_error, shard=cfg.shard,
+                    commits=None if cfg.convert_only else EventCommits(cfg.output / COMMITS))
     if where.server is not None:
         seq.add_service(where.server)
-    input_path = cfg.input if cfg.input is not None else sample_events_dir()
-    job = RecoJob(cfg, seq, where)
+    input_path = cfg.input_path
+    job = RecoJob(cfg, seq, where, settings)
     if cfg.convert_only:
         add_conversion_chain(seq, input_path, cfg.output, input_format=cfg.input_format,
                              root_layout=cfg.root_layout, csv_output=cfg.csv_output,
@@ -148,7 +254,7 @@ def build_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> Re
         return job
     job.finder, job.performance = add_reco_chain(
         seq, input_path, cfg.output, where.finder, input_format=cfg.input_format,
-        performance=cfg.performance, on_bad_event=cfg.on_bad_event)
+        performance=bool(settings["performance"]), on_bad_event=cfg.on_bad_event)
     return job
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: The counters of :class:`ClientStats` (Prometheus counters, summed over jobs).
+COUNTERS = ("requests", "retries", "failovers", "fallbacks", "failures", "bytes_sent",
+            "bytes_received", "bytes_shm")
 
 
 @dataclass
@@ -51,6 +55,22 @@ class ClientStats:
             return {f"p{q:g}": float("nan") for q in qs}
         return {f"p{q:g}": float(1e3 * np.percentile(lat, q)) for q in qs}
 
+    def counts(self) -> dict[str, object]:
+        """The counters and latencies as plain values (a job's manifest; merges sum them)."""
+        with self._lock:
+            latencies = list(self.latencies_s)
+        return {"name": self.name, **{k: getattr(self, k) for k in COUNTERS},
+                "latencies_s": latencies}
+
+    @classmethod
+    def summed(cls, name: str, items: Iterable[Mapping[str, Any]]) -> ClientStats:
+        """One client's statistics over several jobs (shards, chunks) from :meth:`counts`."""
+        total = cls(name)
+        for item in items:
+            total.add(**{k: int(item.get(k, 0)) for k in COUNTERS})
+            total.latencies_s.extend(float(x) for x in item.get("latencies_s", []))
+        return total
+
     def line(self) -> str:
         """One summary line: counts, latency percentiles, bytes sent."""
         p = self.percentiles_ms()
@@ -66,8 +86,7 @@ class ClientStats:
         """These statistics in the Prometheus text exposition format."""
         label = f'{{client="{_escape(self.name)}"}}'
         lines = []
-        for key in ("requests", "retries", "failovers", "fallbacks", "failures",
-                    "bytes_sent", "bytes_received", "bytes_shm"):
+        for key in COUNTERS:
             metric = f"sonic_client_{key}_total"
             lines += [f"# TYPE {metric} counter", f"{metric}{label} {getattr(self, key)}"]
         with self._lock:
