@@ -219,6 +219,9 @@ def claim_output(cfg: RecoJobConfig, settings: dict[str, object]) -> None:
             raise ConfigurationError(
                 f"{out} holds the outputs of a job with other settings ({'; '.join(diff)}): "
                 "give another output folder, or start over (--start-over) to replace them")
+        for folder in (out, out / "tracks", out / COMMITS):  # a killed run's partial files
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink()
         return
     if cfg.start_over:
         for name in OWNED:

@@ -1,0 +1,32 @@
+"""Compare two job output folders as a user would: the same files, byte for byte, except
+what cannot be (ROOT files carry a creation time and UUID: compared by content; timing,
+plots and the bookkeeping of commits and manifest differ run to run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import uproot
+
+NOT_COMPARED = ("commits", "manifest.json", "timing.csv", "failed_events.csv")
+
+
+def output_files(folder: Path) -> list[Path]:
+    return sorted(p.relative_to(folder) for p in folder.rglob("*")
+                  if p.is_file() and p.relative_to(folder).parts[0] not in NOT_COMPARED)
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    assert output_files(a) == output_files(b)
+    for rel in output_files(a):
+        if rel.suffix == ".png":
+            continue
+        if rel.suffix == ".root":
+            ta, tb = uproot.open(a / rel)["tracks"], uproot.open(b / rel)["tracks"]
+            assert ta.num_entries == tb.num_entries and ta.keys() == tb.keys()
+            for branch in ta.keys():
+                assert ak.all(ak.ravel(ta[branch].array()) == ak.ravel(tb[branch].array())), \
+                    f"{rel}:{branch}"
+            continue
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
