@@ -10,6 +10,8 @@ import typer
 from sonic_exatrkx.framework import FrameworkError
 from sonic_exatrkx.io.errors import InputFormatError
 
+EXECUTORS = ("local", "dask")
+
 
 def run(
     input: Annotated[
@@ -73,17 +75,24 @@ def run(
                      "events; join the shards with `sonic-exatrkx merge`.")] = None,
     start_over: Annotated[bool, typer.Option(help="Replace the outputs of another job in "
                           "--output instead of refusing (the same job resumes).")] = False,
+    executor: Annotated[str, typer.Option(help="local (this process) or dask (chunks of "
+                        "events as Dask tasks, then one merge).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (default: "
+                         "a LocalCluster of --workers processes).")] = None,
+    workers: Annotated[int, typer.Option(help="LocalCluster worker processes.")] = 2,
+    chunk_size: Annotated[int, typer.Option(help="Events per Dask task.")] = 16,
 ) -> None:
     """Find tracks: read space points, run ExaTrkX (in this process or on Triton), write
     tracks (CSV and ROOT) and, with truth, the tracking performance; print timing and
     physics summaries."""
     from algorithms.exatrkx_track_finding import INFERENCE, TrackFindingConfig
     from sonic_exatrkx.jobs import RecoJobConfig, run_reco_job
+    from sonic_exatrkx.jobs.dask_executor import DaskConfig, run_dask_job
     from sonic_exatrkx.sonic import RetryPolicy, TritonOptions
 
-    if inference not in INFERENCE:
-        typer.echo(f"error: --inference must be one of {', '.join(INFERENCE)}, got "
-                   f"{inference!r}", err=True)
+    if inference not in INFERENCE or executor not in EXECUTORS:
+        typer.echo(f"error: --inference must be one of {', '.join(INFERENCE)} and --executor "
+                   f"one of {', '.join(EXECUTORS)}, got {inference!r} / {executor!r}", err=True)
         raise typer.Exit(code=2)
     try:
         finder = TrackFindingConfig(
@@ -92,13 +101,18 @@ def run(
             service_option=service_option, mode=mode, triton=TritonOptions(
                 protocol=protocol, timeout_s=timeout, fallback_local=fallback_local,
                 shared_memory=shared_memory, retry=RetryPolicy(allowed_tries=allowed_tries)))
-        result = run_reco_job(RecoJobConfig(
+        job = RecoJobConfig(
             input=input, input_format=input_format, output=output, events=events, skip=skip,
             threads=threads, in_flight=in_flight, cores=cores, performance=performance,
             on_bad_event="skip" if skip_bad_events else "fail",
             continue_on_error=continue_on_error, convert_only=convert_only,
             root_layout=root_layout, csv_output=csv_output, finder=finder, shard=shard,
-            start_over=start_over), say=typer.echo)
+            start_over=start_over)
+        if executor == "dask":
+            result = run_dask_job(job, DaskConfig(scheduler, workers, chunk_size),
+                                  say=typer.echo)
+        else:
+            result = run_reco_job(job, say=typer.echo)
     except (FrameworkError, InputFormatError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from err

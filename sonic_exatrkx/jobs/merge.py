@@ -93,8 +93,10 @@ def check_shards(folders: Sequence[Path]) -> tuple[list[Manifest], dict[int, Pat
 
 
 def merge_outputs(folders: Sequence[str | Path], output: str | Path, *,
-                  say: Callable[[str], None] = print) -> MergeResult:
-    """Merge shard folders into ``output`` (see the module docstring)."""
+                  say: Callable[[str], None] = print, replace: bool = False) -> MergeResult:
+    """Merge shard folders into ``output`` (see the module docstring). ``replace``: an
+    earlier merge's outputs in ``output`` are replaced (a Dask job merging its chunks
+    again), else such a folder is refused."""
     inputs = [Path(f) for f in folders]
     out = Path(output)
     if not inputs:
@@ -103,9 +105,17 @@ def merge_outputs(folders: Sequence[str | Path], output: str | Path, *,
         raise ConfigurationError("merge: a folder is given twice")
     if any(out.resolve() == f.resolve() for f in inputs):
         raise ConfigurationError(f"merge: the output {out} is one of the inputs")
-    if Manifest.exists(out) or (out / "tracks").exists():
-        raise ConfigurationError(f"merge: {out} already holds job outputs; give a new folder")
     manifests, owner = check_shards(inputs)
+    owned = [out / "tracks", out / COMMITS, out / "manifest.json"]
+    if any(p.exists() for p in owned):
+        if not replace:
+            raise ConfigurationError(f"merge: {out} already holds job outputs; give a new "
+                                     "folder")
+        for path in owned:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
     settings = manifests[0].settings
     out.mkdir(parents=True, exist_ok=True)
     writers: list[Writer] = [RootTrackWriter(out / "tracks.root")]

@@ -64,7 +64,8 @@ class RecoJobConfig:
     ``convert_only``: no track finding, write the space points as ROOT (``root_layout``,
     and CSV with ``csv_output``). ``finder``: the track finding (where and how).
     ``shard``: run only this block of the events. ``start_over``: replace the outputs of
-    another job in ``output`` instead of refusing them (or resuming the same job)."""
+    another job in ``output`` instead of refusing them (or resuming the same job).
+    ``plots``: the performance plots (a Dask chunk leaves them to the merge)."""
 
     input: Path | None = None
     input_format: str = "csv"
@@ -83,6 +84,7 @@ class RecoJobConfig:
     finder: TrackFindingConfig = field(default_factory=TrackFindingConfig)
     shard: Shard | None = None
     start_over: bool = False
+    plots: bool = True
 
     def __post_init__(self) -> None:
         if self.on_bad_event not in ON_BAD_EVENT:
@@ -257,7 +259,8 @@ def build_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> Re
         return job
     job.finder, job.performance = add_reco_chain(
         seq, input_path, cfg.output, where.finder, input_format=cfg.input_format,
-        performance=bool(settings["performance"]), on_bad_event=cfg.on_bad_event)
+        performance=bool(settings["performance"]), plots=cfg.plots,
+        on_bad_event=cfg.on_bad_event)
     return job
 
 
