@@ -119,6 +119,10 @@ class InferenceClient:
         """Server-side timing (queue, compute) of this job's requests, where known."""
         return []
 
+    def per_server_stats(self) -> list[ClientStats]:
+        """Requests per server of a pool (remote clients), for the job summary."""
+        return []
+
     def healthy(self) -> bool:
         """Whether this client can serve now (for ``inference="auto"``)."""
         return True

@@ -52,6 +52,22 @@ def is_timeout(exc: BaseException) -> bool:
     return status in _TIMEOUT_STATUS or isinstance(exc, TimeoutError)
 
 
+#: What a server says when it does not serve the model (another server of a pool may).
+_ELSEWHERE_STATUS = {"StatusCode.NOT_FOUND"}
+_ELSEWHERE_TEXT = ("unknown model", "is not found", "no ready model")
+
+
+def is_elsewhere(exc: BaseException) -> bool:
+    """Whether ``exc`` says "not this server": the model is not there (unknown, or not
+    loaded), so the request may succeed on another server of the pool, never here."""
+    if isinstance(exc, UnknownModelError):
+        return True
+    if isinstance(exc, SonicError):
+        return False
+    text = describe(exc).lower()
+    return _status(exc) in _ELSEWHERE_STATUS or any(t in text for t in _ELSEWHERE_TEXT)
+
+
 def is_recoverable(exc: BaseException) -> bool:
     """Whether a failed request may succeed when sent again (or to another server).
 

@@ -21,6 +21,7 @@ from sonic_exatrkx.sonic.retry import RetryPolicy
 
 PROTOCOLS = ("grpc", "http")
 COMPRESSION = (None, "gzip", "deflate")
+BALANCE = ("least-outstanding", "failover")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class TritonOptions:
     (a server on this node; others get the network, logged once). ``model_version``:
     "" for the server's latest. ``http_concurrency``: HTTP connections (threads) per model.
     ``health_timeout_s``: deadline of health, metadata and statistics calls.
+    ``balance``: ``least-outstanding`` sends each request to the server with the fewest
+    requests in flight from this client (a slow or loaded server gets fewer), the others
+    in list order as failover; ``failover`` always prefers the first server that is up.
+    ``probe_interval_s``: how often the servers' readiness is probed, to mark a server down
+    before requests fail there and back up as soon as it is ready again (0: no probing;
+    a failed server is then tried again after ``retry.down_s``).
     """
 
     protocol: str = "grpc"
@@ -49,8 +56,17 @@ class TritonOptions:
     model_version: str = ""
     http_concurrency: int = 4
     health_timeout_s: float = 5.0
+    balance: str = "least-outstanding"
+    probe_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.balance not in BALANCE:
+            raise ConfigurationError(f"balance must be one of {BALANCE}, got "
+                                     f"{self.balance!r}")
+        if isinstance(self.probe_interval_s, bool) or not isinstance(
+                self.probe_interval_s, int | float) or self.probe_interval_s < 0:
+            raise ConfigurationError(f"probe_interval_s must be a number >= 0, got "
+                                     f"{self.probe_interval_s!r}")
         if self.protocol not in PROTOCOLS:
             raise ConfigurationError(f"protocol must be one of {PROTOCOLS}, got "
                                      f"{self.protocol!r}")

@@ -197,6 +197,9 @@ class SonicProducer(ExternalWorkAlgorithm):
         """Lines for the job summary: one per client, Triton's timing per model and
         server, and the trace summary."""
         lines = [s.line() for s in self.stats if s.requests]
+        per_server = self.client.per_server_stats() if self.client is not None else []
+        if len({s.name.rsplit(" on ", 1)[-1] for s in per_server}) > 1:  # a pool
+            lines += [s.line() for s in per_server if s.requests]
         lines += [t.line() for t in self.server_timings()]
         lines += self.trace_summary()
         return "\n".join(lines)

@@ -7,7 +7,9 @@ request to the local fallback, or fail it. Recoverable failures (connection lost
 unavailable, and timeouts unless ``on_timeout="fail"``) are retried ``allowed_tries``
 times per server; a server that used up its tries is skipped by later requests for
 ``down_s`` seconds. Anything else (invalid arguments, an error raised in the model, a
-wrong output) fails at once: trying again would give the same answer.
+wrong output) fails at once: trying again would give the same answer. A server that
+does not serve the model ("unknown model": a pool member with another repository, or a
+load balancer refusing it) sends the request to the next server without retrying there.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import enum
 from dataclasses import dataclass
 
 from sonic_exatrkx.framework import ConfigurationError
-from sonic_exatrkx.sonic.errors import check_count, is_recoverable, is_timeout
+from sonic_exatrkx.sonic.errors import check_count, is_elsewhere, is_recoverable, is_timeout
 
 ON_TIMEOUT = ("retry", "fail")
 
@@ -77,6 +79,12 @@ class RetryPolicy:
         servers after it and a local fallback or not."""
         if is_timeout(error) and self.on_timeout == "fail":
             return Decision(Action.FAIL, why=Why.TIMEOUT)
+        if is_elsewhere(error):  # this server does not serve the model: no retry here
+            if servers_left > 0:
+                return Decision(Action.NEXT_SERVER, server_down=True)
+            if fallback:
+                return Decision(Action.FALLBACK, server_down=True)
+            return Decision(Action.FAIL, why=Why.NOT_RECOVERABLE)
         if not is_recoverable(error):
             return Decision(Action.FAIL, why=Why.NOT_RECOVERABLE)
         if tries < self.allowed_tries:

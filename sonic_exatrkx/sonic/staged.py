@@ -52,6 +52,9 @@ class StagedClient(InferenceClient):
     def server_stats(self) -> list[ServerTiming]:
         return [t for stage in self.stages for t in stage.server_stats()]
 
+    def per_server_stats(self) -> list[ClientStats]:
+        return [s for stage in self.stages for s in stage.per_server_stats()]
+
     def healthy(self) -> bool:
         return all(stage.healthy() for stage in self.stages)
 

@@ -93,6 +93,7 @@ class _Request:
     wire: Any = None  # the tritonclient InferInput list, built once per protocol
     slots: Slots | None = None  # shared memory holding the inputs (and known outputs)
     via_shm: bool = False  # how the current try was sent
+    sent_at: float = 0.0  # when the current try was sent
 
 
 class TritonClient(InferenceClient):
@@ -131,6 +132,11 @@ class TritonClient(InferenceClient):
         self._lock = threading.Lock()
         self._logged: set[str] = set()
         self._counters_at_start: dict[str, Counters] = {}
+        #: Tries in flight per server (least-outstanding balancing) and per-server stats.
+        self._outstanding = dict.fromkeys(self.servers, 0)
+        self.server_requests = {u: ClientStats(f"{self.name} on {u}") for u in self.servers}
+        self._prober: threading.Thread | None = None
+        self._stop_probing = threading.Event()
         self._shm = SharedMemoryRequests(
             self.name, self._shm_register, self._shm_unregister,
             lambda key, msg: self._log_once(key, logging.WARNING, "%s", msg)
@@ -270,8 +276,13 @@ class TritonClient(InferenceClient):
         outputs; servers that do not answer are marked down (an error if none answers
         and there is no fallback)."""
         problems = {}
+        unknown: list[UnknownModelError] = []
         for url in self.servers:
-            why = self._probe(url)
+            try:
+                why = self._probe(url)
+            except UnknownModelError as exc:  # a pool member without the model: skip it
+                unknown.append(exc)
+                why = str(exc)
             if why is not None:
                 problems[url] = why
                 self._down_until[url] = time.monotonic() + self.retry.down_s
@@ -283,6 +294,8 @@ class TritonClient(InferenceClient):
                     self._shm.check_server(url)
         if len(problems) == len(self.servers):
             detail = "; ".join(f"{u}: {w}" for u, w in problems.items())
+            if len(unknown) == len(self.servers):
+                raise unknown[0]
             if self.fallback is None:
                 raise ServerUnavailableError(
                     f"{self.name}: no Triton server answers ({self.protocol}) - {detail}. "
@@ -294,6 +307,44 @@ class TritonClient(InferenceClient):
                         ", ".join(problems))
         if self.fallback is not None:
             self.fallback.check()
+        self._start_probing()
+
+    # -- health probes -----------------------------------------------------------------
+    def _start_probing(self) -> None:
+        interval = self.options.probe_interval_s
+        if interval <= 0 or self._prober is not None:
+            return
+        self._stop_probing.clear()
+        self._prober = threading.Thread(target=self._probe_loop, args=(interval,),
+                                        daemon=True, name=f"probe-{self.model}")
+        self._prober.start()
+
+    def _probe_loop(self, interval: float) -> None:
+        """Every ``interval`` s: a server that is not ready (or no longer serves the
+        model) is marked down before requests fail there; a down server that is ready
+        again is back at once, without waiting for ``retry.down_s``."""
+        while not self._stop_probing.wait(interval):
+            for url in self.servers:
+                try:
+                    why = self._probe(url)
+                except Exception as exc:  # noqa: BLE001 - unknown model, metadata call failed
+                    why = describe(exc)
+                now = time.monotonic()
+                with self._lock:
+                    down = self._down_until.get(url, 0.0) > now
+                    if why is None and down:
+                        del self._down_until[url]
+                    elif why is not None and not down:
+                        self._down_until[url] = now + self.retry.down_s
+                if why is None and down:
+                    log.warning("%s: server %s is ready again; sending it requests",
+                                self.name, url)
+                    with self._lock:
+                        self._logged.discard(f"down:{url}")
+                elif why is not None and not down:
+                    self._log_once(f"down:{url}", logging.WARNING,
+                                   "%s: server %s is not ready (%s); skipping it",
+                                   self.name, url, why)
 
     # -- server-side statistics --------------------------------------------------------
     def _server_counters(self, url: str) -> Counters | None:
@@ -334,9 +385,13 @@ class TritonClient(InferenceClient):
         return req.future
 
     def _order(self) -> list[str]:
+        """The servers this request tries, in order: those up, the least loaded first
+        (``balance="least-outstanding"``; ties in list order), then the rest."""
         now = time.monotonic()
         with self._lock:
             up = [u for u in self.servers if self._down_until.get(u, 0.0) <= now]
+            if self.options.balance == "least-outstanding":
+                up.sort(key=lambda u: self._outstanding[u])  # stable: list order on ties
         if up or self.fallback is not None:
             return up
         return list(self.servers)
@@ -372,6 +427,10 @@ class TritonClient(InferenceClient):
         url = req.order[req.pos]
         req.tries += 1
         opts = self.options
+        with self._lock:
+            self._outstanding[url] += 1
+        self.server_requests[url].add(requests=1)
+        req.sent_at = time.perf_counter()
         try:
             req.via_shm = self._shm is not None and self._shm.use(req.slots, url)
             if req.via_shm:
@@ -383,6 +442,7 @@ class TritonClient(InferenceClient):
             else:
                 wire, outs, nbytes = self._wire(req)
             self.stats.add(bytes_sent=nbytes)
+            self.server_requests[url].add(bytes_sent=nbytes)
             if self.protocol == "grpc":
                 self._connection(url).async_infer(
                     self.model, wire, callback=lambda result, error: self._done(
@@ -414,6 +474,12 @@ class TritonClient(InferenceClient):
     def _done(self, req: _Request, url: str, result: Any, error: BaseException | None
               ) -> None:
         """Completion of one try (tritonclient's thread): finish, retry or fail over."""
+        with self._lock:
+            self._outstanding[url] -= 1
+        if error is None:
+            self.server_requests[url].record_latency(time.perf_counter() - req.sent_at)
+        else:
+            self.server_requests[url].add(failures=1)
         try:
             if error is None:
                 self._finish(req, result)
@@ -438,8 +504,9 @@ class TritonClient(InferenceClient):
             if arr is not None:
                 raw[key] = np.array(arr)  # own the memory (the response buffer is freed)
         outputs = self._check(req.inputs, raw)  # OutputCheckError: failed in _done
-        self.stats.add(bytes_received=sum(
-            a.nbytes for k, a in outputs.items() if k not in shm_outputs))
+        received = sum(a.nbytes for k, a in outputs.items() if k not in shm_outputs)
+        self.stats.add(bytes_received=received)
+        self.server_requests[req.order[req.pos]].add(bytes_received=received)
         self.stats.record_latency(time.perf_counter() - req.start)
         req.future.set_result(outputs)
 
@@ -500,7 +567,15 @@ class TritonClient(InferenceClient):
     def all_stats(self) -> list[ClientStats]:
         return [self.stats, *(self.fallback.all_stats() if self.fallback else [])]
 
+    def per_server_stats(self) -> list[ClientStats]:
+        """Tries sent to each server, failed tries and the latency of answered ones."""
+        return list(self.server_requests.values())
+
     def close(self) -> None:
+        self._stop_probing.set()
+        if self._prober is not None:
+            self._prober.join(timeout=self.options.health_timeout_s + 1)
+            self._prober = None
         if self._shm is not None:  # before the connections: unregistering uses them
             self._shm.close()
         with self._lock:  # connections reopen on next use
