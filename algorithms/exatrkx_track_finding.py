@@ -69,7 +69,9 @@ class TrackFindingConfig:
     (:class:`ServiceOption`). ``triton``: the transport (:class:`TritonOptions`).
     ``mode``: sync | pseudo-async | async (None: async for a server, sync in-process).
     ``local_threads``: the pool running local work in async modes; ``helper_threads``:
-    pseudo-async waiters. ``metrics_file``: Prometheus textfile of client statistics;
+    pseudo-async waiters. ``metrics_file``: Prometheus textfile of client statistics,
+    written at the end; ``metrics_port``: serve them on 127.0.0.1 during the job (0: a
+    free port, logged);
     ``trace_file``: per-event CSV of preparation, round trip and produce times.
     ``output_intermediates``: also store the full :class:`PipelineResult` (in-process
     inference only: the served models return labels).
@@ -89,6 +91,7 @@ class TrackFindingConfig:
     local_threads: int = 1
     helper_threads: int = 4
     metrics_file: Path | None = None
+    metrics_port: int | None = None
     trace_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -142,7 +145,7 @@ class ExaTrkXTrackFinding(SonicProducer):
                                      f"TrackFindingConfig, got {type(cfg).__name__}")
         super().__init__(mode=cfg.mode, helper_threads=cfg.helper_threads,
                          metrics_file=cfg.metrics_file, trace_file=cfg.trace_file,
-                         name=name, level=level)
+                         metrics_port=cfg.metrics_port, name=name, level=level)
         self.config = cfg
         if cfg.remote and cfg.servers == ():  # a job may fill them in (its own server)
             raise ConfigurationError(f"{self.name}: inference={cfg.inference!r} needs "

@@ -71,6 +71,10 @@ def run(
                              "memory (server on this node).")] = False,
     cores: Annotated[int | None, typer.Option(help="Cores to split between the job and the "
                      "server it starts (default: all); the split is printed.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve client metrics "
+                            "(Prometheus) on 127.0.0.1:PORT during the job.")] = None,
+    metrics_file: Annotated[Path | None, typer.Option(help="Write client metrics as a "
+                            "Prometheus textfile at the end (batch jobs).")] = None,
     shard: Annotated[str | None, typer.Option(help="I/N: run block I (from 0) of N of the "
                      "events; join the shards with `sonic-exatrkx merge`.")] = None,
     start_over: Annotated[bool, typer.Option(help="Replace the outputs of another job in "
@@ -98,7 +102,8 @@ def run(
         finder = TrackFindingConfig(
             models=models, pipeline_threads=pipeline_threads,
             inference="local" if convert_only else inference, servers=tuple(server or ()),
-            service_option=service_option, mode=mode, triton=TritonOptions(
+            service_option=service_option, mode=mode, metrics_port=metrics_port,
+            metrics_file=metrics_file, triton=TritonOptions(
                 protocol=protocol, timeout_s=timeout, fallback_local=fallback_local,
                 shared_memory=shared_memory, retry=RetryPolicy(allowed_tries=allowed_tries)))
         job = RecoJobConfig(

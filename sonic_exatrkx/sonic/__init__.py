@@ -31,12 +31,13 @@ from sonic_exatrkx.sonic.exatrkx_service import (
     local_client,
     stage_specs,
 )
+from sonic_exatrkx.sonic.metrics import MetricsServer, write_metrics, write_prometheus
 from sonic_exatrkx.sonic.options import TritonOptions
 from sonic_exatrkx.sonic.producer import MODES, SonicProducer
 from sonic_exatrkx.sonic.retry import RetryPolicy
 from sonic_exatrkx.sonic.service_option import SERVICE_OPTIONS, ServiceOption
 from sonic_exatrkx.sonic.staged import StagedClient
-from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming, write_prometheus
+from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming
 from sonic_exatrkx.sonic.triton import TritonClient, parse_servers
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "ClientStats",
     "InferenceClient",
     "InferenceError",
+    "MetricsServer",
     "LocalClient",
     "OutputCheckError",
     "RequestTimeoutError",
@@ -70,5 +72,6 @@ __all__ = [
     "parse_servers",
     "split_cores",
     "stage_specs",
+    "write_metrics",
     "write_prometheus",
 ]

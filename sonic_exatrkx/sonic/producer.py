@@ -42,7 +42,8 @@ from sonic_exatrkx.framework import (
 )
 from sonic_exatrkx.sonic.client import InferenceClient, Tensors, completed
 from sonic_exatrkx.sonic.errors import check_count
-from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming, write_prometheus
+from sonic_exatrkx.sonic.metrics import MetricsServer, write_metrics
+from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming
 
 MODES = ("sync", "pseudo-async", "async")
 
@@ -53,6 +54,7 @@ class SonicProducer(ExternalWorkAlgorithm):
     def __init__(self, *, mode: str | None = None, helper_threads: int = 4,
                  metrics_file: str | os.PathLike[str] | None = None,
                  trace_file: str | os.PathLike[str] | None = None,
+                 metrics_port: int | None = None,
                  name: str | None = None, level: int | str | None = None) -> None:
         super().__init__(name=name, level=level)
         if mode is not None and mode not in MODES:
@@ -64,6 +66,8 @@ class SonicProducer(ExternalWorkAlgorithm):
         self.helper_threads = helper_threads
         self.metrics_file = Path(metrics_file) if metrics_file is not None else None
         self.trace_file = Path(trace_file) if trace_file is not None else None
+        self.metrics_port = metrics_port
+        self.metrics_server: MetricsServer | None = None
         self.client: InferenceClient | None = None
         self._helpers: ThreadPoolExecutor | None = None
         #: Per event: (event, prep_s, round_trip_s, produce_s), in completion order.
@@ -148,6 +152,9 @@ class SonicProducer(ExternalWorkAlgorithm):
                                                thread_name_prefix=f"{self.name}-helper")
         self._server_timings = None
         client.check()
+        if self.metrics_port is not None and self.metrics_server is None:
+            self.metrics_server = MetricsServer(self.metrics_port, self.metrics_source)
+            self.logger.info("%s: client metrics at %s", self.name, self.metrics_server.url)
 
     @property
     def stats(self) -> list[ClientStats]:
@@ -198,13 +205,22 @@ class SonicProducer(ExternalWorkAlgorithm):
         server, and the trace summary."""
         lines = [s.line() for s in self.stats if s.requests]
         per_server = self.client.per_server_stats() if self.client is not None else []
-        if len({s.name.rsplit(" on ", 1)[-1] for s in per_server}) > 1:  # a pool
+        if len({s.server for s in per_server}) > 1:  # a pool
             lines += [s.line() for s in per_server if s.requests]
         lines += [t.line() for t in self.server_timings()]
         lines += self.trace_summary()
         return "\n".join(lines)
 
+    def metrics_source(self) -> tuple[list[ClientStats], list[ClientStats]]:
+        """What the metrics are read from: the clients' totals and their per-server
+        statistics (:mod:`.metrics`)."""
+        client = self.client
+        return self.stats, client.per_server_stats() if client is not None else []
+
     def _close(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
         if self._helpers is not None:
             self._helpers.shutdown(wait=True)
             self._helpers = None
@@ -217,7 +233,7 @@ class SonicProducer(ExternalWorkAlgorithm):
         for line in self.stats_summary().splitlines():
             self.logger.info("%s", line)
         if self.metrics_file is not None:
-            write_prometheus(self.metrics_file, self.stats)
+            write_metrics(self.metrics_file, self.metrics_source)
         if self.trace_file is not None:
             self.write_traces(self.trace_file)
         self._close()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +26,7 @@ class ClientStats:
     """
 
     name: str
+    server: str = ""  # set for the statistics of one server of a pool
     requests: int = 0
     retries: int = 0
     failovers: int = 0
@@ -36,6 +35,7 @@ class ClientStats:
     bytes_sent: int = 0
     bytes_received: int = 0
     bytes_shm: int = 0
+    in_flight: int = 0  # tries sent and not answered yet (a gauge)
     latencies_s: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -47,6 +47,10 @@ class ClientStats:
     def record_latency(self, seconds: float) -> None:
         with self._lock:
             self.latencies_s.append(seconds)
+
+    def latency_snapshot(self) -> list[float]:
+        with self._lock:
+            return list(self.latencies_s)
 
     def percentiles_ms(self, qs: Iterable[float] = (50, 90, 99)) -> dict[str, float]:
         with self._lock:
@@ -74,31 +78,14 @@ class ClientStats:
     def line(self) -> str:
         """One summary line: counts, latency percentiles, bytes sent."""
         p = self.percentiles_ms()
+        where = f" on {self.server}" if self.server else ""
         return (
-            f"{self.name}: {self.requests} requests, {self.retries} retries, "
+            f"{self.name}{where}: {self.requests} requests, {self.retries} retries, "
             f"{self.failovers} failovers, {self.fallbacks} fallbacks, {self.failures} failed; "
             f"latency p50 {p['p50']:.1f} ms, p90 {p['p90']:.1f} ms, p99 {p['p99']:.1f} ms; "
             f"{self.bytes_sent / 1e6:.2f} MB sent, {self.bytes_received / 1e6:.2f} MB received"
             + (f", {self.bytes_shm / 1e6:.2f} MB via shared memory" if self.bytes_shm else "")
         )
-
-    def prometheus(self) -> str:
-        """These statistics in the Prometheus text exposition format."""
-        label = f'{{client="{_escape(self.name)}"}}'
-        lines = []
-        for key in COUNTERS:
-            metric = f"sonic_client_{key}_total"
-            lines += [f"# TYPE {metric} counter", f"{metric}{label} {getattr(self, key)}"]
-        with self._lock:
-            lat = sorted(self.latencies_s)
-        lines.append("# TYPE sonic_client_latency_seconds summary")
-        for q in (0.5, 0.9, 0.99):
-            value = float(np.quantile(lat, q)) if lat else float("nan")
-            lines.append(f'sonic_client_latency_seconds{{client="{_escape(self.name)}",'
-                         f'quantile="{q}"}} {value}')
-        lines.append(f"sonic_client_latency_seconds_sum{label} {sum(lat)}")
-        lines.append(f"sonic_client_latency_seconds_count{label} {len(lat)}")
-        return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -119,30 +106,6 @@ class ServerTiming:
         return (f"{self.client} on {self.url}: {self.inferences} inferences; per request "
                 f"queue {self.queue_ms:.2f} ms, compute {self.compute_ms:.2f} ms, total in "
                 f"server {self.total_ms:.2f} ms")
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def write_prometheus(path: str | os.PathLike[str], stats: Iterable[ClientStats]) -> Path:
-    """Write the stats as a Prometheus textfile (node-exporter's textfile collector)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    families: dict[str, list[str]] = {}
-    for item in stats:  # one TYPE line per metric family, its samples together
-        family = ""
-        for line in item.prometheus().splitlines():
-            if line.startswith("# TYPE "):
-                family = line
-                families.setdefault(family, [])
-            else:
-                families[family].append(line)
-    tmp.write_text("".join(f"{head}\n" + "".join(f"{x}\n" for x in body)
-                           for head, body in families.items()))
-    os.replace(tmp, out)
-    return out
 
 
 #: Phases of Triton's per-model inference statistics that a job's summary uses.

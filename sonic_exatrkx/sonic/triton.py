@@ -132,9 +132,8 @@ class TritonClient(InferenceClient):
         self._lock = threading.Lock()
         self._logged: set[str] = set()
         self._counters_at_start: dict[str, Counters] = {}
-        #: Tries in flight per server (least-outstanding balancing) and per-server stats.
-        self._outstanding = dict.fromkeys(self.servers, 0)
-        self.server_requests = {u: ClientStats(f"{self.name} on {u}") for u in self.servers}
+        #: Per server: tries sent, failed, answered latency and in flight (the balancing).
+        self.server_requests = {u: ClientStats(self.name, server=u) for u in self.servers}
         self._prober: threading.Thread | None = None
         self._stop_probing = threading.Event()
         self._shm = SharedMemoryRequests(
@@ -391,7 +390,7 @@ class TritonClient(InferenceClient):
         with self._lock:
             up = [u for u in self.servers if self._down_until.get(u, 0.0) <= now]
             if self.options.balance == "least-outstanding":
-                up.sort(key=lambda u: self._outstanding[u])  # stable: list order on ties
+                up.sort(key=lambda u: self.server_requests[u].in_flight)  # stable: list order
         if up or self.fallback is not None:
             return up
         return list(self.servers)
@@ -427,9 +426,7 @@ class TritonClient(InferenceClient):
         url = req.order[req.pos]
         req.tries += 1
         opts = self.options
-        with self._lock:
-            self._outstanding[url] += 1
-        self.server_requests[url].add(requests=1)
+        self.server_requests[url].add(requests=1, in_flight=1)
         req.sent_at = time.perf_counter()
         try:
             req.via_shm = self._shm is not None and self._shm.use(req.slots, url)
@@ -474,8 +471,7 @@ class TritonClient(InferenceClient):
     def _done(self, req: _Request, url: str, result: Any, error: BaseException | None
               ) -> None:
         """Completion of one try (tritonclient's thread): finish, retry or fail over."""
-        with self._lock:
-            self._outstanding[url] -= 1
+        self.server_requests[url].add(in_flight=-1)
         if error is None:
             self.server_requests[url].record_latency(time.perf_counter() - req.sent_at)
         else:
