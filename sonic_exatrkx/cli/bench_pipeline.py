@@ -235,9 +235,9 @@ def bench_pipeline_cmd(
 ) -> None:
     """Per-stage timing, events/s, peak memory and physics of the pipeline on held-out HNL
     events at each pileup."""
-    from sonic_exatrkx.cli.train import simulate_arrays
     from sonic_exatrkx.exatrkx import Pipeline
     from sonic_exatrkx.exatrkx.allocator import keep_freed_memory
+    from sonic_exatrkx.jobs.training import simulate_arrays
 
     if models is None:
         from sonic_exatrkx.paths import data_dir

@@ -51,7 +51,7 @@ class BenchSetup:
 
 
 def _tables(pileup: float, events: int, seed: int) -> list[pd.DataFrame]:
-    from sonic_exatrkx.cli.train import simulate_arrays
+    from sonic_exatrkx.jobs.training import simulate_arrays
 
     return [pd.DataFrame({k: a[k] for k in ("x", "y", "z")})
             for a in simulate_arrays(pileup, seed, events)]

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonic_exatrkx.cli.train import simulate_arrays
 from sonic_exatrkx.exatrkx import Pipeline, apply_cut
 from sonic_exatrkx.exatrkx.metrics import (
     stage_edge_metrics,
     sum_edge_metrics,
     track_metrics,
 )
+from sonic_exatrkx.jobs.training import simulate_arrays
 from sonic_exatrkx.paths import data_dir
 
 MODELS = data_dir() / "models"
