@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -31,17 +30,9 @@ def bench_io_cmd(
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 1,
 ) -> None:
     """Events/s of reading ACTS CSV (with truth) and writing CSV + ROOT."""
-    from algorithms.bench_io import bench_io
+    from sonic_exatrkx.bench.io import IoBenchConfig, run_io_bench
 
-    with tempfile.TemporaryDirectory(prefix="bench-io-input-") as tmp:
-        if input is None:
-            from sonic_exatrkx.sim import SimulationConfig, write_events
-
-            input = Path(tmp)
-            write_events(SimulationConfig(sample="hnl", pileup=0, seed=seed), input, events)
-        results = [bench_io(input, threads=t, in_flight=t * in_flight) for t in threads]
-    for r in results:
-        typer.echo(r.line())
-    if len(results) > 1:
-        typer.echo(f"ratio {results[-1].threads} threads / {results[0].threads} thread(s): "
-                   f"{results[-1].events_per_s / results[0].events_per_s:.2f}")
+    config = IoBenchConfig(input=input, events=events, threads=tuple(threads),
+                           in_flight=in_flight, seed=seed)
+    for line in run_io_bench(config).lines():
+        typer.echo(line)

@@ -1,24 +1,15 @@
-"""`sonic-exatrkx serve`: run a real Triton server on loopback until SIGTERM or Ctrl-C.
-
-A plain command function; ``sonic_exatrkx/cli/main.py`` registers it. Signal handling lives
-here, not in the library: the first SIGTERM/SIGINT stops the server cleanly (its Python
-stubs and shared memory included) and exits 0.
-"""
+"""`sonic-exatrkx serve`: options of
+:func:`sonic_exatrkx.server.foreground.serve_until_signal` (a real Triton server on loopback
+until SIGTERM or Ctrl-C; ``sonic_exatrkx/cli/main.py`` registers :func:`serve`)."""
 
 from __future__ import annotations
 
-import signal
-import tempfile
-import time
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 
-
-class _StopRequested(BaseException):
-    """Raised from the signal handler to leave the serving loop (or an ongoing start)."""
+__all__ = ["serve"]
 
 
 def _print_check() -> bool:
@@ -68,6 +59,13 @@ def serve(
     """Start a Triton server with the ExaTrkX models on 127.0.0.1."""
     if check:
         raise typer.Exit(code=0 if _print_check() else 1)
+    from sonic_exatrkx.server.foreground import (
+        RepositoryBuildError,
+        ServeOptions,
+        default_models,
+        serve_until_signal,
+    )
+
     if model_repository is None and models is None:
         models = default_models()
         if models is None:
@@ -89,109 +87,15 @@ def serve(
         typer.echo("note: --instances, --threads-per-instance and --max-spacepoints apply to "
                    "the repository generated from --models; each config.pbtxt decides here.",
                    err=True)
-    with tempfile.TemporaryDirectory(prefix="sonic-exatrkx-repo-") as tmp:
-        env_threads = None
-        if models is not None:
-            model_repository = _generate(models, Path(tmp), instances, threads_per_instance,
-                                         max_spacepoints)
-            env_threads = threads_per_instance
-        assert model_repository is not None
-        _serve(model_repository, host, http_port, grpc_port, metrics_port, ready_timeout,
-               env_threads)
-
-
-def default_models() -> Path | None:
-    """The shipped trained pipeline (``data/models`` with its config.json), if present."""
-    from sonic_exatrkx.paths import data_dir
-
+    options = ServeOptions(
+        model_repository=model_repository, models=models, instances=instances,
+        threads_per_instance=threads_per_instance, max_spacepoints=max_spacepoints, host=host,
+        http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+        ready_timeout=ready_timeout)
     try:
-        models = data_dir() / "models"
-    except FileNotFoundError:
-        return None
-    return models if (models / "config.json").is_file() else None
-
-
-def _generate(models: Path, repo: Path, instances: int, threads: int = 1,
-              max_spacepoints: int = 500_000) -> Path:
-    """The ExaTrkX repository for the pipeline in ``models``, written under ``repo``."""
-    from sonic_exatrkx.server.exatrkx_repository import (
-        ExaTrkXRepositoryOptions,
-        write_exatrkx_repository,
-    )
-
-    try:
-        options = ExaTrkXRepositoryOptions(instances=instances, num_threads=threads,
-                                           max_spacepoints=max_spacepoints)
-        names = write_exatrkx_repository(repo, models, options)
-    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: bad TorchScript
-        typer.echo(f"cannot build the ExaTrkX repository from {models}: {exc}", err=True)
+        code = serve_until_signal(options, say=typer.echo,
+                                  warn=lambda line: typer.echo(line, err=True))
+    except RepositoryBuildError as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(f"generated ExaTrkX repository in {repo}: {', '.join(names)}")
-    return repo
-
-
-def _serve(model_repository: Path, host: str, http_port: int | None, grpc_port: int | None,
-           metrics_port: int | None, ready_timeout: float, env_threads: int | None = None
-           ) -> None:
-    """Run the server until a signal; raises typer.Exit with the exit code."""
-    from sonic_exatrkx.server import (
-        TritonEnvironmentError,
-        TritonServer,
-        TritonServerError,
-        cleanup_orphans,
-    )
-
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(f"warning: binding {host}, not loopback: Triton has no authentication; "
-                   "anyone who can reach this address can run inference.", err=True)
-    leftovers = cleanup_orphans()
-    if leftovers:
-        typer.echo(f"cleaned up after an earlier crashed server: killed stubs "
-                   f"{leftovers.killed}, removed {len(leftovers.removed)} shared-memory files",
-                   err=True)
-
-    server = TritonServer(model_repository, host=host, http_port=http_port,
-                          grpc_port=grpc_port, metrics_port=metrics_port,
-                          ready_timeout=ready_timeout, env_threads=env_threads)
-    stopping = False
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        if stopping:
-            return  # already shutting down; a second Ctrl-C must not abort the cleanup
-        stopping = True
-        raise _StopRequested(signum)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    code = 0
-    try:
-        try:
-            server.start()
-            typer.echo(f"Triton server ready (pid {server.pid}, {server.start_seconds:.1f} s)\n"
-                       f"  model repository  {server.model_repository}\n"
-                       f"  HTTP              http://{server.http_url}\n"
-                       f"  gRPC              {server.grpc_url}\n"
-                       f"  metrics           {server.metrics_url}\n"
-                       f"  log               {server.log_path}\n"
-                       "Stop with Ctrl-C or SIGTERM.")
-            while server.is_running():
-                time.sleep(0.5)
-            code = 1
-            typer.echo("tritonserver exited unexpectedly; last log lines:\n"
-                       + server.log_tail(), err=True)
-        except _StopRequested:
-            stopping = True
-            typer.echo("stopping Triton server...", err=True)
-        except (TritonServerError, TritonEnvironmentError, FileNotFoundError) as exc:
-            stopping = True
-            typer.echo(f"error: {exc}", err=True)
-            code = 1
-        finally:
-            stopping = True
-            server.stop()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if code == 0:
-        typer.echo(f"Triton server stopped ({server.stop_seconds or 0.0:.1f} s).")
     raise typer.Exit(code=code)

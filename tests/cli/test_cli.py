@@ -122,7 +122,7 @@ def test_train_writes_a_loadable_model_set(tmp_path):
 
 
 def test_kernel_provenance_names_the_kernel_settings(monkeypatch):
-    from sonic_exatrkx.cli.train import kernel_provenance
+    from sonic_exatrkx.jobs.training import kernel_provenance
 
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")

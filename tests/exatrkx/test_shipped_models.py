@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonic_exatrkx.cli.train import simulate_arrays
 from sonic_exatrkx.exatrkx import Pipeline, apply_cut
 from sonic_exatrkx.exatrkx.metrics import (
     stage_edge_metrics,
     sum_edge_metrics,
     track_metrics,
 )
+from sonic_exatrkx.jobs.training import simulate_arrays
 from sonic_exatrkx.paths import data_dir
 
 MODELS = data_dir() / "models"
@@ -42,7 +42,7 @@ def held_out() -> list[dict[str, np.ndarray]]:
 def _merged_track_metrics(
     pipe: Pipeline, events: list[dict[str, np.ndarray]]
 ) -> tuple[object, object, list]:
-    from sonic_exatrkx.cli.bench_pipeline import _merge
+    from sonic_exatrkx.bench.pipeline import merge_events
 
     labels, gnn_edges = [], []
     for a in events:
@@ -52,7 +52,7 @@ def _merged_track_metrics(
         r = feats[:, pipe.config.features.index("r")]
         kept = res.filtered_edges[:, apply_cut(res.gnn_scores, pipe.config.gnn.cut)]
         gnn_edges.append(stage_edge_metrics(kept, a["particle_id"], r))
-    lab, pid, pt = _merge(events, labels)
+    lab, pid, pt = merge_events(events, labels)
     hi = track_metrics(lab, pid, pt=pt, pt_min=1.0)
     every = track_metrics(lab, pid)
     return hi, every, gnn_edges

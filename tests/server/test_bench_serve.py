@@ -10,14 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sonic_exatrkx.cli.bench_serve import (
-    bench_direct,
-    bench_serve_cmd,
-    bench_served,
-    format_ratios,
-    format_table,
-    run_concurrent,
-)
+from sonic_exatrkx.bench.serve import bench_direct, bench_served, format_ratios, format_table
+from sonic_exatrkx.bench.workers import run_concurrent
+from sonic_exatrkx.cli.bench_serve import bench_serve_cmd
 from sonic_exatrkx.server import TritonServer
 
 runner = CliRunner()

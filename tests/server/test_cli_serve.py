@@ -17,9 +17,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sonic_exatrkx.cli.serve import default_models, serve
+from sonic_exatrkx.cli.serve import serve
 from sonic_exatrkx.server import stubs_of
 from sonic_exatrkx.server.cleanup import SHM_DIR, process_running
+from sonic_exatrkx.server.foreground import default_models
 
 from .conftest import sim_positions, write_scale_repo
 

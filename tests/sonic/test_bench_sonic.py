@@ -8,7 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from sonic_exatrkx.cli.bench_sonic import hidden_fraction
+from sonic_exatrkx.bench.sonic import hidden_fraction
 from sonic_exatrkx.cli.main import app
 from tests.sonic.test_cli_run import tritonservers
 
@@ -42,7 +42,7 @@ def test_bench_sonic_tiny(triton_available, sonic_models):
 def test_mismatches_name_the_events():
     import numpy as np
 
-    from sonic_exatrkx.cli.bench_sonic import _mismatches
+    from sonic_exatrkx.bench.sonic import mismatched_events
 
     ref = {0: np.array([0, 1]), 1: np.array([2, 2]), 2: np.array([3])}
-    assert _mismatches({0: np.array([0, 1]), 1: np.array([2, 3])}, ref) == [1, 2]
+    assert mismatched_events({0: np.array([0, 1]), 1: np.array([2, 3])}, ref) == [1, 2]

@@ -1,4 +1,5 @@
-"""Read+write throughput of the I/O chain (`sonic-exatrkx bench io`)."""
+"""Engine of `sonic-exatrkx bench io`: read+write throughput of the I/O chain (a framework
+job of the CSV reader and the CSV and ROOT writers), at several thread counts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from algorithms.csv_io import CsvEventReader, CsvEventWriter
 from algorithms.keys import SPACEPOINTS
 from algorithms.root_io import RootSpacePointWriter
 from sonic_exatrkx.framework import AlgorithmContext, ReadHandle, Sequencer, Writer
+
+__all__ = ["IoBenchConfig", "IoBenchReport", "IoBenchResult", "bench_io", "run_io_bench"]
 
 
 @dataclass
@@ -34,6 +37,47 @@ class IoBenchResult:
             f"truth + written as CSV and ROOT in {self.wall_s:.2f} s = "
             f"{self.events_per_s:.1f} events/s"
         )
+
+
+@dataclass(frozen=True)
+class IoBenchConfig:
+    """What `bench io` runs (the command's options)."""
+
+    input: Path | None  # ACTS CSV events with truth; None: simulate `events` HNL mu=0 ones
+    events: int
+    threads: tuple[int, ...]  # one job per thread count
+    in_flight: int  # events in flight per thread
+    seed: int  # of the simulation
+
+
+@dataclass(frozen=True)
+class IoBenchReport:
+    """One job per thread count, in order."""
+
+    results: tuple[IoBenchResult, ...]
+
+    def lines(self) -> list[str]:
+        out = [r.line() for r in self.results]
+        if len(self.results) > 1:
+            first, last = self.results[0], self.results[-1]
+            out.append(f"ratio {last.threads} threads / {first.threads} thread(s): "
+                       f"{last.events_per_s / first.events_per_s:.2f}")
+        return out
+
+
+def run_io_bench(config: IoBenchConfig) -> IoBenchReport:
+    """:func:`bench_io` at every thread count, on ``config.input`` or on events simulated
+    into a temporary folder first."""
+    with tempfile.TemporaryDirectory(prefix="bench-io-input-") as tmp:
+        input_dir = config.input
+        if input_dir is None:
+            from sonic_exatrkx.sim import SimulationConfig, write_events
+
+            input_dir = Path(tmp)
+            write_events(SimulationConfig(sample="hnl", pileup=0, seed=config.seed),
+                         input_dir, config.events)
+        return IoBenchReport(tuple(bench_io(input_dir, threads=t, in_flight=t * config.in_flight)
+                                   for t in config.threads))
 
 
 def bench_io(input_dir: Path, *, threads: int = 1, in_flight: int = 1) -> IoBenchResult:
