@@ -71,7 +71,7 @@ def _job(tables: list[pd.DataFrame], setup: SonicBenchConfig, option: str, in_fl
          server: str | None, *, mode: str | None = None, threads: int | None = None
          ) -> tuple[float, float, dict[int, np.ndarray]]:
     """One framework job: (events/s, wall s, labels per event)."""
-    from algorithms.exatrkx_local import ExaTrkXTrackFinding
+    from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
     from algorithms.keys import SPACEPOINTS, TRACKS
     from sonic_exatrkx.framework import (
         ProcessCode,
@@ -111,10 +111,11 @@ def _job(tables: list[pd.DataFrame], setup: SonicBenchConfig, option: str, in_fl
     seq = Sequencer(num_threads=loop_threads, max_in_flight=in_flight, progress=False,
                     log_level="WARNING")
     seq.add_reader(MemoryReader())
-    seq.add_algorithm(ExaTrkXTrackFinding(
+    seq.add_algorithm(ExaTrkXTrackFinding(TrackFindingConfig(
         models=setup.models, inference="local" if local else "triton",
-        server=None if local else server, service_option="custom" if local else option,
-        mode=mode, local_threads=budget.local_threads))
+        servers=() if local or server is None else (server,),
+        service_option="custom" if local else option, mode=mode,
+        local_threads=budget.local_threads)))
     keep = KeepLabels()
     seq.add_writer(keep)
     summary = seq.run()
@@ -132,7 +133,7 @@ def run_sonic_bench(setup: SonicBenchConfig, say: Callable[[str], None] = print
                     ) -> SonicBenchResult:
     """Run everything, saying each table row as it is measured (the local server's own
     lines come in between)."""
-    from sonic_exatrkx.jobs import local_exatrkx_server
+    from sonic_exatrkx.jobs import LocalTritonServer
     from sonic_exatrkx.sonic import split_cores
 
     bad = 0
@@ -152,7 +153,8 @@ def run_sonic_bench(setup: SonicBenchConfig, say: Callable[[str], None] = print
     budget = split_cores(setup.cores, "custom")
     say(budget.line() + " (one server for every option)")
     served = [o for o in setup.options if o != "local"]
-    with local_exatrkx_server(setup.models, budget, say=say) as url:
+    with LocalTritonServer(setup.models, budget, say=say) as server:
+        url = server.urls()[0]
         say(f"{'mu':>4} {'option':<7} " + " ".join(f"{'if=' + str(k):>8}"
                                                     for k in setup.in_flight)
             + "  events/s; labels")

@@ -32,7 +32,7 @@ def bench_sonic_cmd(
 ) -> None:
     """Events/s of the framework job, ExaTrkX local vs served (custom, ensemble, S1-S3),
     at several events in flight, and how much added latency async dispatch hides."""
-    from algorithms.exatrkx_local import default_model_dir
+    from algorithms.exatrkx_track_finding import default_model_dir
     from sonic_exatrkx.bench.sonic import SonicBenchConfig, run_sonic_bench
 
     unknown = sorted(set(option) - set(OPTIONS))

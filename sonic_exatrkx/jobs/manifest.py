@@ -47,12 +47,12 @@ def models_checksum(folder: Path) -> str:
 
 
 def software() -> dict[str, str]:
+    from importlib.metadata import version
+
     import numpy
     import torch
 
-    from sonic_exatrkx import __version__
-
-    return {"sonic-exatrkx": __version__, "python": platform.python_version(),
+    return {"sonic-exatrkx": version("sonic-exatrkx"), "python": platform.python_version(),
             "numpy": numpy.__version__, "torch": torch.__version__}
 
 
