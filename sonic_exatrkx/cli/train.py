@@ -45,7 +45,7 @@ def train(
     graph_radius: Annotated[float | None, typer.Option(
         help="Graph radius written to config.json for inference (default: --radius). "
              "Slightly above --radius, it recovers low-pT pairs the embedding leaves just "
-             "outside (fewer split tracks; see data/models/README.md).")] = 0.8,
+             "outside (fewer split tracks; see docs/models.md).")] = 0.8,
     margin: Annotated[float, typer.Option(help="Embedding hinge margin (> radius leaves a "
                                           "gap between true and false pairs).")] = 1.0,
     max_k: Annotated[int, typer.Option(help="Neighbours per space point in graph building.")]
@@ -55,7 +55,7 @@ def train(
         help="Neighbour-list entries per event in all (space points x k): a denser "
              "event searches budget / N neighbours per space point instead of "
              "--max-k (0: off). The default leaves events up to 50k space points "
-             "alone and bounds mu=200 latency (data/models/README.md).")] = None,
+             "alone and bounds mu=200 latency (docs/models.md).")] = None,
     embedding_dim: Annotated[int, typer.Option(help="Embedding output width.")] = 8,
     embedding_hidden: Annotated[int, typer.Option(help="Embedding hidden width.")] = 64,
     filter_hidden: Annotated[int, typer.Option(help="Filter hidden width.")] = 32,
@@ -65,7 +65,7 @@ def train(
     gnn_cut: Annotated[float, typer.Option(help="GNN cut on sigmoid(score).")] = 0.5,
     filter_max_degree: Annotated[int, typer.Option(
         min=0, help="Filtered edges kept per space point and direction, best first (0: all; "
-                    "7 helps at pileup, see data/models/README.md); written to config.json for "
+                    "7 helps at pileup, see docs/models.md); written to config.json for "
                     "inference only: the GNN trains on every edge past the cut (better).")] = 0,
     track_builder: Annotated[str, typer.Option(
         help="Track building: components, best_edges or best_outgoing (see "

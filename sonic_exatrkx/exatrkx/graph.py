@@ -74,7 +74,7 @@ class GraphConfig:
     graph, and the graph the cost of every later stage (a mu=200 event has ~100k space
     points, ~18 edges per point at ``k = 32``), while sparse events never reach the budget
     and keep ``max_k``. A latency bound for dense events, paid in their efficiency
-    (``data/models/README.md``).
+    (``docs/models.md``).
     """
 
     radius: float = 1.6
@@ -325,7 +325,7 @@ def degree_cap(edges: np.ndarray, scores: np.ndarray, max_degree: int) -> np.nda
     the filter lets through 5-10 per space point, and summed messages over that many fakes
     take the GNN's node states where it never saw them; keeping each space point's best few
     doublets halves the GNN's edges at mu=50 and raises its track efficiency
-    (``data/models/README.md``).
+    (``docs/models.md``).
     """
     check_count(max_degree, "degree_cap: max_degree", minimum=0)
     edges = np.asarray(edges)

@@ -13,7 +13,7 @@ With ``geometry`` set in a stage's config, the model derives extra inputs from t
 ``(r, phi, z)`` features in torch (:class:`Geometry`: ``cos/sin phi``, wrapped ``dphi``,
 ``dphi/dr``, z intercept, ...), so callers still send the same ``[N, F]`` features.
 On the toy detector this raised the GNN's edge efficiency at the same purity from 91 to
-94-95 % on held-out mu=0 events (``data/models/README.md``).
+94-95 % on held-out mu=0 events (``docs/models.md``).
 """
 
 from __future__ import annotations

@@ -348,7 +348,7 @@ def _train_edge_stage(
     The filter's ``max_degree`` is not applied here: a GNN trained on the capped graphs
     (every other setting the shipped one) was worse both at mu=0 (GNN edge efficiency 0.950
     against 0.956) and at mu=50 (track efficiency 0.53 against 0.63, validation events),
-    so the cap is an inference setting only (``data/models/README.md``)."""
+    so the cap is an inference setting only (``docs/models.md``)."""
     t0 = time.perf_counter()
     losses = _train_edge_model(model, evs, edges, epochs, lr, tcfg, stage)
     kept = [e[:, apply_cut(_scores(model, ev, e), cut)] for ev, e in zip(evs, edges, strict=True)]

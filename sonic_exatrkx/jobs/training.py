@@ -37,7 +37,7 @@ KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 def kernel_provenance() -> dict[str, str]:
     """The CPU kernels a training ran with, for ``training.json``: the weights come out bit
     for bit the same only with the same kernels (AVX2 and AVX-512 ones round differently;
-    ``data/models/README.md``)."""
+    ``docs/models.md``)."""
     import torch
 
     return {"torch": torch.__version__,

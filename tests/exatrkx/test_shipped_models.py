@@ -1,7 +1,7 @@
 """The shipped models (``data/models``): physics on held-out simulated events, TorchScript
 round trip, and bad input handled with a clear error or an empty result.
 
-The bars here are below the benchmark figures (``data/models/README.md``) because five events
+The bars here are below the benchmark figures (``docs/models.md``) because five events
 hold only ~80 particles with pT > 1 GeV; the full figures come from
 ``sonic-exatrkx bench pipeline``.
 """
@@ -82,7 +82,7 @@ def test_physics_on_held_out_events(shipped: Pipeline, held_out: list) -> None:
 
 
 def test_neighbour_budget_binds_only_at_high_pileup(shipped: Pipeline, held_out: list) -> None:
-    """The shipped operating point (data/models/README.md): k = 32 for every event up to 50k
+    """The shipped operating point (docs/models.md): k = 32 for every event up to 50k
     space points (mu=0, mu=50), 16 at 100k (mu=200)."""
     g = shipped.config.graph
     assert g.max_k == 32 and g.max_k_for(50_000) == 32 and g.max_k_for(100_000) == 16
