@@ -1,21 +1,10 @@
-"""ExaTrkX as a service: which stages run where (the seeds' service options S0-S4).
+"""ExaTrkX as a service: the clients that run the stages where the service option says.
 
-The served models and their tensors are those the server package writes (model names
-below must match its repository); the local stages call the same :class:`Pipeline` stage
-methods as the served ones, so every option gives the labels of ``Pipeline.run``.
-
-===========  =====================================================================
-option       what runs on the server (the rest runs in this process)
-===========  =====================================================================
-``S0``       nothing: everything local
-``S1``       the torch models: embedding, filter, GNN (graph and track building local)
-``S2``       S1 plus graph building (track building local)
-``S3``       every stage, each as its own request
-``S4``       the ensemble ``exatrkx_ensemble`` (one request, stages chained server-side)
-``custom``   the custom backend ``exatrkx`` (one request, whole pipeline in one model)
-===========  =====================================================================
-
-A tuple of stage names (e.g. ``("graph",)``) serves exactly those stages.
+:func:`exatrkx_client` builds, for a :class:`~sonic_exatrkx.sonic.service_option.ServiceOption`
+(S0-S4, custom, or stage names: the table is in that module), one client from FEATURES to
+LABELS: in-process, one Triton model (custom backend or ensemble) or a chain of stages each
+local or served. The local stages call the same :class:`Pipeline` stage methods as the
+served ones, so every option gives the labels of ``Pipeline.run``.
 """
 
 from __future__ import annotations
