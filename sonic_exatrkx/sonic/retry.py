@@ -26,6 +26,7 @@ ON_TIMEOUT = ("retry", "fail")
 class Action(enum.Enum):
     RETRY = "retry on the same server"
     NEXT_SERVER = "next server"
+    WAIT = "wait, then every server again"  # within the retry budget
     FALLBACK = "local fallback"
     FAIL = "fail"
 
@@ -52,16 +53,27 @@ class Decision:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Tries per server, backoff, how long a failed server is skipped, and timeouts."""
+    """Tries per server, backoff, how long a failed server is skipped, and timeouts.
+
+    ``budget_s``: when every server has used up its tries (and there is no fallback), the
+    request waits and tries them all again, with exponential backoff from ``backoff_s`` up
+    to ``max_backoff_s``, each wait drawn in [50 %, 100 %] of that (jitter: requests that
+    failed together do not all come back at once), until ``budget_s`` seconds have passed
+    since its first failure; then it fails. So a server restarted on the same address
+    (about 10 s for Triton with our models on CPU) costs time, not events, and a server
+    that stays away fails the job in bounded time. 0: no waiting (fail at once).
+    """
 
     allowed_tries: int = 3
     backoff_s: float = 0.05
     down_s: float = 30.0
     on_timeout: str = "retry"
+    budget_s: float = 60.0
+    max_backoff_s: float = 2.0
 
     def __post_init__(self) -> None:
         check_count(self.allowed_tries, "allowed_tries")
-        for key in ("backoff_s", "down_s"):
+        for key in ("backoff_s", "down_s", "budget_s", "max_backoff_s"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ConfigurationError(f"{key} must be a number >= 0, got {value!r}")
@@ -71,12 +83,19 @@ class RetryPolicy:
 
     def delay_s(self, tries: int) -> float:
         """Backoff before the try after ``tries`` failed ones on one server."""
-        return float(self.backoff_s) * 2 ** (tries - 1)
+        return min(float(self.backoff_s) * 2 ** (tries - 1), self.max_backoff_s)
+
+    def wait_s(self, rounds: int, draw: float) -> float:
+        """The jittered wait before round ``rounds + 1`` over every server; ``draw`` is
+        uniform in [0, 1)."""
+        return self.delay_s(rounds + 1) * (0.5 + 0.5 * draw)
 
     def decide(self, error: BaseException, *, tries: int, servers_left: int,
-               fallback: bool) -> Decision:
+               fallback: bool, waited_s: float = 0.0, rounds: int = 0,
+               draw: float = 0.5) -> Decision:
         """After ``tries`` failed tries on the current server, with ``servers_left``
-        servers after it and a local fallback or not."""
+        servers after it and a local fallback or not; ``waited_s`` since the request's
+        first failure, ``rounds`` over every server so far (the retry budget)."""
         if is_timeout(error) and self.on_timeout == "fail":
             return Decision(Action.FAIL, why=Why.TIMEOUT)
         if is_elsewhere(error):  # this server does not serve the model: no retry here
@@ -93,4 +112,7 @@ class RetryPolicy:
             return Decision(Action.NEXT_SERVER, server_down=True)
         if fallback:
             return Decision(Action.FALLBACK, server_down=True)
+        wait = self.wait_s(rounds, draw)
+        if waited_s + wait < self.budget_s:
+            return Decision(Action.WAIT, delay_s=wait, server_down=True)
         return Decision(Action.FAIL, server_down=True, why=Why.EXHAUSTED)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import re
 import threading
 import time
@@ -94,6 +95,8 @@ class _Request:
     slots: Slots | None = None  # shared memory holding the inputs (and known outputs)
     via_shm: bool = False  # how the current try was sent
     sent_at: float = 0.0  # when the current try was sent
+    first_failure: float | None = None  # perf_counter of the first failed try
+    rounds: int = 0  # rounds over every server that failed (the retry budget)
 
 
 class TritonClient(InferenceClient):
@@ -509,9 +512,14 @@ class TritonClient(InferenceClient):
     def _failed_try(self, req: _Request, url: str, error: BaseException) -> None:
         """Carry out the retry policy's decision for a failed try."""
         text = describe(error)
+        now = time.perf_counter()
+        if req.first_failure is None:
+            req.first_failure = now
         decision = self.retry.decide(error, tries=req.tries,
                                      servers_left=len(req.order) - req.pos - 1,
-                                     fallback=self.fallback is not None)
+                                     fallback=self.fallback is not None,
+                                     waited_s=now - req.first_failure, rounds=req.rounds,
+                                     draw=random.random())
         if decision.why is Why.TIMEOUT:
             self.stats.add(failures=1)
             req.future.set_exception(RequestTimeoutError(
@@ -541,7 +549,18 @@ class TritonClient(InferenceClient):
                            self.name, url, req.tries, text, self.retry.down_s)
         req.pos += 1
         req.tries = 0
-        if decision.action is Action.NEXT_SERVER:
+        if decision.action is Action.WAIT:
+            self._log_once(f"wait:{req.rounds}", logging.WARNING,
+                           "%s: every server failed (%s); waiting for one to come back "
+                           "(retry budget %.0f s)", self.name, text, self.retry.budget_s)
+            self.stats.add(retries=1)
+            req.rounds += 1
+            req.pos = 0
+            req.order = list(self.servers)  # all of them, whatever is marked down
+            timer = threading.Timer(decision.delay_s, self._send, args=(req,))
+            timer.daemon = True
+            timer.start()
+        elif decision.action is Action.NEXT_SERVER:
             self.stats.add(failovers=1)
             self._send(req)
         elif decision.action is Action.FALLBACK:

@@ -114,8 +114,8 @@ def test_no_fallback_names_failed_events_and_writes_nothing_for_them(
             models=sonic_models,
             inference="triton",
             mode="async",
-            servers=doomed_server.grpc_url,
-            triton=TritonOptions(retry=RetryPolicy(allowed_tries=2)),
+            servers=doomed_server.grpc_url,  # no retry budget: fail once the tries are spent
+            triton=TritonOptions(retry=RetryPolicy(allowed_tries=2, budget_s=0)),
         )
     )
     out, summary = run_job(
@@ -146,7 +146,7 @@ def test_no_fallback_stops_the_job_with_the_event_named(doomed_server, sim_event
             models=sonic_models,
             inference="triton",
             servers=doomed_server.grpc_url,
-            triton=TritonOptions(retry=RetryPolicy(allowed_tries=1)),
+            triton=TritonOptions(retry=RetryPolicy(allowed_tries=1, budget_s=0)),
         )
     )
     with pytest.raises(

@@ -38,6 +38,7 @@ def test_options_are_one_hashable_value():
     (lambda: RetryPolicy(allowed_tries=0), "allowed_tries must be an integer >= 1"),
     (lambda: RetryPolicy(backoff_s=-1), "backoff_s must be a number >= 0"),
     (lambda: RetryPolicy(on_timeout="wait"), "on_timeout must be one of"),
+    (lambda: RetryPolicy(budget_s=-1), "budget_s must be a number >= 0"),
 ])
 def test_bad_settings_are_refused_where_they_are_made(make, message):
     with pytest.raises(ConfigurationError, match=message):
@@ -54,8 +55,25 @@ def test_retry_policy_decides_retry_then_next_server_then_fallback_or_fail():
     assert moved.action is Action.NEXT_SERVER and moved.server_down
     last = policy.decide(down, tries=2, servers_left=0, fallback=True)
     assert last.action is Action.FALLBACK and last.server_down
-    failed = policy.decide(down, tries=2, servers_left=0, fallback=False)
+    failed = RetryPolicy(allowed_tries=2, budget_s=0).decide(down, tries=2, servers_left=0,
+                                                             fallback=False)
     assert failed.action is Action.FAIL and failed.why is Why.EXHAUSTED
+
+
+def test_retry_budget_waits_with_jitter_then_fails_in_bounded_time():
+    policy = RetryPolicy(allowed_tries=1, backoff_s=0.5, max_backoff_s=2.0, budget_s=10.0)
+    down = ConnectionRefusedError("connection refused")
+    waits = [policy.decide(down, tries=1, servers_left=0, fallback=False, rounds=r,
+                           draw=d) for r, d in ((0, 0.0), (1, 0.99), (5, 0.5))]
+    assert all(w.action is Action.WAIT and w.server_down for w in waits)
+    assert waits[0].delay_s == pytest.approx(0.25)  # half of backoff_s at the lowest draw
+    assert waits[1].delay_s == pytest.approx(0.995)  # 1 s, jittered
+    assert waits[2].delay_s == pytest.approx(1.5)  # capped at max_backoff_s, jittered
+    late = policy.decide(down, tries=1, servers_left=0, fallback=False, waited_s=9.5,
+                         rounds=6)
+    assert late.action is Action.FAIL and late.why is Why.EXHAUSTED  # the budget is spent
+    assert policy.decide(down, tries=1, servers_left=0, fallback=True).action \
+        is Action.FALLBACK  # a fallback never waits
 
 
 def test_errors_in_the_model_are_never_retried():
