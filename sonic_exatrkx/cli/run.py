@@ -11,6 +11,8 @@ from sonic_exatrkx.framework import FrameworkError
 from sonic_exatrkx.io.errors import InputFormatError
 
 EXECUTORS = ("local", "dask")
+#: Exit code of a job that finished with failed events (``--continue-on-error``).
+PARTIAL_FAILURE = 3
 
 
 def run(
@@ -48,7 +50,8 @@ def run(
         bool, typer.Option(help="Warn and skip malformed events instead of failing.")
     ] = False,
     continue_on_error: Annotated[
-        bool, typer.Option(help="Record failing events and go on with the others.")
+        bool, typer.Option(help="Record failing events in failed_events.csv, go on with the "
+                           "others, and exit with code 3.")
     ] = False,
     inference: Annotated[str, typer.Option(help="Where ExaTrkX runs: local (this "
                          "process), triton (a Triton server) or auto (the server if it "
@@ -123,3 +126,7 @@ def run(
         raise typer.Exit(code=1) from err
     for line in result.lines():
         typer.echo(line)
+    if result.failed:  # --continue-on-error: a batch system must see it
+        typer.echo(f"error: {len(result.failed)} events failed (listed in "
+                   f"{output / 'failed_events.csv'}); exit code {PARTIAL_FAILURE}", err=True)
+        raise typer.Exit(code=PARTIAL_FAILURE)

@@ -60,6 +60,12 @@ class DaskJobResult:
     resumed: int
     wall_time_s: float
 
+    @property
+    def failed(self) -> list[object]:
+        """Always empty: a Dask job whose chunks failed events fails in the merge, which
+        names them."""
+        return []
+
     def lines(self) -> list[str]:
         rate = self.processed / self.wall_time_s if self.wall_time_s > 0 else 0.0
         resumed = f" (+{self.resumed} restored from earlier runs)" if self.resumed else ""

@@ -31,6 +31,7 @@ from sonic_exatrkx.exatrkx.pipeline import read_config
 from sonic_exatrkx.framework import (
     ConfigurationError,
     EventCommits,
+    FailedEvent,
     RunSummary,
     Sequencer,
     Shard,
@@ -190,6 +191,11 @@ class RecoJob:
 class RecoJobResult:
     job: RecoJob
     summary: RunSummary
+
+    @property
+    def failed(self) -> list[FailedEvent]:
+        """Events that failed (``continue_on_error``); none for a successful job."""
+        return self.summary.failed
 
     def lines(self) -> list[str]:
         """What the job prints at the end: the run, the client statistics of a served

@@ -86,3 +86,21 @@ def test_run_rejects_unknown_inference(tmp_path):
     assert result.exit_code == 2
     assert "--inference must be one of local, triton, auto" in result.output
     assert sample_events_dir().is_dir()
+
+
+def test_continue_on_error_exits_3_with_the_failed_events_listed(tmp_path):
+    import shutil
+
+    events = tmp_path / "events"
+    shutil.copytree(sample_events_dir(), events)
+    bad = events / "event000000001-spacepoint.csv"
+    lines = bad.read_text().splitlines()
+    lines[2] = lines[2].replace(lines[2].split(",")[4], "abc", 1)  # x of one space point
+    bad.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["run", "-i", str(events), "-o", str(tmp_path / "out"),
+                                 "--continue-on-error"])
+    assert result.exit_code == 3, result.output
+    assert "1 events failed (listed in" in result.output and "exit code 3" in result.output
+    failed = (tmp_path / "out" / "failed_events.csv").read_text()
+    assert "\n1," in failed or failed.splitlines()[1].startswith("1,")
+    assert len(list((tmp_path / "out" / "tracks").glob("*.csv"))) == 2
