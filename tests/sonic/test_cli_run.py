@@ -101,6 +101,7 @@ def test_continue_on_error_exits_3_with_the_failed_events_listed(tmp_path):
                                  "--continue-on-error"])
     assert result.exit_code == 3, result.output
     assert "1 events failed (listed in" in result.output and "exit code 3" in result.output
-    failed = (tmp_path / "out" / "failed_events.csv").read_text()
-    assert "\n1," in failed or failed.splitlines()[1].startswith("1,")
+    rows = (tmp_path / "out" / "failed_events.csv").read_text().splitlines()
+    assert rows[0] == "event,algorithm,error" and len(rows) == 2
+    assert rows[1].startswith("1,CsvEventReader,")
     assert len(list((tmp_path / "out" / "tracks").glob("*.csv"))) == 2
