@@ -11,6 +11,15 @@ from sonic_exatrkx.framework import FrameworkError
 from sonic_exatrkx.io.errors import InputFormatError
 
 EXECUTORS = ("local", "dask")
+def parse_headers(items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` options as a dict (exit 2 naming a malformed one)."""
+    pairs = [item.partition("=") for item in items]
+    bad = [item for item, (k, eq, _) in zip(items, pairs, strict=True) if not (k and eq)]
+    if bad:
+        raise typer.BadParameter(f"expected KEY=VALUE, got {bad[0]!r}", param_hint="--header")
+    return {k.strip(): v for k, _, v in pairs}
+
+
 #: Exit code of a job that finished with failed events (``--continue-on-error``).
 PARTIAL_FAILURE = 3
 
@@ -74,6 +83,10 @@ def run(
                              "memory (server on this node).")] = False,
     cores: Annotated[int | None, typer.Option(help="Cores to split between the job and the "
                      "server it starts (default: all); the split is printed.")] = None,
+    tls_root_cert: Annotated[Path | None, typer.Option(help="PEM root certificate: gRPC "
+                             "over TLS to --server.")] = None,
+    header: Annotated[list[str] | None, typer.Option(help="KEY=VALUE sent with every "
+                      "request (e.g. a token); repeat for more.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve client metrics "
                             "(Prometheus) on 127.0.0.1:PORT during the job.")] = None,
     metrics_file: Annotated[Path | None, typer.Option(help="Write client metrics as a "
@@ -108,6 +121,7 @@ def run(
             service_option=service_option, mode=mode, metrics_port=metrics_port,
             metrics_file=metrics_file, triton=TritonOptions(
                 protocol=protocol, timeout_s=timeout, fallback_local=fallback_local,
+                tls_root_certificates=tls_root_cert, headers=parse_headers(header or []),
                 shared_memory=shared_memory, retry=RetryPolicy(allowed_tries=allowed_tries)))
         job = RecoJobConfig(
             input=input, input_format=input_format, output=output, events=events, skip=skip,

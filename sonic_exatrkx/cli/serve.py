@@ -55,6 +55,10 @@ def serve(
     max_spacepoints: Annotated[int, typer.Option(
         min=0, help="Refuse events with more space points than this (0 = no limit), for "
                     "the repository generated from --models.")] = 500_000,
+    tls_cert: Annotated[Path | None, typer.Option(help="gRPC over TLS: the server's "
+                        "certificate (PEM); with --tls-key.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key "
+                       "(PEM).")] = None,
 ) -> None:
     """Start a Triton server with the ExaTrkX models on 127.0.0.1."""
     if check:
@@ -62,6 +66,7 @@ def serve(
     from sonic_exatrkx.server.foreground import (
         RepositoryBuildError,
         ServeOptions,
+        ServeOptionsError,
         default_models,
         serve_until_signal,
     )
@@ -87,11 +92,15 @@ def serve(
         typer.echo("note: --instances, --threads-per-instance and --max-spacepoints apply to "
                    "the repository generated from --models; each config.pbtxt decides here.",
                    err=True)
-    options = ServeOptions(
-        model_repository=model_repository, models=models, instances=instances,
-        threads_per_instance=threads_per_instance, max_spacepoints=max_spacepoints, host=host,
-        http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-        ready_timeout=ready_timeout)
+    try:
+        options = ServeOptions(
+            model_repository=model_repository, models=models, instances=instances,
+            threads_per_instance=threads_per_instance, max_spacepoints=max_spacepoints,
+            host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+            ready_timeout=ready_timeout, tls_cert=tls_cert, tls_key=tls_key)
+    except ServeOptionsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     try:
         code = serve_until_signal(options, say=typer.echo,
                                   warn=lambda line: typer.echo(line, err=True))

@@ -35,6 +35,10 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+class ServeOptionsError(ValueError):
+    """Serve options that cannot work together (the CLI exits 2 with the message)."""
+
+
 @dataclass(frozen=True)
 class ServeOptions:
     """What to serve and where; exactly one of ``model_repository`` (served as is) and
@@ -51,6 +55,23 @@ class ServeOptions:
     grpc_port: int | None
     metrics_port: int | None
     ready_timeout: float  # seconds
+    tls_cert: Path | None = None  # gRPC over TLS: the server's certificate and key (PEM)
+    tls_key: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ServeOptionsError("TLS needs both the certificate and its key "
+                                     "(--tls-cert and --tls-key)")
+        for path in (self.tls_cert, self.tls_key):
+            if path is not None and not Path(path).is_file():
+                raise ServeOptionsError(f"TLS file {path} not found")
+
+    def tls_args(self) -> list[str]:
+        """Triton's gRPC SSL options for the certificate and key."""
+        if self.tls_cert is None:
+            return []
+        return ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}",
+                f"--grpc-server-key={self.tls_key}"]
 
 
 def default_models() -> Path | None:
@@ -118,7 +139,8 @@ def _serve(model_repository: Path, options: ServeOptions, env_threads: int | Non
 
     server = TritonServer(model_repository, host=options.host, http_port=options.http_port,
                           grpc_port=options.grpc_port, metrics_port=options.metrics_port,
-                          ready_timeout=options.ready_timeout, env_threads=env_threads)
+                          ready_timeout=options.ready_timeout, env_threads=env_threads,
+                          extra_args=options.tls_args())
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
