@@ -9,14 +9,10 @@ import signal
 import threading
 import time
 
-import pytest
-
 from sonic_exatrkx.framework import EventCommits
 from sonic_exatrkx.jobs import Manifest, RecoJobConfig
 from sonic_exatrkx.jobs.dask_executor import DaskConfig, run_dask_job
 from tests.jobs.outputs import assert_same_outputs
-
-pytest.importorskip("distributed", reason="the [dask] extra is not installed")
 
 
 def test_dask_job_equals_the_plain_run(batch_events, unsharded, tmp_path):

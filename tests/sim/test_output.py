@@ -125,8 +125,8 @@ def test_different_seed_or_event_gives_different_events() -> None:
 
 
 def test_root_output_has_spacepoints_and_truth(tmp_path) -> None:
-    uproot = pytest.importorskip("uproot")
-    pytest.importorskip("sonic_exatrkx.io.acts_root")
+    import uproot  # a declared dependency: a broken import must fail, not skip
+
     write_events(SMALL, tmp_path, 2, root=True, progress=False)
     with uproot.open(tmp_path / "spacepoints.root") as f:
         tree = f["spacePoints"]
