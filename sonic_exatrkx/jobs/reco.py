@@ -169,9 +169,15 @@ class RecoJob:
         seq, cfg = self.sequencer, self.config
         if seq.commits is None:
             return RecoJobResult(self, seq.run())
+        planned = seq.event_numbers()
+        if Manifest.exists(cfg.output):  # the same job (claim_output checked the settings)
+            before = Manifest.read(cfg.output)
+            if before.complete and set(planned) <= {*before.done, *before.skipped}:
+                # Finished already: leave every output (timing included) as it is.
+                return RecoJobResult(self, RunSummary(
+                    events=planned, resumed=len(before.done), skipped=len(before.skipped)))
         manifest = Manifest(settings=self.settings, events=seq.sliced_events(),
-                            planned=seq.event_numbers(),
-                            shard=str(cfg.shard) if cfg.shard else None)
+                            planned=planned, shard=str(cfg.shard) if cfg.shard else None)
         manifest.write(cfg.output)
         summary = seq.run()
         committed = seq.commits.events()
@@ -205,8 +211,9 @@ class RecoJobResult:
         if job.finder is not None and job.finder.client is not None \
                 and job.finder.client.remote:
             lines.append(job.finder.stats_summary())
-        if job.performance is not None:
-            lines.append(job.performance.summary_text())
+        report = job.config.output / "performance.txt"
+        if job.performance is not None and report.is_file():  # what the folder holds
+            lines.append(report.read_text().rstrip("\n"))
         produced = "spacepoints.root" if job.config.convert_only else "tracks/, tracks.root"
         if job.performance is not None:
             produced += ", performance.txt/.json, efficiency_vs_*.png, edge_scores.png"
@@ -231,6 +238,12 @@ def claim_output(cfg: RecoJobConfig, settings: dict[str, object]) -> None:
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink()
         return
+    found = [name for name in OWNED if (out / name).exists()]
+    if found and not cfg.start_over:
+        raise ConfigurationError(
+            f"{out} holds job outputs ({', '.join(found)}) but no manifest.json, so they "
+            "cannot be resumed or checked: give another output folder, or --start-over to "
+            "replace them")
     if cfg.start_over:
         for name in OWNED:
             path = out / name

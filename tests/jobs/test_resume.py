@@ -57,6 +57,9 @@ def test_a_finished_job_run_again_redoes_nothing(batch_events, tmp_path):
         result = runner.invoke(app, ["run", "-i", str(batch_events), "-o", str(out),
                                      "--events", "4"])
         assert result.exit_code == 0 and expected in result.output, result.output
+        if expected.startswith("4"):
+            files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # untouched
 
 
 def test_other_settings_are_refused_unless_starting_over(batch_events, tmp_path):
@@ -71,3 +74,20 @@ def test_other_settings_are_refused_unless_starting_over(batch_events, tmp_path)
                                 "--start-over"])
     assert again.exit_code == 0 and "5 events processed," in again.output, again.output
     assert len(list((out / "tracks").glob("*.csv"))) == 5
+
+
+def test_outputs_without_a_manifest_are_not_mixed_with_a_new_run(batch_events, tmp_path):
+    out = tmp_path / "job"
+    (out / "tracks").mkdir(parents=True)
+    stale = out / "tracks" / "event000000007-tracks.csv"
+    stale.write_text("track_id\n")
+    (out / "timing.csv").write_text("an earlier run's timing\n")
+    result = runner.invoke(app, ["run", "-i", str(batch_events), "-o", str(out),
+                                 "--events", "3"])
+    assert result.exit_code == 1
+    assert "holds job outputs (tracks, timing.csv) but no manifest.json" in result.output
+    assert stale.exists() and (out / "timing.csv").read_text() == "an earlier run's timing\n"
+    again = runner.invoke(app, ["run", "-i", str(batch_events), "-o", str(out), "--events", "3",
+                                "--start-over"])
+    assert again.exit_code == 0, again.output
+    assert not stale.exists() and len(list((out / "tracks").glob("*.csv"))) == 3
