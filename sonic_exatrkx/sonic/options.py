@@ -28,9 +28,15 @@ BALANCE = ("least-outstanding", "failover")
 class TritonOptions:
     """Transport settings shared by every Triton request of a job.
 
-    ``protocol``: grpc (truly asynchronous) or http. ``timeout_s``: per-request deadline
-    (None: none). ``retry``: tries per server, backoff, how long a failed server is
-    skipped and what a timeout means (:class:`RetryPolicy`). ``fallback_local``: run a
+    ``protocol``: grpc (truly asynchronous) or http. ``timeout_s``: per-request deadline;
+    None (the default) scales it with the event: ``deadline_base_s`` plus
+    ``deadline_per_point_s`` per space point (30 s + 0.5 ms each: about 31 s at mu=0 and
+    80 s at mu=200, far above a healthy request), so a hung server costs a bounded wait,
+    then the retry policy's next step; ``float("inf")``: no deadline. ``slow_log_s``: a
+    request waiting longer than this is logged (once) while it waits. The scaled deadline
+    applies over gRPC; HTTP connections time out after ``timeout_s`` or 600 s.
+    ``retry``: tries per server, backoff, how long a failed server is skipped and what a
+    timeout means (:class:`RetryPolicy`). ``fallback_local``: run a
     request in this process when every server failed. ``compression``: gzip / deflate of
     the request. ``headers``: sent with every request (e.g. a token). ``tls_root_certificates``:
     a PEM file; gRPC over TLS when given. ``shared_memory``: tensors through ``/dev/shm``
@@ -47,6 +53,9 @@ class TritonOptions:
 
     protocol: str = "grpc"
     timeout_s: float | None = None
+    deadline_base_s: float = 30.0
+    deadline_per_point_s: float = 5e-4
+    slow_log_s: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fallback_local: bool = False
     compression: str | None = None
@@ -75,7 +84,8 @@ class TritonOptions:
                                      f"{self.compression!r}")
         if not isinstance(self.retry, RetryPolicy):
             raise ConfigurationError(f"retry must be a RetryPolicy, got {self.retry!r}")
-        for key in ("timeout_s", "health_timeout_s"):
+        for key in ("timeout_s", "health_timeout_s", "deadline_base_s",
+                    "deadline_per_point_s", "slow_log_s"):
             value = getattr(self, key)
             if value is None and key == "timeout_s":
                 continue
@@ -96,6 +106,12 @@ class TritonOptions:
             object.__setattr__(self, "tls_root_certificates",
                                os.fspath(self.tls_root_certificates))
         object.__setattr__(self, "model_version", str(self.model_version))
+
+    def deadline_s(self, points: int) -> float | None:
+        """The per-request deadline for an event of ``points`` space points (None: none)."""
+        if self.timeout_s is not None:
+            return None if self.timeout_s == float("inf") else float(self.timeout_s)
+        return self.deadline_base_s + self.deadline_per_point_s * points
 
     @property
     def ssl(self) -> bool:

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -82,7 +82,7 @@ def parse_servers(servers: str | Sequence[str], protocol: str = "grpc") -> list[
     return urls
 
 
-@dataclass
+@dataclass(eq=False)  # identity: tries in flight are kept in a set
 class _Request:
     inputs: Mapping[str, np.ndarray]
     future: Future[Tensors]
@@ -96,6 +96,9 @@ class _Request:
     via_shm: bool = False  # how the current try was sent
     sent_at: float = 0.0  # when the current try was sent
     first_failure: float | None = None  # perf_counter of the first failed try
+    deadline_s: float | None = None  # of each try (options.deadline_s of the event size)
+    url: str = ""  # the server of the current try
+    slow_logged: bool = False
     rounds: int = 0  # rounds over every server that failed (the retry budget)
 
 
@@ -138,6 +141,7 @@ class TritonClient(InferenceClient):
         #: Per server: tries sent, failed, answered latency and in flight (the balancing).
         self.server_requests = {u: ClientStats(self.name, server=u) for u in self.servers}
         self._prober: threading.Thread | None = None
+        self._pending: set[_Request] = set()  # tries in flight (the slow-request log)
         self._stop_probing = threading.Event()
         self._shm = SharedMemoryRequests(
             self.name, self._shm_register, self._shm_unregister,
@@ -321,11 +325,29 @@ class TritonClient(InferenceClient):
                                         daemon=True, name=f"probe-{self.model}")
         self._prober.start()
 
+    def _is_down(self, url: str) -> bool:
+        with self._lock:
+            return self._down_until.get(url, 0.0) > time.monotonic()
+
+    def _log_slow_requests(self) -> None:
+        """Log, once per request, a try that has waited longer than ``slow_log_s``."""
+        now = time.perf_counter()
+        with self._lock:
+            slow = [r for r in self._pending
+                    if not r.slow_logged and now - r.sent_at > self.options.slow_log_s]
+            for r in slow:
+                r.slow_logged = True
+        for r in slow:
+            deadline = f"{r.deadline_s:g} s" if r.deadline_s is not None else "none"
+            log.warning("%s: a request has waited %.0f s at %s (deadline %s); still waiting",
+                        self.name, now - r.sent_at, r.url, deadline)
+
     def _probe_loop(self, interval: float) -> None:
         """Every ``interval`` s: a server that is not ready (or no longer serves the
         model) is marked down before requests fail there; a down server that is ready
         again is back at once, without waiting for ``retry.down_s``."""
         while not self._stop_probing.wait(interval):
+            self._log_slow_requests()
             for url in self.servers:
                 try:
                     why = self._probe(url)
@@ -372,6 +394,8 @@ class TritonClient(InferenceClient):
     # -- inference -------------------------------------------------------------------
     def infer_async(self, inputs: Mapping[str, np.ndarray]) -> Future[Tensors]:
         req = _Request(inputs=inputs, future=Future(), order=self._order())
+        points = max((np.shape(a)[0] for a in inputs.values() if np.ndim(a)), default=0)
+        req.deadline_s = self.options.deadline_s(int(points))
         self.stats.add(requests=1)
         if self._shm is not None and req.order:
             try:
@@ -431,6 +455,9 @@ class TritonClient(InferenceClient):
         opts = self.options
         self.server_requests[url].add(requests=1, in_flight=1)
         req.sent_at = time.perf_counter()
+        req.url = url
+        with self._lock:
+            self._pending.add(req)
         try:
             req.via_shm = self._shm is not None and self._shm.use(req.slots, url)
             if req.via_shm:
@@ -448,7 +475,7 @@ class TritonClient(InferenceClient):
                     self.model, wire, callback=lambda result, error: self._done(
                         req, url, result, error),
                     model_version=opts.model_version, outputs=outs,
-                    client_timeout=opts.timeout_s, headers=opts.header_dict,
+                    client_timeout=req.deadline_s, headers=opts.header_dict,
                     compression_algorithm=opts.compression)
             else:
                 with self._lock:
@@ -475,6 +502,8 @@ class TritonClient(InferenceClient):
               ) -> None:
         """Completion of one try (tritonclient's thread): finish, retry or fail over."""
         self.server_requests[url].add(in_flight=-1)
+        with self._lock:
+            self._pending.discard(req)
         if error is None:
             self.server_requests[url].record_latency(time.perf_counter() - req.sent_at)
         else:
@@ -523,7 +552,7 @@ class TritonClient(InferenceClient):
         if decision.why is Why.TIMEOUT:
             self.stats.add(failures=1)
             req.future.set_exception(RequestTimeoutError(
-                f"{self.name}: request to {url} timed out after {self.options.timeout_s} s "
+                f"{self.name}: request to {url} timed out after {req.deadline_s:g} s "
                 f"({text})"))
             return
         if decision.why is Why.NOT_RECOVERABLE:
@@ -535,6 +564,9 @@ class TritonClient(InferenceClient):
         req.errors.append(f"{url} (try {req.tries}): {text}")
         if self._shm is not None:
             self._shm.forget(url)  # a restarted server has lost our registrations
+        if decision.action is Action.RETRY and self._is_down(url) \
+                and req.pos + 1 < len(req.order):  # the probes say it is gone: next one
+            decision = replace(decision, action=Action.NEXT_SERVER)
         if decision.action is Action.RETRY:
             self.stats.add(retries=1)
             timer = threading.Timer(decision.delay_s, self._send, args=(req,))
