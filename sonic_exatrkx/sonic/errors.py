@@ -57,6 +57,15 @@ _ELSEWHERE_STATUS = {"StatusCode.NOT_FOUND"}
 _ELSEWHERE_TEXT = ("unknown model", "is not found", "no ready model")
 
 
+def is_too_large(exc: BaseException) -> bool:
+    """Whether the server refused the request for its size (our models' MAX_SPACEPOINTS,
+    Triton's own request-size limits): every server of the pool would, but this process
+    has no such limit, so a local fallback may run it."""
+    text = describe(exc).lower()
+    return not isinstance(exc, SonicError) and ("max_spacepoints" in text
+                                                or "exceeds the maximum" in text)
+
+
 def is_elsewhere(exc: BaseException) -> bool:
     """Whether ``exc`` says "not this server": the model is not there (unknown, or not
     loaded), so the request may succeed on another server of the pool, never here."""

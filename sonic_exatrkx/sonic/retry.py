@@ -9,7 +9,9 @@ times per server; a server that used up its tries is skipped by later requests f
 ``down_s`` seconds. Anything else (invalid arguments, an error raised in the model, a
 wrong output) fails at once: trying again would give the same answer. A server that
 does not serve the model ("unknown model": a pool member with another repository, or a
-load balancer refusing it) sends the request to the next server without retrying there.
+load balancer refusing it) sends the request to the next server without retrying there;
+one too large for the servers (MAX_SPACEPOINTS) goes to the local fallback when there is
+one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import enum
 from dataclasses import dataclass
 
 from sonic_exatrkx.framework import ConfigurationError
-from sonic_exatrkx.sonic.errors import check_count, is_elsewhere, is_recoverable, is_timeout
+from sonic_exatrkx.sonic.errors import (
+    check_count,
+    is_elsewhere,
+    is_recoverable,
+    is_timeout,
+    is_too_large,
+)
 
 ON_TIMEOUT = ("retry", "fail")
 
@@ -98,6 +106,9 @@ class RetryPolicy:
         first failure, ``rounds`` over every server so far (the retry budget)."""
         if is_timeout(error) and self.on_timeout == "fail":
             return Decision(Action.FAIL, why=Why.TIMEOUT)
+        if is_too_large(error):  # every server refuses it; this process can run it
+            return Decision(Action.FALLBACK) if fallback \
+                else Decision(Action.FAIL, why=Why.NOT_RECOVERABLE)
         if is_elsewhere(error):  # this server does not serve the model: no retry here
             if servers_left > 0:
                 return Decision(Action.NEXT_SERVER, server_down=True)

@@ -596,19 +596,19 @@ class TritonClient(InferenceClient):
             self.stats.add(failovers=1)
             self._send(req)
         elif decision.action is Action.FALLBACK:
-            self._to_fallback(req)
+            self._to_fallback(req, "the servers refused the event as too large" if
+                              not decision.server_down else "no Triton server available")
         else:
             self.stats.add(failures=1)
             req.future.set_exception(InferenceError(
                 f"{self.name}: every server failed for model '{self.model}' "
                 f"({len(req.errors)} tries): " + "; ".join(req.errors[-3:])))
 
-    def _to_fallback(self, req: _Request) -> None:
+    def _to_fallback(self, req: _Request, why: str = "no Triton server available") -> None:
         assert self.fallback is not None
         self.stats.add(fallbacks=1)
-        self._log_once("fallback", logging.WARNING,
-                       "%s: no Triton server available; running on the local fallback",
-                       self.name)
+        self._log_once(f"fallback:{why[:20]}", logging.WARNING,
+                       "%s: %s; running on the local fallback", self.name, why)
         forward(self.fallback.infer_async(req.inputs), req.future)
 
     def all_stats(self) -> list[ClientStats]:
