@@ -174,3 +174,34 @@ def test_root_reader_errors(tmp_path: Path, two_measurement_csv: Path) -> None:
     assert len(read_spacepoints_root(path, tree="sp")[0]) == 4
     with pytest.raises(FileNotFoundError):
         read_spacepoints_root(tmp_path / "nope.root")
+
+
+def test_truth_that_does_not_join_is_an_error_naming_the_files(tmp_path):
+    """Space point measurement ids of another production: most space points would become
+    noise and the fake rate nonsense; the join refuses, with the counts."""
+    import shutil
+
+    from sonic_exatrkx.io import acts_csv
+    from sonic_exatrkx.io.errors import BadReferenceError
+    from sonic_exatrkx.paths import sample_events_dir
+
+    events = tmp_path / "events"
+    shutil.copytree(sample_events_dir(), events)
+    path = acts_csv.event_path(events, 0, "spacepoint")
+    lines = path.read_text().splitlines()
+    shifted = [lines[0]] + [",".join([str(int(v) + 1_000_000) if i < 2 else v
+                                      for i, v in enumerate(line.split(","))])
+                            for line in lines[1:]]
+    path.write_text("\n".join(shifted) + "\n")  # measurement ids of another production
+    tables = acts_csv.read_event(events, 0, ("spacepoint", "hits", "measurement-simhit-map"))
+    with pytest.raises(BadReferenceError) as err:
+        acts_csv.attach_truth(tables["spacepoint"], tables["measurement-simhit-map"],
+                              tables["hits"])
+    message = str(err.value)
+    assert message.startswith("event000000000-spacepoint.csv, column 'measurement_id_1'")
+    assert "1696 of 1696 space points (100 %)" in message
+    assert "event000000000-measurement-simhit-map.csv" in message
+    ok = acts_csv.read_event(sample_events_dir(), 0, ("spacepoint", "hits",
+                                                      "measurement-simhit-map"))
+    truth = acts_csv.attach_truth(ok["spacepoint"], ok["measurement-simhit-map"], ok["hits"])
+    assert np.count_nonzero(truth == 0) == 262  # noise alone is well under the limit
