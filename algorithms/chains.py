@@ -28,12 +28,15 @@ def make_reader(
     input_format: str = "csv",
     truth: bool = True,
     on_bad_event: str = "fail",
+    duplicates: str = "warn",
 ) -> Reader:
-    """The space point reader for a CSV directory, a ROOT file or a TrackML directory."""
+    """The space point reader for a CSV directory, a ROOT file or a TrackML directory;
+    ``duplicates`` ("warn" | "drop"): exact duplicate space points (CSV input)."""
     path = Path(input_path)
     if input_format == "csv":
         kinds = ("spacepoint", "particles") if truth else ("spacepoint",)
-        return CsvEventReader(path, kinds=kinds, truth=truth, on_bad_event=on_bad_event)
+        return CsvEventReader(path, kinds=kinds, truth=truth, on_bad_event=on_bad_event,
+                              duplicates=duplicates)
     if input_format == "root":
         return RootSpacePointReader(path)
     if input_format == "trackml":
@@ -84,6 +87,7 @@ def add_reco_chain(
     performance: bool | None = None,
     plots: bool = True,
     on_bad_event: str = "fail",
+    duplicates: str = "warn",
 ) -> tuple[ExaTrkXTrackFinding, TrackFindingPerformance | None]:
     """Reader -> :class:`ExaTrkXTrackFinding` (configured by ``finder``: where the
     inference runs and how) -> tracks (CSV + ROOT, unless ``output_dir`` is None) ->
@@ -101,7 +105,7 @@ def add_reco_chain(
     if edges:
         cfg = replace(cfg, output_intermediates=INTERMEDIATES)
     seq.add_reader(make_reader(input_path, input_format=input_format, truth=performance,
-                               on_bad_event=on_bad_event))
+                               on_bad_event=on_bad_event, duplicates=duplicates))
     algorithm = ExaTrkXTrackFinding(cfg)
     seq.add_algorithm(algorithm)
     if output_dir is None:

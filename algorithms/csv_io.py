@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from algorithms.duplicates import check_duplicates_policy, handle_duplicates
 from algorithms.keys import SPACEPOINT_PARTICLE_IDS, TABLE_KEYS, TRACKS
 from sonic_exatrkx.framework import (
     AlgorithmContext,
@@ -57,6 +58,7 @@ class CsvEventReader(Reader):
         kinds: Sequence[str] = ("spacepoint",),
         truth: bool = False,
         on_bad_event: str = "fail",
+        duplicates: str = "warn",
         output_particle_ids: str = SPACEPOINT_PARTICLE_IDS,
         name: str | None = None,
     ) -> None:
@@ -64,6 +66,8 @@ class CsvEventReader(Reader):
         self.input_dir = Path(input_dir)
         check_kinds(self.name, kinds)
         check_bad_event_policy(self.name, on_bad_event)
+        check_duplicates_policy(self.name, duplicates)
+        self.duplicates = duplicates
         self.kinds = tuple(dict.fromkeys(kinds))
         self.truth = truth
         self.on_bad_event = on_bad_event
@@ -96,6 +100,9 @@ class CsvEventReader(Reader):
                 self.logger.warning("skipping event %d: %s", ctx.event, err)
                 return ProcessCode.SKIP
             raise
+        if "spacepoint" in tables:
+            tables["spacepoint"], truth = handle_duplicates(
+                self.logger, ctx.event, tables["spacepoint"], truth, self.duplicates)
         for kind, handle in self.tables.items():
             handle(ctx, tables[kind])
         if self.particle_ids is not None:

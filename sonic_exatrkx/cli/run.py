@@ -58,6 +58,8 @@ def run(
     skip_bad_events: Annotated[
         bool, typer.Option(help="Warn and skip malformed events instead of failing.")
     ] = False,
+    drop_duplicates: Annotated[bool, typer.Option(help="Drop space points that repeat "
+                               "another's x, y, z (default: warn with the count).")] = False,
     continue_on_error: Annotated[
         bool, typer.Option(help="Record failing events in failed_events.csv, go on with the "
                            "others, and exit with code 3.")
@@ -127,6 +129,7 @@ def run(
             input=input, input_format=input_format, output=output, events=events, skip=skip,
             threads=threads, in_flight=in_flight, cores=cores, performance=performance,
             on_bad_event="skip" if skip_bad_events else "fail",
+            duplicates="drop" if drop_duplicates else "warn",
             continue_on_error=continue_on_error, convert_only=convert_only,
             root_layout=root_layout, csv_output=csv_output, finder=finder, shard=shard,
             start_over=start_over)

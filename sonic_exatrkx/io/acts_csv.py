@@ -72,6 +72,7 @@ from .schema import (
     hits_schema,
     spacepoint_schema,
 )
+from .spacepoint_checks import check_envelope
 from .truth import BARCODE_LAYOUT, attach_truth, combine_particle_id, split_particle_id
 
 # Also the names of the modules split off this one, which callers import from here.
@@ -194,6 +195,7 @@ def _read_validated(
     event: int | None,
     what: str = "",
     nonfinite: NonFinite = "raise",
+    check_range: bool = True,
 ) -> pd.DataFrame:
     present = _check_columns(path, header, schema, event, what)
     strings = [c for c in present if schema.columns[c] == STR]
@@ -252,6 +254,8 @@ def _read_validated(
             path.name, int(bad.sum()), len(df), line_of_row(path, first[0]), first[1],
         )
         df = df[~bad]
+    if check_range:
+        check_envelope(df, path, event, lambda row: line_of_row(path, row))
     df.attrs["path"] = str(path)
     df.attrs["event"] = event
     return df
@@ -275,9 +279,13 @@ def read_table(
 
 
 def read_spacepoints(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise",
+    check_range: bool = True,
 ) -> pd.DataFrame:
     """Space points, in the variant the header shows (two-measurement or single).
+
+    ``check_range``: refuse coordinates outside any detector (|x|, |y|, |z| > 100 m,
+    :mod:`.spacepoint_checks`); False reads any finite value (format tests).
 
     Pixel space points written with an empty ``measurement_id_2`` (``geometry_id_2``)
     get ``measurement_id_1`` (``geometry_id_1``) repeated, the other convention ACTS
@@ -299,7 +307,8 @@ def read_spacepoints(
 
         two = closeness("measurement_id_1") > closeness("measurement_id")
         schema = SPACEPOINT if two else SPACEPOINT_SINGLE
-    return _read_validated(path, schema, header, event, "space point ", nonfinite)
+    return _read_validated(path, schema, header, event, "space point ", nonfinite,
+                           check_range)
 
 
 def read_hits(

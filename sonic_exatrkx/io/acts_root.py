@@ -43,6 +43,7 @@ from .acts_csv import _tracks_by_spacepoint
 from .acts_paths import StrPath
 from .errors import InputFormatError
 from .schema import F32, I64, SPACEPOINT, SPACEPOINT_SINGLE, U32, TableSchema, spacepoint_schema
+from .spacepoint_checks import check_envelope
 
 __all__ = [
     "SpacePointRootWriter",
@@ -429,6 +430,14 @@ def iter_spacepoints_root(
     (`read_spacepoints_root` reads everything at once and has no such limit).
     Events come in file order; ``step_size=None`` reads the whole tree at once.
     """
+    for event, frame in _iter_frames(path, tree, step_size):
+        check_envelope(frame, Path(path), event)
+        yield event, frame
+
+
+def _iter_frames(
+    path: StrPath, tree: str, step_size: int | str | None
+) -> Iterator[tuple[int, pd.DataFrame]]:
     file, ttree = _open_tree(path, tree)
     try:
         spec, jagged = _layout_columns(ttree, path)

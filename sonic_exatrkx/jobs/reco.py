@@ -78,6 +78,7 @@ class RecoJobConfig:
     cores: int | None = None
     performance: bool | None = None
     on_bad_event: str = "fail"
+    duplicates: str = "warn"
     continue_on_error: bool = False
     convert_only: bool = False
     root_layout: str = "flat"
@@ -113,6 +114,7 @@ class RecoJobConfig:
         return {
             "input": str(self.input_path.resolve()), "input_format": self.input_format,
             "events": self.events, "skip": self.skip, "on_bad_event": self.on_bad_event,
+            "duplicates": self.duplicates,
             "performance": performance, "models": models_checksum(finder.model_dir),
             "inference": finder.inference,
             "service_option": finder.service_option.name if finder.remote else None,
@@ -279,7 +281,7 @@ def build_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> Re
     job.finder, job.performance = add_reco_chain(
         seq, input_path, cfg.output, where.finder, input_format=cfg.input_format,
         performance=bool(settings["performance"]), plots=cfg.plots,
-        on_bad_event=cfg.on_bad_event)
+        on_bad_event=cfg.on_bad_event, duplicates=cfg.duplicates)
     return job
 
 

@@ -98,7 +98,7 @@ def test_float32_shortest_form_roundtrip_is_exact(tmp_path: Path) -> None:
                        "var_r": values, "var_z": np.zeros(n, np.float32)})
     path = tmp_path / "event000000000-spacepoint.csv"
     write_table(path, df, spacepoint_schema(df))
-    back = read_spacepoints(path)
+    back = read_spacepoints(path, check_range=False)  # any float32 bit pattern, not physics
     np.testing.assert_array_equal(back["x"].to_numpy().view(np.uint32), values.view(np.uint32))
     _same(back, df)
     # Shortest form: 0.1 is written as "0.1", not as its 17-digit double expansion.
