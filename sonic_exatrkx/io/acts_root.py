@@ -363,6 +363,19 @@ def _branch_dtype(tree: object, branch: str) -> np.dtype:
     return np.dtype(interpretation.from_dtype).newbyteorder("=")
 
 
+def _check_branch_kind(tree: object, path: StrPath, branch: str, want: np.dtype) -> None:
+    """A branch must hold the schema's kind of number: an integer id or event number
+    stored as floats would be truncated (0.5 and 0.9 both become event 0) and integer
+    coordinates lose their precision, both silently."""
+    have = _branch_dtype(tree, branch)
+    integer = want.kind in "iu"
+    if (have.kind in "iu") != integer or (not integer and have.kind != "f"):
+        kind = "an integer" if integer else "a floating-point"
+        raise InputFormatError(path, f"branch '{branch}' of tree '{tree.name}' holds "  # type: ignore[attr-defined]
+                               f"{have} values, expected {kind} type", column=branch,
+                               expected=f"{kind} type like {want}")
+
+
 def _layout_columns(
     tree: object, path: StrPath
 ) -> tuple[list[tuple[str, str, np.dtype]], bool]:
@@ -380,9 +393,11 @@ def _layout_columns(
         columns = [c for c in match[1].split(",") if c in schema.columns or c in keys]
     else:
         columns = [c for c in schema.columns if _BRANCH_OF[c] in keys]
+    _check_branch_kind(tree, path, "event_id", np.dtype(np.uint32))
     spec = []
     for column in columns:
         if column in schema.columns:
+            _check_branch_kind(tree, path, _BRANCH_OF[column], schema.columns[column])
             spec.append((column, _BRANCH_OF[column], schema.columns[column]))
         else:  # an extra branch written from an extra table column
             spec.append((column, column, _branch_dtype(tree, column)))

@@ -301,3 +301,32 @@ def test_optional_truth_weight(tmp_path: Path) -> None:
     path = _write(tmp_path, "event000000000-truth.csv", header + "1,0,1,2,3,4,5,6\n")
     df = read_table(path, TRACKML_TRUTH)
     assert "weight" not in df.columns and len(df) == 1
+
+
+@pytest.mark.parametrize(("branch", "dtype", "expected"), [
+    ("event_id", np.float64, "branch 'event_id' of tree 'spacePoints' holds float64 values, "
+                             "expected an integer type"),
+    ("x", np.int32, "branch 'x' of tree 'spacePoints' holds int32 values, expected a "
+                    "floating-point type"),
+])
+def test_root_branch_types_are_checked(tmp_path, branch, dtype, expected):
+    """A float event_id (0.5, 1.5, ...) would be truncated and merge events; integer
+    coordinates would lose precision: both are refused, naming the branch."""
+    import uproot
+
+    from sonic_exatrkx.io.acts_root import read_spacepoints_root
+
+    n = 4
+    columns = {"event_id": np.array([0, 0, 1, 1], np.uint32),
+               "measurement_id": np.arange(n, dtype=np.uint64),
+               "x": np.ones(n, np.float32), "y": np.ones(n, np.float32),
+               "z": np.ones(n, np.float32), "var_r": np.zeros(n, np.float32),
+               "var_z": np.zeros(n, np.float32)}
+    columns[branch] = (np.array([0.5, 0.9, 1.5, 1.9]) if branch == "event_id"
+                       else np.arange(n)).astype(dtype)
+    path = tmp_path / "sp.root"
+    with uproot.recreate(path) as f:
+        f.mktree("spacePoints", {k: v.dtype for k, v in columns.items()}).extend(columns)
+    with pytest.raises(InputFormatError) as err:
+        read_spacepoints_root(path)
+    assert expected in str(err.value) and str(err.value).startswith("sp.root")
