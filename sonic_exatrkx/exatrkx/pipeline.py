@@ -18,6 +18,7 @@ building re-checks distances exactly, and every sort is total).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import warnings
@@ -404,12 +405,56 @@ def save_models(
     out.mkdir(parents=True, exist_ok=True)
     for name, module in (("embedding", embedding), ("filter", filter), ("gnn", gnn)):
         script_module(module).save(str(out / MODEL_FILES[name]))
-    (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    write_config(out, config)
     return out
+
+
+#: config.json's record of the model files it belongs to: file -> stage and sha256.
+MODEL_RECORD = "model_files"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_config(model_dir: Path, config: PipelineConfig) -> Path:
+    """``config.json`` with the stage and checksum of each model file beside it, so that
+    a file replaced by another stage's model (or another training) is refused at load."""
+    data = config.to_dict()
+    data[MODEL_RECORD] = {MODEL_FILES[name]: {"stage": name, "sha256": file_sha256(
+        model_dir / MODEL_FILES[name])} for name in ("embedding", "filter", "gnn")}
+    path = model_dir / CONFIG_FILE
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def check_model_file(path: Path, stage: str, record: Mapping[str, Any] | None) -> None:
+    """Refuse a model file that is not the one ``config.json`` was written with."""
+    if record is None:
+        return  # a config.json from before the record: nothing to check against
+    entry = record.get(path.name)
+    if entry is None or entry.get("stage") != stage:
+        raise ExaTrkXConfigError(f"{path}: config.json has no record of this file as the "
+                                 f"{stage} model")
+    have = file_sha256(path)
+    if have != entry.get("sha256"):
+        raise ExaTrkXConfigError(
+            f"{path}: not the {stage} model config.json was written with (sha256 "
+            f"{have[:12]}... instead of {str(entry.get('sha256'))[:12]}...): copy the "
+            "models folder whole, or train or export it again")
 
 
 def read_config(model_dir: Path) -> PipelineConfig:
     """The pipeline config of a models folder (config.json, or YAML), without the models."""
+    return _read_config_and_record(model_dir)[0]
+
+
+def _read_config_and_record(model_dir: Path
+                            ) -> tuple[PipelineConfig, Mapping[str, Any] | None]:
     for name in (CONFIG_FILE, "config.yaml", "config.yml"):
         path = model_dir / name
         if path.is_file():
@@ -420,8 +465,9 @@ def read_config(model_dir: Path) -> PipelineConfig:
                 import yaml
 
                 data = yaml.safe_load(text)
+            record = data.pop(MODEL_RECORD, None) if isinstance(data, dict) else None
             try:
-                return PipelineConfig.from_dict(data)
+                return PipelineConfig.from_dict(data), record
             except ValueError as err:
                 raise ExaTrkXConfigError(f"{path}: {err}") from err
     raise MissingModelFileError(
@@ -436,12 +482,13 @@ def load_models(
     d = Path(model_dir)
     if not d.is_dir():
         raise MissingModelFileError(f"model directory not found: {d}")
-    config = read_config(d)
+    config, record = _read_config_and_record(d)
     models = []
     for name in ("embedding", "filter", "gnn"):
         path = d / MODEL_FILES[name]
         if not path.is_file():
             raise MissingModelFileError(f"stage '{name}': model file not found: {path}")
+        check_model_file(path, name, record)
         models.append(load_script(path))
     emb, fil, gnn = models
     return emb, fil, gnn, config

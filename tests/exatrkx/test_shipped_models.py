@@ -214,3 +214,18 @@ def test_cuts_apply_to_logits(shipped: Pipeline, held_out: list) -> None:
     mask = shipped.track_edge_mask(res.filtered_edges, res.gnn_scores)
     assert not np.any(mask & ~keep)  # the track builder only ever drops edges past the cut
     assert np.array_equal(res.track_edges, res.filtered_edges[:, mask])
+
+
+def test_a_model_file_replaced_by_another_stage_is_refused(tmp_path: Path) -> None:
+    """gnn.pt copied over filter.pt used to load and run (fake rate 0.3 -> 5.9 %)."""
+    d = tmp_path / "models"
+    shutil.copytree(MODELS, d)
+    shutil.copyfile(d / "gnn.pt", d / "filter.pt")
+    with pytest.raises(ValueError) as err:
+        Pipeline.from_directory(d)
+    message = str(err.value)
+    assert message.startswith(f"{d / 'filter.pt'}: not the filter model config.json was "
+                              "written with (sha256 ")
+    record = json.loads((MODELS / "config.json").read_text())["model_files"]
+    assert {f: e["stage"] for f, e in record.items()} == {
+        "embedding.pt": "embedding", "filter.pt": "filter", "gnn.pt": "gnn"}
