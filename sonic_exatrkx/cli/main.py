@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -13,6 +14,9 @@ from sonic_exatrkx.cli.run import run
 from sonic_exatrkx.cli.serve import serve
 from sonic_exatrkx.cli.simulate import simulate
 from sonic_exatrkx.cli.train import train
+
+#: Set by --debug: commands re-raise errors (with their traceback) instead of one line.
+DEBUG_ENV = "SONIC_EXATRKX_DEBUG"
 
 app = typer.Typer(
     name="sonic-exatrkx",
@@ -31,8 +35,15 @@ app.add_typer(bench_app, name="bench")
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show the traceback of an error (for "
+                     "developers) instead of its one-line message.")] = False,
 ) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+    # Our loggers at INFO (DEBUG with -v); third-party ones (FAISS's loader, uproot,
+    # distributed) at WARNING, so their start-up chatter does not look like a crash.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(name)-28s %(levelname)-7s %(message)s",
     )
+    logging.getLogger("sonic_exatrkx").setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sonic_exatrkx.framework import FrameworkError
-from sonic_exatrkx.io.errors import InputFormatError
 
 EXECUTORS = ("local", "dask")
+#: Exit code of a job that finished with failed events (``--continue-on-error``).
+PARTIAL_FAILURE = 3
+
+
 def parse_headers(items: list[str]) -> dict[str, str]:
     """``KEY=VALUE`` options as a dict (exit 2 naming a malformed one)."""
     pairs = [item.partition("=") for item in items]
@@ -18,10 +22,6 @@ def parse_headers(items: list[str]) -> dict[str, str]:
     if bad:
         raise typer.BadParameter(f"expected KEY=VALUE, got {bad[0]!r}", param_hint="--header")
     return {k.strip(): v for k, _, v in pairs}
-
-
-#: Exit code of a job that finished with failed events (``--continue-on-error``).
-PARTIAL_FAILURE = 3
 
 
 def run(
@@ -138,7 +138,9 @@ def run(
                                   say=typer.echo)
         else:
             result = run_reco_job(job, say=typer.echo)
-    except (FrameworkError, InputFormatError, FileNotFoundError) as err:
+    except (FrameworkError, ValueError, OSError) as err:  # located errors: one line
+        if os.environ.get("SONIC_EXATRKX_DEBUG") == "1":
+            raise
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from err
     for line in result.lines():

@@ -389,7 +389,11 @@ def load_script(path: str | Path) -> torch.jit.ScriptModule:
     """``torch.jit.load`` on CPU, in eval mode (deprecation warning silenced, see above)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=DeprecationWarning)
-        return torch.jit.load(str(path), map_location="cpu").eval()
+        try:
+            return torch.jit.load(str(path), map_location="cpu").eval()
+        except (RuntimeError, ValueError) as err:  # torch's error has no file name
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExaTrkXConfigError(f"{path}: not a TorchScript model ({first})") from err
 
 
 def save_models(
@@ -460,7 +464,11 @@ def _read_config_and_record(model_dir: Path
         if path.is_file():
             text = path.read_text()
             if name.endswith(".json"):
-                data = json.loads(text)
+                try:
+                    data = json.loads(text)
+                except json.JSONDecodeError as err:
+                    raise ExaTrkXConfigError(f"{path} line {err.lineno}, column {err.colno}: "
+                                             f"not valid JSON ({err.msg})") from err
             else:
                 import yaml
 

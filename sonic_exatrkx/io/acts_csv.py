@@ -123,6 +123,10 @@ def _read_header(path: Path, event: int | None) -> list[str]:
         raise EmptyFileError(
             path, "file has only blank lines, expected a CSV header line", event=event
         ) from None
+    except UnicodeDecodeError:
+        raise InputFormatError(
+            path, "not a text CSV file (binary or compressed? a .csv.gz must be unpacked)",
+            event=event) from None
     return [str(c) for c in header.columns]
 
 

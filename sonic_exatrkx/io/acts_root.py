@@ -339,8 +339,12 @@ def _open_tree(path: StrPath, tree: str) -> tuple[object, object]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such ROOT file: {path}")
-    file = uproot.open(path)
-    classes = {k.split(";")[0]: c for k, c in file.classnames().items()}
+    try:
+        file = uproot.open(path)
+        classes = {k.split(";")[0]: c for k, c in file.classnames().items()}
+    except (ValueError, OSError) as err:  # uproot: "not a ROOT file", truncated headers
+        raise InputFormatError(path, f"not a readable ROOT file ({_first_line(err)})"
+                               ) from err
     if classes.get(tree) != "TTree":
         file.close()
         trees = sorted(k for k, c in classes.items() if c == "TTree")
@@ -348,6 +352,11 @@ def _open_tree(path: StrPath, tree: str) -> tuple[object, object]:
             else f"no tree '{tree}'"
         raise InputFormatError(path, f"{what} (TTrees in the file: {trees})")
     return file, file[tree]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _is_jagged(tree: object, branch: str) -> bool:
@@ -445,7 +454,17 @@ def iter_spacepoints_root(
     (`read_spacepoints_root` reads everything at once and has no such limit).
     Events come in file order; ``step_size=None`` reads the whole tree at once.
     """
-    for event, frame in _iter_frames(path, tree, step_size):
+    frames = _iter_frames(path, tree, step_size)
+    while True:
+        try:
+            event, frame = next(frames)
+        except StopIteration:
+            return
+        except (InputFormatError, FileNotFoundError):
+            raise
+        except (uproot.deserialization.DeserializationError, OSError) as err:  # truncated
+            raise InputFormatError(path, f"truncated or corrupt ROOT file: {tree} "
+                                   f"cannot be read ({_first_line(err)})") from err
         check_envelope(frame, Path(path), event)
         yield event, frame
 
