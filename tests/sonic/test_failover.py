@@ -88,6 +88,11 @@ def test_failover_to_second_server(
     assert_exactly_once_and_equal(out, reference)
     stats = alg.stats[0]
     assert stats.failovers >= 1 and stats.failures == 0
+    # Every event answered exactly once over the two servers: the doomed one at most for
+    # the events written or in flight when it died, the survivor for all the others.
+    answered = {u: s.requests - s.failures for u, s in alg.client.server_requests.items()}
+    assert sum(answered.values()) == EVENTS
+    assert answered[urls[0]] <= KILL_AFTER + 4 and answered[urls[1]] >= EVENTS - KILL_AFTER - 4
     summary_text = alg.stats_summary()
     print("\n" + summary_text)
     assert f"on {urls[1]}: " in summary_text  # server-side queue/compute of the survivor
