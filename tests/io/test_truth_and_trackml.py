@@ -205,3 +205,45 @@ def test_truth_that_does_not_join_is_an_error_naming_the_files(tmp_path):
                                                       "measurement-simhit-map"))
     truth = acts_csv.attach_truth(ok["spacepoint"], ok["measurement-simhit-map"], ok["hits"])
     assert np.count_nonzero(truth == 0) == 262  # noise alone is well under the limit
+
+
+def test_root_reader_refuses_a_tree_without_space_points_and_split_events(tmp_path: Path,
+                                                                          two_measurement_csv):
+    import uproot
+
+    from sonic_exatrkx.io.acts_root import iter_spacepoints_root
+
+    other = tmp_path / "other.root"
+    with uproot.recreate(other) as f:
+        f.mktree("spacePoints", {"event_id": np.uint32, "energy": np.float32}).extend(
+            {"event_id": np.zeros(2, np.uint32), "energy": np.ones(2, np.float32)})
+    with pytest.raises(InputFormatError, match=r"other.root: tree 'spacePoints' lacks space "
+                                               r"point branches \['measurement_id', 'var_r'"):
+        read_spacepoints_root(other)
+    sp = read_spacepoints(two_measurement_csv)
+    split = tmp_path / "split.root"
+    n = len(sp)
+    columns = {"event_id": np.array([0, 1] * (n // 2) + [0] * (n % 2), np.uint32),
+               **{c: sp[c].to_numpy() for c in ("measurement_id_1", "measurement_id_2",
+                                                 "x", "y", "z", "var_r", "var_z")}}
+    columns["measurement_id"] = columns.pop("measurement_id_1")
+    with uproot.recreate(split) as f:
+        f.mktree("spacePoints", {k: v.dtype for k, v in columns.items()}).extend(columns)
+    with pytest.raises(InputFormatError, match="rows of event 0 are not contiguous"):
+        list(iter_spacepoints_root(split, step_size=1))
+    assert sorted(read_spacepoints_root(split)) == [0, 1]  # whole-file read: any order
+
+
+def test_read_trackml_truth_columns(tmp_path: Path) -> None:
+    from sonic_exatrkx.io.trackml import read_trackml_truth
+
+    path = tmp_path / "event000000002-truth.csv"
+    path.write_text("hit_id,particle_id,tx,ty,tz,tpx,tpy,tpz,weight\n"
+                    "1,4503668346847232,1,2,3,0.5,0.5,1,0.25\n")
+    truth = read_trackml_truth(path)
+    assert truth["particle_id"].dtype == np.uint64
+    assert truth["particle_id"].tolist() == [4503668346847232]
+    assert truth["weight"].tolist() == [0.25]
+    path.write_text("hit_id,particle_id\n1,2\n")
+    with pytest.raises(InputFormatError, match="event000000002-truth.csv"):
+        read_trackml_truth(path)

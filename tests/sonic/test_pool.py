@@ -129,3 +129,35 @@ def test_probes_bring_a_server_back_as_soon_as_it_is_ready(exatrkx_server, sonic
             assert client.server_requests[later].requests > 0
     finally:
         client.close()
+
+
+@pytest.mark.triton
+def test_a_failed_server_is_skipped_for_down_s_then_let_back_in(exatrkx_server,
+                                                                 sonic_models):
+    dead = f"127.0.0.1:{free_ports('127.0.0.1', 1)[0]}"
+    client, _ = pipeline_client(sonic_models, [dead, exatrkx_server.grpc_url], TritonOptions(
+        probe_interval_s=0, retry=RetryPolicy(down_s=0.5)))  # no probes: the timer alone
+    try:
+        client.check()  # the dead one does not answer: down for 0.5 s
+        assert client._order() == [exatrkx_server.grpc_url]
+        time.sleep(0.6)
+        assert dead in client._order()  # tried again after down_s
+    finally:
+        client.close()
+
+
+@pytest.mark.triton
+def test_a_served_model_without_an_expected_output_is_refused(exatrkx_server, sonic_models):
+    from sonic_exatrkx.framework import ConfigurationError
+    from sonic_exatrkx.sonic import TensorSpec
+
+    config = Pipeline.from_directory(sonic_models).config
+    inputs, outputs = stage_specs("pipeline", config)
+    client = TritonClient(model="exatrkx", servers=exatrkx_server.grpc_url, inputs=inputs,
+                          outputs={**outputs, "SCORES": TensorSpec("FP32", ("N",))})
+    try:
+        with pytest.raises(ConfigurationError, match=r"model 'exatrkx' at .* has no output "
+                                                     r"'SCORES' \(outputs: LABELS\)"):
+            client.check()
+    finally:
+        client.close()
