@@ -8,20 +8,20 @@ from typing import Annotated
 
 import typer
 
+from sonic_exatrkx.cli.choices import (
+    Executor,
+    Inference,
+    InputFormat,
+    Mode,
+    Protocol,
+    RootLayout,
+    ServiceOptionName,
+    parse_headers,
+)
 from sonic_exatrkx.framework import FrameworkError
 
-EXECUTORS = ("local", "dask")
 #: Exit code of a job that finished with failed events (``--continue-on-error``).
 PARTIAL_FAILURE = 3
-
-
-def parse_headers(items: list[str]) -> dict[str, str]:
-    """``KEY=VALUE`` options as a dict (exit 2 naming a malformed one)."""
-    pairs = [item.partition("=") for item in items]
-    bad = [item for item, (k, eq, _) in zip(items, pairs, strict=True) if not (k and eq)]
-    if bad:
-        raise typer.BadParameter(f"expected KEY=VALUE, got {bad[0]!r}", param_hint="--header")
-    return {k.strip(): v for k, _, v in pairs}
 
 
 def run(
@@ -31,8 +31,8 @@ def run(
                      "default: the shipped sample events."),
     ] = None,
     input_format: Annotated[
-        str, typer.Option(help="csv (ACTS CSV), root (spacePoints tree) or trackml.")
-    ] = "csv",
+        InputFormat, typer.Option(help="ACTS CSV, a ROOT spacePoints tree, or TrackML.")
+    ] = InputFormat.csv,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")] = Path(
         "output"
     ),
@@ -51,8 +51,9 @@ def run(
                            "(default: when the input has truth).")] = None,
     convert_only: Annotated[bool, typer.Option(help="No track finding: only read the space "
                                                "points and write them as ROOT.")] = False,
-    root_layout: Annotated[str, typer.Option(help="flat (ACTS) or jagged, for "
-                                             "--convert-only.")] = "flat",
+    root_layout: Annotated[RootLayout, typer.Option(help="ACTS's flat or our jagged "
+                                                    "layout, for --convert-only.")]
+    = RootLayout.flat,
     csv_output: Annotated[bool, typer.Option(help="With --convert-only, also write the space "
                                              "points as CSV.")] = False,
     skip_bad_events: Annotated[
@@ -64,23 +65,25 @@ def run(
         bool, typer.Option(help="Record failing events in failed_events.csv, go on with the "
                            "others, and exit with code 3.")
     ] = False,
-    inference: Annotated[str, typer.Option(help="Where ExaTrkX runs: local (this "
-                         "process), triton (a Triton server) or auto (the server if it "
-                         "answers, else local).")] = "local",
+    inference: Annotated[Inference, typer.Option(help="Where ExaTrkX runs: this process, a "
+                         "Triton server, or auto (the server if it answers, else here).")]
+    = Inference.local,
     server: Annotated[list[str] | None, typer.Option(help="host:port of a Triton server "
                       "(gRPC, or HTTP with --protocol http); repeat for failover order. "
                       "Without it, --inference triton starts a local server from --models "
                       "on 127.0.0.1 and stops it at the end.")] = None,
-    service_option: Annotated[str, typer.Option(help="What is served: custom (whole "
-                              "pipeline, one request), S0..S4 (S4: the ensemble).")] = "custom",
-    mode: Annotated[str | None, typer.Option(help="sync, pseudo-async or async (default: "
+    service_option: Annotated[ServiceOptionName, typer.Option(help="What is served: custom "
+                              "(whole pipeline, one request), S0..S4 (S4: the ensemble).")]
+    = ServiceOptionName.custom,
+    mode: Annotated[Mode | None, typer.Option(help="Who waits for the inference (default: "
                     "sync locally, async for a server).")] = None,
     allowed_tries: Annotated[int, typer.Option(help="Tries per server on recoverable "
                              "failures.")] = 3,
     fallback_local: Annotated[bool, typer.Option(help="Run events locally when every "
                               "server fails.")] = False,
     timeout: Annotated[float | None, typer.Option(help="Per-request timeout (s).")] = None,
-    protocol: Annotated[str, typer.Option(help="grpc or http.")] = "grpc",
+    protocol: Annotated[Protocol, typer.Option(help="Transport to the server.")]
+    = Protocol.grpc,
     shared_memory: Annotated[bool, typer.Option(help="Tensors through system shared "
                              "memory (server on this node).")] = False,
     cores: Annotated[int | None, typer.Option(help="Cores to split between the job and the "
@@ -97,8 +100,8 @@ def run(
                      "events; join the shards with `sonic-exatrkx merge`.")] = None,
     start_over: Annotated[bool, typer.Option(help="Replace the outputs of another job in "
                           "--output instead of refusing (the same job resumes).")] = False,
-    executor: Annotated[str, typer.Option(help="local (this process) or dask (chunks of "
-                        "events as Dask tasks, then one merge).")] = "local",
+    executor: Annotated[Executor, typer.Option(help="This process, or dask (chunks of "
+                        "events as Dask tasks, then one merge).")] = Executor.local,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (default: "
                          "a LocalCluster of --workers processes).")] = None,
     workers: Annotated[int, typer.Option(help="LocalCluster worker processes.")] = 2,
@@ -107,33 +110,30 @@ def run(
     """Find tracks: read space points, run ExaTrkX (in this process or on Triton), write
     tracks (CSV and ROOT) and, with truth, the tracking performance; print timing and
     physics summaries."""
-    from algorithms.exatrkx_track_finding import INFERENCE, TrackFindingConfig
+    from algorithms.exatrkx_track_finding import TrackFindingConfig
     from sonic_exatrkx.jobs import RecoJobConfig, run_reco_job
     from sonic_exatrkx.jobs.dask_executor import DaskConfig, run_dask_job
     from sonic_exatrkx.sonic import RetryPolicy, TritonOptions
 
-    if inference not in INFERENCE or executor not in EXECUTORS:
-        typer.echo(f"error: --inference must be one of {', '.join(INFERENCE)} and --executor "
-                   f"one of {', '.join(EXECUTORS)}, got {inference!r} / {executor!r}", err=True)
-        raise typer.Exit(code=2)
     try:
         finder = TrackFindingConfig(
             models=models, pipeline_threads=pipeline_threads,
-            inference="local" if convert_only else inference, servers=tuple(server or ()),
-            service_option=service_option, mode=mode, metrics_port=metrics_port,
+            inference="local" if convert_only else inference.value,
+            servers=tuple(server or ()), service_option=service_option.value,
+            mode=mode.value if mode else None, metrics_port=metrics_port,
             metrics_file=metrics_file, triton=TritonOptions(
-                protocol=protocol, timeout_s=timeout, fallback_local=fallback_local,
+                protocol=protocol.value, timeout_s=timeout, fallback_local=fallback_local,
                 tls_root_certificates=tls_root_cert, headers=parse_headers(header or []),
                 shared_memory=shared_memory, retry=RetryPolicy(allowed_tries=allowed_tries)))
         job = RecoJobConfig(
-            input=input, input_format=input_format, output=output, events=events, skip=skip,
+            input=input, input_format=input_format.value, output=output, events=events, skip=skip,
             threads=threads, in_flight=in_flight, cores=cores, performance=performance,
             on_bad_event="skip" if skip_bad_events else "fail",
             duplicates="drop" if drop_duplicates else "warn",
             continue_on_error=continue_on_error, convert_only=convert_only,
-            root_layout=root_layout, csv_output=csv_output, finder=finder, shard=shard,
+            root_layout=root_layout.value, csv_output=csv_output, finder=finder, shard=shard,
             start_over=start_over)
-        if executor == "dask":
+        if executor is Executor.dask:
             result = run_dask_job(job, DaskConfig(scheduler, workers, chunk_size),
                                   say=typer.echo)
         else:

@@ -298,7 +298,7 @@ class Sequencer:
                 summary.timing.write_csv(self.output_dir / "timing.csv")
                 if summary.failed:
                     _write_failed(self.output_dir / "failed_events.csv", summary.failed)
-        log.info("%s", summary.line())
+        log.debug("%s", summary.line())  # the caller prints the summary
         if summary.failed:
             log.warning(
                 "%d events failed: %s",

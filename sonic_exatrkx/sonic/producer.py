@@ -231,7 +231,7 @@ class SonicProducer(ExternalWorkAlgorithm):
         if self.client is not None:
             self._server_timings = self.client.server_stats()
         for line in self.stats_summary().splitlines():
-            self.logger.info("%s", line)
+            self.logger.debug("%s", line)  # the job prints stats_summary()
         if self.metrics_file is not None:
             write_metrics(self.metrics_file, self.metrics_source)
         if self.trace_file is not None:
