@@ -32,11 +32,21 @@ app.command("train")(train)
 app.add_typer(bench_app, name="bench")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from sonic_exatrkx import __version__
+
+        typer.echo(f"sonic-exatrkx {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
     debug: Annotated[bool, typer.Option(help="Show the traceback of an error (for "
                      "developers) instead of its one-line message.")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     if debug:
         os.environ[DEBUG_ENV] = "1"

@@ -47,7 +47,7 @@ def models_checksum(folder: Path) -> str:
 
 
 def software() -> dict[str, str]:
-    from importlib.metadata import version
+    from importlib.metadata import version  # the package's one version source
 
     import numpy
     import torch
