@@ -19,6 +19,7 @@ the LocalCluster's workers (remote workers need ``servers``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -106,7 +107,8 @@ def _client(dask: DaskConfig) -> Iterator[Any]:
             yield client
         return
     with LocalCluster(n_workers=dask.workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None) as cluster, \
+                      host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.WARNING) as cluster, \
             Client(cluster) as client:
         yield client
 
