@@ -425,6 +425,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def models_checksum(model_dir: str | Path) -> str:
+    """One checksum of a models folder (config.json and the .pt files): what a job's
+    manifest records and what a served model publishes, so that a client can refuse a
+    server whose models differ from its own."""
+    folder = Path(model_dir)
+    digest = hashlib.sha256()
+    for path in sorted([*folder.glob("*.pt"), folder / CONFIG_FILE]):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
 def write_config(model_dir: Path, config: PipelineConfig) -> Path:
     """``config.json`` with the stage and checksum of each model file beside it, so that
     a file replaced by another stage's model (or another training) is refused at load."""

@@ -10,7 +10,6 @@ checks that its inputs are shards of one job and that they cover its events exac
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sonic_exatrkx.exatrkx.pipeline import file_sha256
 from sonic_exatrkx.framework import ConfigurationError
 
 MANIFEST = "manifest.json"
@@ -26,24 +26,6 @@ FORMAT = 1
 COMMITS = "commits"
 #: Outputs whose checksums the manifest records (timing and plots vary run to run).
 CHECKSUMMED = ("tracks", "tracks.root", "performance.json", "performance.txt")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def models_checksum(folder: Path) -> str:
-    """One checksum of a models folder's configuration and weights (config.json, *.pt)."""
-    digest = hashlib.sha256()
-    for path in sorted([*folder.glob("*.pt"), folder / "config.json"]):
-        if path.is_file():
-            digest.update(path.name.encode())
-            digest.update(file_sha256(path).encode())
-    return digest.hexdigest()
 
 
 def software() -> dict[str, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from algorithms.chains import add_conversion_chain, add_reco_chain, csv_has_truth
 from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from algorithms.performance import TrackFindingPerformance
-from sonic_exatrkx.exatrkx.pipeline import read_config
+from sonic_exatrkx.exatrkx.pipeline import models_checksum, read_config
 from sonic_exatrkx.framework import (
     ConfigurationError,
     EventCommits,
@@ -40,7 +40,6 @@ from sonic_exatrkx.jobs.manifest import (
     CHECKSUMMED,
     COMMITS,
     Manifest,
-    models_checksum,
     output_checksums,
     settings_difference,
 )
