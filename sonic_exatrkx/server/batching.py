@@ -1,10 +1,11 @@
 """Several events in one request: concatenated space points plus per-event row splits.
 
-Pure numpy, for both sides of the wire. A client packs events with :func:`batch_events`
+Numpy helpers for both sides of the wire. A client packs events with :func:`batch_events`
 and sends ``FEATURES`` ``[N_total, F]`` plus ``ROW_SPLITS`` INT64 ``[n_events + 1]`` (the
-offsets of each event's first row, then ``N_total``) to the ``exatrkx`` model; the model
-returns ``LABELS`` ``[N_total]``, each event's slice numbered exactly as a one-event request
-for that event would be, and :func:`split_labels` cuts them back per event. The model
+offsets of each event's first row, then ``N_total``; the contract's optional input of the
+``exatrkx`` model) to the ``exatrkx`` model; the model returns ``LABELS`` ``[N_total]``, each
+event's slice numbered exactly as a one-event request for that event would be, and
+:func:`split_labels` cuts them back per event. The model runs :func:`run_batched`, which
 checks the offsets with :func:`check_row_splits` and cuts the events with
 :func:`split_events`.
 
@@ -17,13 +18,17 @@ with any client.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["ROW_SPLITS", "batch_events", "check_row_splits", "split_events", "split_labels"]
+from sonic_exatrkx.exatrkx.stages import ROW_SPLITS, prepare_features, run_pipeline
 
-#: Name of the optional row-splits input of the ``exatrkx`` model.
-ROW_SPLITS = "ROW_SPLITS"
+if TYPE_CHECKING:
+    from sonic_exatrkx.exatrkx import Pipeline
+
+__all__ = ["ROW_SPLITS", "batch_events", "check_row_splits", "run_batched", "split_events",
+           "split_labels"]
 
 
 def batch_events(features_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,3 +91,25 @@ def split_labels(labels: np.ndarray, row_splits: np.ndarray) -> list[np.ndarray]
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
     return split_events(labels, row_splits)
+
+
+def run_batched(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None,
+                row_splits: np.ndarray | None = None) -> np.ndarray:
+    """Labels of the ``exatrkx`` model: the contract's ``run_pipeline`` once per event.
+
+    With ``row_splits`` (offsets ``[n_events + 1]``), ``features`` holds several events one
+    after the other: each is checked and run on its own and the labels are concatenated in
+    the same order, each event numbered as if it came alone. ``max_spacepoints`` applies per
+    event.
+    """
+    if row_splits is None:
+        return run_pipeline(pipeline, features, max_spacepoints)
+    events = split_events(np.asarray(features), row_splits)
+    prepared = []
+    for i, event in enumerate(events):  # check every event before running any
+        try:
+            prepared.append(prepare_features(pipeline, event, max_spacepoints))
+        except ValueError as exc:
+            raise type(exc)(f"event {i} of {len(events)} in the request: {exc}") from None
+    labels = [run_pipeline(pipeline, f) for f in prepared]
+    return np.concatenate(labels) if labels else np.zeros(0, np.int64)

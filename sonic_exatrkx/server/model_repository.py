@@ -1,10 +1,12 @@
-"""Write Triton model repositories: ``config.pbtxt`` text and versioned model directories.
+"""Write Triton model repositories: ``config.pbtxt`` files and versioned model directories.
 
 Small dataclasses cover what our models use (Python-backend models and ensembles, no
-batching dimension by default) and render deterministic protobuf text, so a generated
-repository is stable byte for byte and easy to diff. Names, shapes and ensemble wiring are
-checked when a config is built, with messages naming the model and field, instead of
-surfacing later as a server that refuses to start.
+batching dimension by default); :meth:`ModelConfig.render` builds Triton's own
+``ModelConfig`` protobuf (``tritonclient.grpc.model_config_pb2``) and prints it as protobuf
+text, so the file is what Triton parses and is stable byte for byte. Tensors are the
+contract's :class:`~sonic_exatrkx.exatrkx.stages.TensorSpec` (symbolic dims are written as
+-1). Names, shapes and ensemble wiring are checked when a config is built, with messages
+naming the model and field, instead of surfacing later as a server that refuses to start.
 
 Layout written by :func:`write_model`::
 
@@ -19,21 +21,19 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-DATA_TYPES: tuple[str, ...] = (
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BF16", "STRING",
-)
-_NUMPY_TO_TRITON = {
-    np.dtype(np.bool_): "BOOL", np.dtype(np.uint8): "UINT8", np.dtype(np.uint16): "UINT16",
-    np.dtype(np.uint32): "UINT32", np.dtype(np.uint64): "UINT64", np.dtype(np.int8): "INT8",
-    np.dtype(np.int16): "INT16", np.dtype(np.int32): "INT32", np.dtype(np.int64): "INT64",
-    np.dtype(np.float16): "FP16", np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64",
-    np.dtype(np.object_): "STRING",
-}
+from sonic_exatrkx.exatrkx import stages as contract
+from sonic_exatrkx.exatrkx.stages import SpecError, TensorSpec
+
+if TYPE_CHECKING:
+    from tritonclient.grpc import model_config_pb2
+
+__all__ = ["EnsembleStep", "ModelConfig", "ModelConfigError", "TensorSpec", "triton_dtype",
+           "write_model"]
+
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _TENSOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -43,30 +43,12 @@ class ModelConfigError(ValueError):
     """A model configuration that Triton would reject (or that is wired inconsistently)."""
 
 
-def triton_dtype(dtype: str | np.dtype | type) -> str:
+def triton_dtype(dtype: str | np.dtype[Any] | type) -> str:
     """Normalise ``"FP32"``, ``"TYPE_FP32"`` or a numpy dtype to Triton's ``"FP32"``."""
-    if isinstance(dtype, str):
-        name = dtype.upper().removeprefix("TYPE_")
-        if name in DATA_TYPES:
-            return name
-        try:
-            np_dtype = np.dtype(dtype)
-        except TypeError:
-            np_dtype = None
-        if np_dtype is not None and np_dtype in _NUMPY_TO_TRITON:
-            return _NUMPY_TO_TRITON[np_dtype]
-        raise ModelConfigError(f"unknown data type {dtype!r}; use one of {', '.join(DATA_TYPES)}")
     try:
-        return _NUMPY_TO_TRITON[np.dtype(dtype)]
-    except (TypeError, KeyError):
-        raise ModelConfigError(f"no Triton data type for {dtype!r}") from None
-
-
-def _quote(text: str) -> str:
-    """A protobuf text-format string literal."""
-    escaped = (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-               .replace("\r", "\\r").replace("\t", "\\t"))
-    return f'"{escaped}"'
+        return contract.triton_dtype(dtype)
+    except SpecError as exc:
+        raise ModelConfigError(str(exc)) from None
 
 
 def _check_name(kind: str, name: str, pattern: re.Pattern[str], owner: str = "") -> None:
@@ -75,39 +57,6 @@ def _check_name(kind: str, name: str, pattern: re.Pattern[str], owner: str = "")
         raise ModelConfigError(
             f"invalid {kind} name {name!r}{where}: use letters, digits, '_', '.', '-' "
             f"(no spaces or '/'), not starting with '.' or '-'")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """An input or output: name, Triton data type and dims (``-1`` = variable size).
-
-    ``optional=True`` (inputs only) lets a request leave the tensor out; the Python backend
-    then gets ``None`` for it.
-    """
-
-    name: str
-    data_type: str
-    dims: tuple[int, ...]
-    optional: bool = False
-
-    def __post_init__(self) -> None:
-        _check_name("tensor", self.name, _TENSOR_NAME)
-        object.__setattr__(self, "data_type", triton_dtype(self.data_type))
-        dims = tuple(self.dims)
-        if not dims:
-            raise ModelConfigError(f"tensor {self.name!r}: dims must not be empty "
-                                   "(use [1] for a scalar)")
-        for d in dims:
-            if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or (d < 1 and d != -1):
-                raise ModelConfigError(f"tensor {self.name!r}: dims {list(dims)} must be positive "
-                                       "integers or -1 (variable)")
-        object.__setattr__(self, "dims", tuple(int(d) for d in dims))
-
-    def render(self) -> str:
-        dims = ", ".join(str(d) for d in self.dims)
-        optional = "    optional: true\n" if self.optional else ""
-        return (f"  {{\n    name: {_quote(self.name)}\n    data_type: TYPE_{self.data_type}\n"
-                f"    dims: [ {dims} ]\n{optional}  }}")
 
 
 @dataclass(frozen=True)
@@ -137,18 +86,19 @@ class EnsembleStep:
             raise ModelConfigError(f"ensemble step {self.model_name!r}: model_version must be "
                                    f">= 1 or -1 (latest), got {self.model_version}")
 
-    def render(self) -> str:
-        lines = [f"    {{\n      model_name: {_quote(self.model_name)}\n"
-                 f"      model_version: {self.model_version}"]
-        lines += [f"      input_map {{ key: {_quote(k)} value: {_quote(v)} }}"
-                  for k, v in self.input_map.items()]
-        lines += [f"      output_map {{ key: {_quote(k)} value: {_quote(v)} }}"
-                  for k, v in self.output_map.items()]
-        return "\n".join(lines) + "\n    }"
+    def fill(self, step: Any) -> None:
+        """Set the fields of an ``ensemble_scheduling.step`` protobuf message."""
+        step.model_name = self.model_name
+        step.model_version = self.model_version
+        step.input_map.update(self.input_map)
+        step.output_map.update(self.output_map)
 
 
-def _specs(items: Iterable[TensorSpec | tuple]) -> tuple[TensorSpec, ...]:
-    return tuple(i if isinstance(i, TensorSpec) else TensorSpec(*i) for i in items)
+def _specs(model: str, items: Iterable[TensorSpec | tuple]) -> tuple[TensorSpec, ...]:
+    try:
+        return tuple(i if isinstance(i, TensorSpec) else TensorSpec(*i) for i in items)
+    except SpecError as exc:
+        raise ModelConfigError(f"model {model!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -177,8 +127,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check_name("model", self.name, _MODEL_NAME)
-        object.__setattr__(self, "inputs", _specs(self.inputs))
-        object.__setattr__(self, "outputs", _specs(self.outputs))
+        object.__setattr__(self, "inputs", _specs(self.name, self.inputs))
+        object.__setattr__(self, "outputs", _specs(self.name, self.outputs))
         object.__setattr__(self, "steps", tuple(self.steps))
         if self.backend is None and self.platform is None:
             object.__setattr__(self, "platform" if self.steps else "backend",
@@ -250,33 +200,41 @@ class ModelConfig:
             raise ModelConfigError(f"ensemble {self.name!r}: outputs {missing} are not "
                                    "produced by any step")
 
+    def to_proto(self) -> model_config_pb2.ModelConfig:
+        """Triton's ``ModelConfig`` protobuf of this config (needs tritonclient)."""
+        from tritonclient.grpc import model_config_pb2 as pb
+
+        msg = pb.ModelConfig(name=self.name, max_batch_size=int(self.max_batch_size))
+        if self.backend is not None:
+            msg.backend = self.backend
+        else:
+            msg.platform = str(self.platform)
+        if self.version_policy == "all":
+            msg.version_policy.all.SetInParent()
+        elif isinstance(self.version_policy, tuple):
+            msg.version_policy.specific.versions.extend(self.version_policy)
+        for field_, specs in ((msg.input, self.inputs), (msg.output, self.outputs)):
+            for spec in specs:
+                tensor = field_.add(name=spec.name, data_type=pb.DataType.Value(spec.config_type),
+                                    dims=spec.triton_dims())
+                if spec.optional:
+                    tensor.optional = True
+        if self.platform != "ensemble":
+            msg.instance_group.add(count=int(self.instance_count),
+                                   kind=pb.ModelInstanceGroup.KIND_CPU)
+        if self.dynamic_batching:
+            msg.dynamic_batching.SetInParent()
+        for key, value in self.parameters.items():
+            msg.parameters[key].string_value = value
+        for step in self.steps:
+            step.fill(msg.ensemble_scheduling.step.add())
+        return msg
+
     def render(self) -> str:
         """The ``config.pbtxt`` text (deterministic: same config, same bytes)."""
-        out = [f"name: {_quote(self.name)}"]
-        if self.backend is not None:
-            out.append(f"backend: {_quote(self.backend)}")
-        else:
-            out.append(f"platform: {_quote(str(self.platform))}")
-        out.append(f"max_batch_size: {int(self.max_batch_size)}")
-        if self.version_policy == "all":
-            out.append("version_policy: { all: { } }")
-        elif isinstance(self.version_policy, tuple):
-            out.append("version_policy: { specific: { versions: [ "
-                       f"{', '.join(map(str, self.version_policy))} ] }} }}")
-        out.append("input [\n" + ",\n".join(t.render() for t in self.inputs) + "\n]")
-        out.append("output [\n" + ",\n".join(t.render() for t in self.outputs) + "\n]")
-        if self.platform != "ensemble":
-            out.append(f"instance_group [\n  {{\n    count: {int(self.instance_count)}\n"
-                       "    kind: KIND_CPU\n  }\n]")
-        if self.dynamic_batching:
-            out.append("dynamic_batching { }")
-        for key in sorted(self.parameters):
-            out.append(f"parameters {{\n  key: {_quote(key)}\n  value: {{ string_value: "
-                       f"{_quote(self.parameters[key])} }}\n}}")
-        if self.steps:
-            out.append("ensemble_scheduling {\n  step [\n"
-                       + ",\n".join(s.render() for s in self.steps) + "\n  ]\n}")
-        return "\n".join(out) + "\n"
+        from google.protobuf import text_format
+
+        return text_format.MessageToString(self.to_proto())
 
 
 FileContent = bytes | str | Path

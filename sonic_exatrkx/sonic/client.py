@@ -3,7 +3,8 @@
 A client maps named input arrays to named output arrays. ``infer`` blocks;
 ``infer_async`` returns a :class:`concurrent.futures.Future` at once. Where the
 transport allows it (Triton over gRPC) no thread waits for the answer; the local client
-computes on its own thread pool, so it still never blocks the caller.
+computes on its own thread pool, so it still never blocks the caller. Tensor specs
+(:class:`TensorSpec`, :func:`bind_dims`) are the ExaTrkX contract's, re-exported here.
 """
 
 from __future__ import annotations
@@ -12,57 +13,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sonic_exatrkx.exatrkx.stages import Dim, TensorSpec, bind_dims
 from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.sonic.errors import OutputCheckError
 from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming
 
 Tensors = dict[str, np.ndarray]
-#: A dimension: a size, -1 (any), or a symbol such as "N" that must agree across tensors.
-Dim = int | str
-
-_TRITON_DTYPES = {
-    "FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32,
-    "UINT64": np.uint64, "BOOL": np.bool_, "FP16": np.float16, "INT8": np.int8,
-}
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """What a tensor must look like: Triton dtype name and dims (ints, -1 or symbols)."""
-
-    dtype: str
-    dims: tuple[Dim, ...]
-
-    def __post_init__(self) -> None:
-        if self.dtype not in _TRITON_DTYPES:
-            raise ConfigurationError(f"TensorSpec: unknown dtype {self.dtype!r}; one of "
-                                     f"{', '.join(_TRITON_DTYPES)}")
-
-    @property
-    def numpy_dtype(self) -> np.dtype[Any]:
-        return np.dtype(_TRITON_DTYPES[self.dtype])
-
-    def triton_dims(self) -> list[int]:
-        """Dims as a model config declares them (symbols are variable: -1)."""
-        return [d if isinstance(d, int) else -1 for d in self.dims]
-
-
-def bind_dims(specs: Mapping[str, TensorSpec], tensors: Mapping[str, np.ndarray]
-              ) -> dict[str, int]:
-    """Values of the symbolic dims in ``specs`` taken from ``tensors`` (e.g. N)."""
-    bound: dict[str, int] = {}
-    for name, spec in specs.items():
-        if name not in tensors:
-            continue
-        for dim, size in zip(spec.dims, np.shape(tensors[name]), strict=False):
-            if isinstance(dim, str):
-                bound.setdefault(dim, int(size))
-    return bound
+__all__ = ["Dim", "InferenceClient", "LocalClient", "TensorSpec", "Tensors", "bind_dims",
+           "chain", "check_outputs", "completed", "forward"]
 
 
 def check_outputs(model: str, specs: Mapping[str, TensorSpec], outputs: Mapping[str, Any],
@@ -73,7 +35,7 @@ def check_outputs(model: str, specs: Mapping[str, TensorSpec], outputs: Mapping[
             raise OutputCheckError(f"{model}: output '{name}' missing from the "
                                    f"response (got {', '.join(outputs) or 'none'})")
         arr = np.asarray(outputs[name])
-        expected = tuple(bound.get(d, -1) if isinstance(d, str) else d for d in spec.dims)
+        expected = spec.shape(bound)
         shape_ok = arr.ndim == len(expected) and all(
             e == -1 or e == s for e, s in zip(expected, arr.shape, strict=True))
         if arr.dtype != spec.numpy_dtype or not shape_ok:

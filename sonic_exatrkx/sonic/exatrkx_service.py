@@ -12,79 +12,43 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig, PipelineResult
+from sonic_exatrkx.exatrkx import stages as contract
+from sonic_exatrkx.exatrkx.stages import (
+    ENSEMBLE_MODEL,
+    PIPELINE_MODEL,
+    STAGE_MODELS,
+    STAGES,
+    SpecError,
+    Specs,
+)
 from sonic_exatrkx.framework import ConfigurationError
-from sonic_exatrkx.sonic.client import InferenceClient, LocalClient, TensorSpec
+from sonic_exatrkx.sonic.client import InferenceClient, LocalClient
 from sonic_exatrkx.sonic.options import TritonOptions
 from sonic_exatrkx.sonic.service_option import ServiceOption
 from sonic_exatrkx.sonic.staged import StagedClient
 from sonic_exatrkx.sonic.triton import TritonClient
 
-STAGES: tuple[str, ...] = ("embed", "graph", "filter", "gnn", "tracks")
-PIPELINE_MODEL = "exatrkx"
-ENSEMBLE_MODEL = "exatrkx_ensemble"
-STAGE_MODELS: dict[str, str] = {stage: f"exatrkx_{stage}" for stage in STAGES}
-
-Specs = dict[str, TensorSpec]
+_LOCAL_STAGES = ("pipeline", *STAGES)
 
 
 def stage_specs(stage: str, config: PipelineConfig) -> tuple[Specs, Specs]:
     """Input and output specs of ``stage`` (or ``"pipeline"``), with symbolic sizes:
-    N space points, E graph edges, Ef filtered edges."""
-    feats = TensorSpec("FP32", ("N", config.features.width))
-    emb = TensorSpec("FP32", ("N", config.embedding.out_features))
-    edges = TensorSpec("INT64", (2, "E"))
-    f_edges = TensorSpec("INT64", (2, "Ef"))
-    scores = TensorSpec("FP32", ("Ef",))
-    labels = TensorSpec("INT64", ("N",))
-    table: dict[str, tuple[Specs, Specs]] = {
-        "pipeline": ({"FEATURES": feats}, {"LABELS": labels}),
-        "embed": ({"FEATURES": feats}, {"EMBEDDING": emb}),
-        "graph": ({"EMBEDDING": emb, "FEATURES": feats}, {"EDGES": edges}),
-        "filter": ({"FEATURES": feats, "EDGES": edges}, {"FILTERED_EDGES": f_edges}),
-        "gnn": ({"FEATURES": feats, "FILTERED_EDGES": f_edges}, {"GNN_SCORES": scores}),
-        "tracks": ({"FEATURES": feats, "FILTERED_EDGES": f_edges, "GNN_SCORES": scores},
-                   {"LABELS": labels}),
-    }
-    if stage not in table:
-        raise ConfigurationError(f"unknown ExaTrkX stage {stage!r}; one of {', '.join(table)}")
-    return table[stage]
+    N space points, E graph edges, Ef filtered edges (the contract's table)."""
+    try:
+        return contract.stage_specs(stage, config)
+    except SpecError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def local_stage(pipeline: Pipeline, stage: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """The in-process function of ``stage``: the Pipeline's own stage method, as served."""
-    p = pipeline
-
-    def embed(t: Mapping[str, Any]) -> dict[str, Any]:
-        return {"EMBEDDING": p.embed(t["FEATURES"])}
-
-    def graph(t: Mapping[str, Any]) -> dict[str, Any]:
-        emb = np.ascontiguousarray(t["EMBEDDING"], dtype=np.float32)
-        return {"EDGES": p.graph(emb, t["FEATURES"]).astype(np.int64, copy=False)}
-
-    def filter_(t: Mapping[str, Any]) -> dict[str, Any]:
-        edges = np.asarray(t["EDGES"], dtype=np.int64)
-        keep = p.filter_edge_mask(edges, p.score_filter(t["FEATURES"], edges))
-        return {"FILTERED_EDGES": np.ascontiguousarray(edges[:, keep])}
-
-    def gnn(t: Mapping[str, Any]) -> dict[str, Any]:
-        return {"GNN_SCORES": p.score_gnn(t["FEATURES"], np.asarray(t["FILTERED_EDGES"]))}
-
-    def tracks(t: Mapping[str, Any]) -> dict[str, Any]:
-        labels = p.tracks(t["FEATURES"].shape[0], np.asarray(t["FILTERED_EDGES"]),
-                          np.asarray(t["GNN_SCORES"], dtype=np.float32))
-        return {"LABELS": labels.astype(np.int64, copy=False)}
-
-    def whole(t: Mapping[str, Any]) -> dict[str, Any]:
-        return {"LABELS": p.run(t["FEATURES"]).labels.astype(np.int64, copy=False)}
-
-    funcs = {"embed": embed, "graph": graph, "filter": filter_, "gnn": gnn,
-             "tracks": tracks, "pipeline": whole}
-    if stage not in funcs:
-        raise ConfigurationError(f"unknown ExaTrkX stage {stage!r}; one of {', '.join(funcs)}")
-    return funcs[stage]
+    """The in-process function of ``stage``: the contract's stage function, as served."""
+    if stage not in _LOCAL_STAGES:
+        raise ConfigurationError(f"unknown ExaTrkX stage {stage!r}; one of "
+                                 f"{', '.join(_LOCAL_STAGES)}")
+    if stage == "pipeline":
+        return lambda t: {"LABELS": contract.run_pipeline(pipeline, t["FEATURES"])}
+    return lambda t: contract.run_stage(pipeline, stage, t)
 
 
 #: The optional output of the in-process pipeline: the full :class:`PipelineResult`

@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sonic_exatrkx.exatrkx.stages import STAGES
 from sonic_exatrkx.framework import ConfigurationError
-
-STAGES: tuple[str, ...] = ("embed", "graph", "filter", "gnn", "tracks")  # MERGE: contract
 
 #: Option name -> the stages served on their own models, or the one model serving all.
 SERVICE_OPTIONS: dict[str, tuple[str, ...] | str] = {

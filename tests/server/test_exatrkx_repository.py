@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
 
 from sonic_exatrkx.exatrkx import Pipeline, apply_cut
+from sonic_exatrkx.exatrkx.stages import TensorSpec, run_chain, run_stage, stage_specs
 from sonic_exatrkx.server import ModelConfigError, TritonServer
-from sonic_exatrkx.server.batching import batch_events, split_labels
+from sonic_exatrkx.server.batching import batch_events, run_batched, split_labels
 from sonic_exatrkx.server.exatrkx_repository import (
     ENSEMBLE_MODEL,
     PIPELINE_MODEL,
@@ -21,9 +24,14 @@ from sonic_exatrkx.server.exatrkx_repository import (
     ExaTrkXRepositoryOptions,
     write_exatrkx_repository,
 )
-from sonic_exatrkx.server.exatrkx_stages import run_chain, run_pipeline, run_stage
 
 from .conftest import MAX_SPACEPOINTS, sim_positions, toy_event
+
+
+def read_config(repo: Path, model: str) -> model_config_pb2.ModelConfig:
+    """``<repo>/<model>/config.pbtxt`` parsed as Triton parses it."""
+    text = (repo / model / "config.pbtxt").read_text()
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +46,15 @@ def test_generated_configs(pipeline_dir: tuple[Path, Pipeline], tmp_path: Path) 
     names = write_exatrkx_repository(tmp_path, model_dir, opts)
     assert names == [PIPELINE_MODEL, *STAGE_MODELS.values(), ENSEMBLE_MODEL]
     width = pipe.config.features.width
-    custom = (tmp_path / PIPELINE_MODEL / "config.pbtxt").read_text()
-    assert f"dims: [ -1, {width} ]" in custom and 'name: "LABELS"' in custom
-    assert 'name: "ROW_SPLITS"\n    data_type: TYPE_INT64\n    dims: [ -1 ]\n    optional: true' \
-        in custom
-    assert "count: 2" in custom and 'string_value: "5000"' in custom
-    assert "count: 1" in (tmp_path / STAGE_MODELS["graph"] / "config.pbtxt").read_text()
-    assert "count: 2" in (tmp_path / STAGE_MODELS["gnn"] / "config.pbtxt").read_text()
+    custom = read_config(tmp_path, PIPELINE_MODEL)
+    assert [(i.name, list(i.dims), i.optional) for i in custom.input] == [
+        ("FEATURES", [-1, width], False), ("ROW_SPLITS", [-1], True)]
+    assert custom.input[1].data_type == model_config_pb2.TYPE_INT64
+    assert [o.name for o in custom.output] == ["LABELS"]
+    assert custom.instance_group[0].count == 2
+    assert custom.parameters["MAX_SPACEPOINTS"].string_value == "5000"
+    assert read_config(tmp_path, STAGE_MODELS["graph"]).instance_group[0].count == 1
+    assert read_config(tmp_path, STAGE_MODELS["gnn"]).instance_group[0].count == 2
     version = tmp_path / PIPELINE_MODEL / "3"
     assert "from sonic_exatrkx.server.triton_models.pipeline_model import" in \
         (version / "model.py").read_text()
@@ -55,6 +65,35 @@ def test_generated_configs(pipeline_dir: tuple[Path, Pipeline], tmp_path: Path) 
     assert [line.split('"')[1] for line in ensemble.splitlines() if "model_name" in line] == \
         list(STAGE_MODELS.values())
     assert (tmp_path / ENSEMBLE_MODEL / "3").is_dir()
+
+
+def _as_specs(tensors: list) -> list[tuple[str, str, list[int], bool]]:
+    return [(t.name, model_config_pb2.DataType.Name(t.data_type), list(t.dims),
+             getattr(t, "optional", False)) for t in tensors]  # outputs have no optional
+
+
+def _contract(specs: dict[str, TensorSpec]) -> list[tuple[str, str, list[int], bool]]:
+    return [(s.name, s.config_type, s.triton_dims(), s.optional) for s in specs.values()]
+
+
+def test_written_configs_parse_back_to_the_contract(pipeline_dir: tuple[Path, Pipeline],
+                                                    tmp_path: Path) -> None:
+    model_dir, pipe = pipeline_dir
+    write_exatrkx_repository(tmp_path, model_dir)
+    stage_of = {PIPELINE_MODEL: "batched", ENSEMBLE_MODEL: "pipeline",
+                **{model: stage for stage, model in STAGE_MODELS.items()}}
+    for model, stage in stage_of.items():
+        parsed = read_config(tmp_path, model)
+        inputs, outputs = stage_specs(stage, pipe.config)
+        assert parsed.name == model
+        assert _as_specs(parsed.input) == _contract(inputs), model
+        assert _as_specs(parsed.output) == _contract(outputs), model
+    steps = read_config(tmp_path, ENSEMBLE_MODEL).ensemble_scheduling.step
+    assert [s.model_name for s in steps] == list(STAGE_MODELS.values())
+    for step, stage in zip(steps, STAGE_MODELS, strict=True):
+        inputs, outputs = stage_specs(stage, pipe.config)
+        assert dict(step.input_map) == {n: n for n in inputs}
+        assert dict(step.output_map) == {n: n for n in outputs}
 
 
 @pytest.mark.parametrize(
@@ -102,13 +141,13 @@ def test_several_events_in_process_equal_one_by_one(pipeline_dir: tuple[Path, Pi
                                                      sim_features: list[np.ndarray]) -> None:
     _, pipe = pipeline_dir
     feats, rs = batch_events(sim_features)
-    labels = run_pipeline(pipe, feats, MAX_SPACEPOINTS, row_splits=rs)
+    labels = run_batched(pipe, feats, MAX_SPACEPOINTS, row_splits=rs)
     for got, f in zip(split_labels(labels, rs), sim_features, strict=True):
         np.testing.assert_array_equal(got, pipe.run(f).labels)
     with pytest.raises(ValueError, match="event 1 of 5 in the request: event has"):
-        run_pipeline(pipe, feats, sim_features[1].shape[0] - 1, row_splits=rs)
+        run_batched(pipe, feats, sim_features[1].shape[0] - 1, row_splits=rs)
     with pytest.raises(ValueError, match="ROW_SPLITS must start at 0"):
-        run_pipeline(pipe, feats, row_splits=rs + 1)
+        run_batched(pipe, feats, row_splits=rs + 1)
 
 
 def test_stage_input_checks_in_process(pipeline_dir: tuple[Path, Pipeline],

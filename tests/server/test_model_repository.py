@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
 
 from sonic_exatrkx.server import (
     EnsembleStep,
@@ -16,6 +18,12 @@ from sonic_exatrkx.server import (
     write_model,
 )
 
+
+def parse(text: str) -> model_config_pb2.ModelConfig:
+    """``config.pbtxt`` text as Triton reads it."""
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
 IO = {"inputs": [("INPUT", "FP32", (-1, 3))], "outputs": [("OUTPUT", "FP32", (-1, 3))]}
 
 
@@ -25,41 +33,43 @@ def test_python_model_renders_expected_text() -> None:
                       parameters={"num_threads": 1, "max_spacepoints": 200000, "z": True})
     assert cfg.render() == """\
 name: "embed"
-backend: "python"
-max_batch_size: 0
-input [
-  {
-    name: "INPUT"
-    data_type: TYPE_FP32
-    dims: [ -1, 3 ]
-  }
-]
-output [
-  {
-    name: "EMB"
-    data_type: TYPE_FP32
-    dims: [ -1, 8 ]
-  }
-]
-instance_group [
-  {
-    count: 2
-    kind: KIND_CPU
-  }
-]
+input {
+  name: "INPUT"
+  data_type: TYPE_FP32
+  dims: -1
+  dims: 3
+}
+output {
+  name: "EMB"
+  data_type: TYPE_FP32
+  dims: -1
+  dims: 8
+}
+instance_group {
+  count: 2
+  kind: KIND_CPU
+}
 parameters {
   key: "max_spacepoints"
-  value: { string_value: "200000" }
+  value {
+    string_value: "200000"
+  }
 }
 parameters {
   key: "num_threads"
-  value: { string_value: "1" }
+  value {
+    string_value: "1"
+  }
 }
 parameters {
   key: "z"
-  value: { string_value: "true" }
+  value {
+    string_value: "true"
+  }
 }
+backend: "python"
 """
+    assert parse(cfg.render()).max_batch_size == 0  # Triton's default: no batch dimension
     same = ModelConfig("embed", inputs=[("INPUT", "FP32", (-1, 3))],
                        outputs=[("EMB", "FP32", (-1, 8))], instance_count=2,
                        parameters={"z": True, "num_threads": "1", "max_spacepoints": 200000})
@@ -74,16 +84,21 @@ def test_ensemble_renders_steps_and_no_instance_group() -> None:
     text = cfg.render()
     assert 'platform: "ensemble"' in text and "backend" not in text
     assert "instance_group" not in text
-    assert 'input_map { key: "EMB" value: "emb" }' in text
-    assert text.index('model_name: "embed"') < text.index('model_name: "knn"')
+    steps = parse(text).ensemble_scheduling.step
+    assert dict(steps[1].input_map) == {"EMB": "emb"}
+    assert [s.model_name for s in steps] == ["embed", "knn"]
+    assert [s.model_version for s in steps] == [-1, -1]
 
 
 def test_version_policies_and_dynamic_batching() -> None:
-    assert "version_policy: { all: { } }" in ModelConfig("m", **IO, version_policy="all").render()
-    text = ModelConfig("m", **IO, version_policy=(3, 1)).render()
-    assert "version_policy: { specific: { versions: [ 1, 3 ] } }" in text
-    text = ModelConfig("m", **IO, max_batch_size=8, dynamic_batching=True).render()
-    assert "max_batch_size: 8" in text and "dynamic_batching { }" in text
+    policy = parse(ModelConfig("m", **IO, version_policy="all").render()).version_policy
+    assert policy.WhichOneof("policy_choice") == "all"
+    policy = parse(ModelConfig("m", **IO, version_policy=(3, 1)).render()).version_policy
+    assert list(policy.specific.versions) == [1, 3]
+    assert not parse(ModelConfig("m", **IO).render()).HasField("version_policy")
+    parsed = parse(ModelConfig("m", **IO, max_batch_size=8, dynamic_batching=True).render())
+    assert parsed.max_batch_size == 8 and parsed.HasField("dynamic_batching")
+    assert not parse(ModelConfig("m", **IO).render()).HasField("dynamic_batching")
 
 
 @pytest.mark.parametrize(
@@ -176,9 +191,10 @@ def test_optional_input_renders_and_outputs_cannot_be_optional() -> None:
     cfg = ModelConfig("m", inputs=[("INPUT", "FP32", (-1, 3)),
                                    TensorSpec("ROW_SPLITS", "INT64", (-1,), optional=True)],
                       outputs=[("OUTPUT", "FP32", (-1, 3))])
-    assert ('  {\n    name: "ROW_SPLITS"\n    data_type: TYPE_INT64\n    dims: [ -1 ]\n'
-            '    optional: true\n  }') in cfg.render()
+    assert ('input {\n  name: "ROW_SPLITS"\n  data_type: TYPE_INT64\n  dims: -1\n'
+            '  optional: true\n}') in cfg.render()
     assert cfg.render().count("optional") == 1
+    assert [i.optional for i in parse(cfg.render()).input] == [False, True]
     with pytest.raises(ModelConfigError, match=r"outputs \['OUTPUT'\] cannot be optional"):
         ModelConfig("m", inputs=[("INPUT", "FP32", (-1, 3))],
                     outputs=[TensorSpec("OUTPUT", "FP32", (-1, 3), optional=True)])

@@ -25,8 +25,8 @@ from sonic_exatrkx.sonic import (
 from tests.sonic.conftest import BAD_SHAPE_MODEL, run_job
 from tests.sonic.proxy import DelayProxy
 
-FEATURES = {"FEATURES": TensorSpec("FP32", ("N", 3))}
-LABELS = {"LABELS": TensorSpec("INT64", ("N",))}
+FEATURES = {"FEATURES": TensorSpec("FEATURES", "FP32", ("N", 3))}
+LABELS = {"LABELS": TensorSpec("LABELS", "INT64", ("N",))}
 
 
 def client(url, model="exatrkx", options=None):
@@ -79,7 +79,7 @@ def test_unknown_model_and_version(exatrkx_server):
 @pytest.mark.triton
 def test_declared_output_mismatch_fails_at_start(exatrkx_server):
     wrong = TritonClient(model="exatrkx", servers=exatrkx_server.grpc_url, inputs=FEATURES,
-                         outputs={"LABELS": TensorSpec("INT32", ("N",))})
+                         outputs={"LABELS": TensorSpec("LABELS", "INT32", ("N",))})
     with pytest.raises(ConfigurationError, match="declares output 'LABELS' as INT64"):
         wrong.check()
 

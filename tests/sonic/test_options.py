@@ -104,8 +104,8 @@ def test_unknown_service_option_names_the_choices():
         ServiceOption.parse("S9")
 
 
-SPEC = {"FEATURES": TensorSpec("FP32", ("N", 3))}
-LABELS = {"LABELS": TensorSpec("INT64", ("N",))}
+SPEC = {"FEATURES": TensorSpec("FEATURES", "FP32", ("N", 3))}
+LABELS = {"LABELS": TensorSpec("LABELS", "INT64", ("N",))}
 
 
 def test_local_client_checks_declared_optional_outputs():

@@ -154,7 +154,7 @@ def test_a_served_model_without_an_expected_output_is_refused(exatrkx_server, so
     config = Pipeline.from_directory(sonic_models).config
     inputs, outputs = stage_specs("pipeline", config)
     client = TritonClient(model="exatrkx", servers=exatrkx_server.grpc_url, inputs=inputs,
-                          outputs={**outputs, "SCORES": TensorSpec("FP32", ("N",))})
+                          outputs={**outputs, "SCORES": TensorSpec("SCORES", "FP32", ("N",))})
     try:
         with pytest.raises(ConfigurationError, match=r"model 'exatrkx' at .* has no output "
                                                      r"'SCORES' \(outputs: LABELS\)"):

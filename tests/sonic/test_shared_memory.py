@@ -84,8 +84,8 @@ def test_shared_memory_outputs_equal_network(
 
 @pytest.mark.triton
 def test_regions_are_destroyed_after_failed_requests(exatrkx_server):
-    features = {"FEATURES": TensorSpec("FP32", ("N", 3))}
-    labels = {"LABELS": TensorSpec("INT64", ("N",))}
+    features = {"FEATURES": TensorSpec("FEATURES", "FP32", ("N", 3))}
+    labels = {"LABELS": TensorSpec("LABELS", "INT64", ("N",))}
     before = leftovers()
     client = TritonClient(
         model=BAD_SHAPE_MODEL,

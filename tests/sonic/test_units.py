@@ -46,7 +46,8 @@ def test_recoverable_errors():
 
 
 def test_output_checks_bind_symbolic_dims():
-    specs = {"LABELS": TensorSpec("INT64", ("N",)), "EDGES": TensorSpec("INT64", (2, -1))}
+    specs = {"LABELS": TensorSpec("LABELS", "INT64", ("N",)),
+             "EDGES": TensorSpec("EDGES", "INT64", (2, -1))}
     good = {"LABELS": np.zeros(5, np.int64), "EDGES": np.zeros((2, 7), np.int64)}
     check_outputs("m", specs, good, {"N": 5})
     with pytest.raises(OutputCheckError, match=r"'LABELS' is int64 \[4\], expected int64 "

@@ -1,4 +1,8 @@
-"""Shared plumbing of the ExaTrkX Python-backend models (runs inside the Triton stub)."""
+"""Shared plumbing of the ExaTrkX Python-backend models (runs inside the Triton stub).
+
+:class:`ExaTrkXModel` loads the pipeline, reads the request tensors its contract stage
+names and turns every error into a per-request error; a model only says what it computes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from sonic_exatrkx.exatrkx import Pipeline
+from sonic_exatrkx.exatrkx.stages import TensorSpec, stage_specs
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +40,13 @@ def max_spacepoints(params: dict[str, str]) -> int | None:
     return value or None
 
 
-def input_arrays(request: Any, names: list[str]) -> dict[str, np.ndarray]:
-    """Named inputs of one request as numpy arrays."""
-    return {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in names}
+def input_arrays(request: Any, specs: dict[str, TensorSpec]) -> dict[str, np.ndarray | None]:
+    """Named inputs of one request as numpy arrays (None for an optional one left out)."""
+    arrays: dict[str, np.ndarray | None] = {}
+    for name in specs:
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        arrays[name] = None if tensor is None else tensor.as_numpy()
+    return arrays
 
 
 def response(outputs: dict[str, np.ndarray]) -> Any:
@@ -49,3 +58,34 @@ def error_response(model: str, exc: BaseException) -> Any:
     """A per-request error: the client gets it, the model keeps serving other requests."""
     return pb_utils.InferenceResponse(
         error=pb_utils.TritonError(f"{model}: {type(exc).__name__}: {exc}"))
+
+
+class ExaTrkXModel:
+    """A Python-backend model serving one entry of the contract's stage table.
+
+    Subclasses set :meth:`stage_of` (which stage the model serves) and :meth:`compute`
+    (named inputs -> named outputs, raising ``ValueError`` for a bad request).
+    """
+
+    def stage_of(self, params: dict[str, str]) -> str:
+        raise NotImplementedError
+
+    def compute(self, tensors: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        params = model_parameters(args)
+        self.name = args["model_name"]
+        self.stage = self.stage_of(params)
+        self.pipeline = load_pipeline(args, params)
+        self.max_spacepoints = max_spacepoints(params)
+        self.inputs, _ = stage_specs(self.stage, self.pipeline.config)
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses = []
+        for request in requests:
+            try:
+                responses.append(response(self.compute(input_arrays(request, self.inputs))))
+            except Exception as exc:  # noqa: BLE001 - reported to the client, not fatal
+                responses.append(error_response(self.name, exc))
+        return responses
