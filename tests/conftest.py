@@ -45,6 +45,27 @@ def triton_available() -> None:
 
 
 @pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1 (openssl), for TLS tests; fails
+    instead of skipping under ``SONIC_EXATRKX_REQUIRE_TRITON=1``."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        message = "openssl not found (needed to make a test certificate)"
+        if os.environ.get("SONIC_EXATRKX_REQUIRE_TRITON") == "1":  # CI: never hide it
+            pytest.fail(message)
+        pytest.skip(message)
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-days", "1",
+                    "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return d / "cert.pem", d / "key.pem"
+
+
+@pytest.fixture(scope="session")
 def sim_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four small HNL events (no pileup) in ACTS CSV with full truth."""
     from sonic_exatrkx.sim import SimulationConfig, write_events

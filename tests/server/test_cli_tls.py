@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import subprocess
 
 import pytest
 from typer.testing import CliRunner
@@ -20,29 +18,14 @@ from .test_cli_serve import _serve_cli, _wait_for
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        message = "openssl not found (needed to make a test certificate)"
-        if os.environ.get("SONIC_EXATRKX_REQUIRE_TRITON") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-days", "1",
-                    "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True, timeout=60)
-    return d / "cert.pem", d / "key.pem"
-
-
 def track_files(folder):
     return {p.name: p.read_bytes() for p in sorted((folder / "tracks").glob("*.csv"))}
 
 
 @pytest.mark.triton
-def test_tls_server_and_client_from_the_command_line(triton_available, certificate, tmp_path):
-    cert, key = certificate
+def test_tls_server_and_client_from_the_command_line(triton_available, tls_certificate,
+                                                     tmp_path):
+    cert, key = tls_certificate
     local = runner.invoke(app, ["run", "-o", str(tmp_path / "local"), "--no-performance"])
     assert local.exit_code == 0, local.output
     out = tmp_path / "serve.out"

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -17,24 +13,13 @@ from tests.sonic.conftest import run_job, write_repo
 
 
 @pytest.fixture(scope="module")
-def tls_server(triton_available, sonic_models, tmp_path_factory):
-    if shutil.which("openssl") is None:
-        message = "openssl not found (needed to make a test certificate)"
-        if os.environ.get("SONIC_EXATRKX_REQUIRE_TRITON") == "1":  # CI: never hide it
-            pytest.fail(message)
-        pytest.skip(message)
-    d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-days", "1",
-                    "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True, timeout=60)
-    repo = write_repo(d / "repo", sonic_models, ensemble=False)
-    tls = ["--grpc-use-ssl=true", f"--grpc-server-cert={d / 'cert.pem'}",
-           f"--grpc-server-key={d / 'key.pem'}"]
+def tls_server(triton_available, sonic_models, tls_certificate, tmp_path_factory):
+    cert, key = tls_certificate
+    repo = write_repo(tmp_path_factory.mktemp("tls-repo"), sonic_models, ensemble=False)
+    tls = ["--grpc-use-ssl=true", f"--grpc-server-cert={cert}", f"--grpc-server-key={key}"]
     with TritonServer(repo, env_threads=1, ready_timeout=180, exit_timeout=2,
                       extra_args=tls) as server:
-        yield server, d / "cert.pem"
+        yield server, cert
 
 
 @pytest.mark.triton
