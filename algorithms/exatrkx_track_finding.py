@@ -19,6 +19,7 @@ import pandas as pd
 
 from algorithms.keys import SPACEPOINTS, TRACKS
 from sonic_exatrkx.exatrkx import Pipeline, PipelineResult
+from sonic_exatrkx.exatrkx.pipeline import models_checksum
 from sonic_exatrkx.framework import (
     AlgorithmContext,
     ConfigurationError,
@@ -173,7 +174,8 @@ class ExaTrkXTrackFinding(SonicProducer):
         cfg = self.config
         if self.client is None:  # remote: the servers are known now (a job service)
             client = exatrkx_client(self.pipeline, cfg.service_option, cfg.server_urls(),
-                                    cfg.triton, local_threads=cfg.local_threads)
+                                    cfg.triton, local_threads=cfg.local_threads,
+                                    models_checksum=models_checksum(self.model_dir))
             if cfg.inference == "auto" and not client.healthy():
                 self.logger.warning("%s: no Triton server answers; inference='auto' runs "
                                     "ExaTrkX in this process", self.name)

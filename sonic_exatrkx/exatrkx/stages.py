@@ -46,6 +46,9 @@ ENSEMBLE_MODEL = "exatrkx_ensemble"
 STAGE_MODELS: dict[str, str] = {stage: f"exatrkx_{stage}" for stage in STAGES}
 #: Optional input of ``exatrkx``: offsets ``[n_events + 1]`` of several events in one request.
 ROW_SPLITS = "ROW_SPLITS"
+#: The model parameter with the served models folder's checksum (``models_checksum``): a
+#: client refuses a server whose models differ from its own (identical tracks need it).
+MODELS_CHECKSUM = "MODELS_CHECKSUM"
 
 #: Triton data type -> numpy dtype (None: no numpy type). Config names are ``TYPE_<key>``.
 DTYPES: dict[str, np.dtype[Any] | None] = {

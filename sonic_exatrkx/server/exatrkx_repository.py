@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sonic_exatrkx.exatrkx import Pipeline
-from sonic_exatrkx.exatrkx.pipeline import CONFIG_FILE, MODEL_FILES
+from sonic_exatrkx.exatrkx.pipeline import CONFIG_FILE, MODEL_FILES, models_checksum
 from sonic_exatrkx.exatrkx.stages import (
     ENSEMBLE_MODEL,
+    MODELS_CHECKSUM,
     PIPELINE_MODEL,
     STAGE_MODELS,
     STAGES,
@@ -82,16 +83,19 @@ class ExaTrkXRepositoryOptions:
             raise ModelConfigError("nothing to write: enable pipeline and/or ensemble")
 
 
-def _parameters(opts: ExaTrkXRepositoryOptions, **extra: str) -> dict[str, str]:
-    return {"NUM_THREADS": str(opts.num_threads), "MAX_SPACEPOINTS": str(opts.max_spacepoints),
-            "PIPELINE_DIR": PIPELINE_SUBDIR, **extra}
-
-
 def exatrkx_model_configs(pipeline: Pipeline,
-                          options: ExaTrkXRepositoryOptions | None = None
-                          ) -> list[ModelConfig]:
-    """The configs of the models to write, in dependency order (stages before ensemble)."""
+                          options: ExaTrkXRepositoryOptions | None = None,
+                          checksum: str = "") -> list[ModelConfig]:
+    """The configs of the models to write, in dependency order (stages before ensemble);
+    ``checksum``: the models folder's, published in every model's parameters."""
     opts = options or ExaTrkXRepositoryOptions()
+    published = {MODELS_CHECKSUM: checksum} if checksum else {}
+
+    def _parameters(opts: ExaTrkXRepositoryOptions, **extra: str) -> dict[str, str]:
+        return {"NUM_THREADS": str(opts.num_threads),
+                "MAX_SPACEPOINTS": str(opts.max_spacepoints), "PIPELINE_DIR": PIPELINE_SUBDIR,
+                **published, **extra}
+
     cfg = pipeline.config
     configs = []
     if opts.pipeline:
@@ -110,7 +114,7 @@ def exatrkx_model_configs(pipeline: Pipeline,
                                       output_map={n: n for n in outputs}))
         inputs, outputs = stage_specs("pipeline", cfg)
         configs.append(ModelConfig(ENSEMBLE_MODEL, list(inputs.values()),
-                                   list(outputs.values()), steps=steps))
+                                   list(outputs.values()), steps=steps, parameters=published))
     return configs
 
 
@@ -133,7 +137,7 @@ def write_exatrkx_repository(repo_dir: str | Path, model_dir: str | Path,
     repo = Path(repo_dir)
     repo.mkdir(parents=True, exist_ok=True)
     names = []
-    for config in exatrkx_model_configs(pipeline, opts):
+    for config in exatrkx_model_configs(pipeline, opts, models_checksum(model_dir)):
         if config.platform == "ensemble":
             files: dict[str, bytes | str | Path] = {}
         else:

@@ -26,6 +26,11 @@ class UnknownModelError(ConfigurationError):
     """The server answers but does not serve the model (or that version)."""
 
 
+class ModelMismatchError(UnknownModelError):
+    """The server serves the model from other models than the job's (their checksums
+    differ): tracks would not be identical, so that server is not used."""
+
+
 class OutputCheckError(SonicError):
     """A server returned an output of the wrong name, dtype or shape: a server or
     repository mismatch, never retried."""

@@ -84,10 +84,13 @@ def exatrkx_client(
     options: TritonOptions | None = None,
     *,
     local_threads: int = 1,
+    models_checksum: str | None = None,
 ) -> InferenceClient:
     """FEATURES -> LABELS for one event, with the stages placed as ``service_option``
     says, on ``servers`` (failover order) with the transport ``options`` shared by every
-    served model; ``options.fallback_local`` gives each of them a local fallback."""
+    served model; ``options.fallback_local`` gives each of them a local fallback.
+    ``models_checksum``: the job's models folder's; servers serving other models are
+    refused (:class:`~sonic_exatrkx.sonic.errors.ModelMismatchError`)."""
     option = ServiceOption.parse(service_option)
     if not option.remote:
         return local_client(pipeline, max_workers=local_threads)
@@ -102,7 +105,7 @@ def exatrkx_client(
         fallback = local_client(pipeline, max_workers=local_threads, stage=stage) \
             if opts.fallback_local else None
         return TritonClient(model=model, servers=servers, inputs=inputs, outputs=outputs,
-                            options=opts, fallback=fallback)
+                            options=opts, fallback=fallback, models_checksum=models_checksum)
 
     if option.whole == "pipeline":
         return remote(PIPELINE_MODEL, "pipeline")

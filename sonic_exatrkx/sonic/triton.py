@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sonic_exatrkx.exatrkx.stages import MODELS_CHECKSUM
 from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.sonic.client import (
     InferenceClient,
@@ -39,6 +40,7 @@ from sonic_exatrkx.sonic.client import (
 )
 from sonic_exatrkx.sonic.errors import (
     InferenceError,
+    ModelMismatchError,
     RequestTimeoutError,
     ServerUnavailableError,
     UnknownModelError,
@@ -117,6 +119,7 @@ class TritonClient(InferenceClient):
         outputs: Mapping[str, TensorSpec],
         options: TritonOptions | None = None,
         fallback: InferenceClient | None = None,
+        models_checksum: str | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name or f"triton:{model}", inputs=inputs, outputs=outputs)
@@ -129,6 +132,8 @@ class TritonClient(InferenceClient):
         self.servers = parse_servers(servers, self.protocol)
         self.retry = self.options.retry
         self.fallback = fallback
+        #: The job's models folder checksum; a server publishing another is refused.
+        self.models_checksum = models_checksum
         self._lib = self._import()
         self._grpc: dict[str, Any] = {}
         self._http_local = threading.local()
@@ -247,7 +252,30 @@ class TritonClient(InferenceClient):
                 f"{self.name}: the Triton server at {url} has no ready model "
                 f"'{self.model}'{shown} (it serves: {', '.join(names) or 'nothing'})")
         self._check_metadata(url, client, kw)
+        self._check_models(url, client, kw)
         return None
+
+    def _check_models(self, url: str, client: Any, kw: dict[str, Any]) -> None:
+        """The served model must come from the job's models (the checksum the repository
+        writer publishes in its parameters)."""
+        if self.models_checksum is None:
+            return
+        extra = {"as_json": True} if self.protocol == "grpc" else {}
+        config = client.get_model_config(self.model, self.options.model_version, **extra,
+                                         **kw)
+        config = config.get("config", config)  # gRPC wraps it, HTTP does not
+        served = config.get("parameters", {}).get(MODELS_CHECKSUM, {}).get("string_value")
+        if served is None:
+            self._log_once(f"nochecksum:{url}", logging.WARNING,
+                           "%s: the server at %s does not publish %s for '%s' (a repository "
+                           "not written by sonic-exatrkx?): its models cannot be checked",
+                           self.name, url, MODELS_CHECKSUM, self.model)
+        elif served != self.models_checksum:
+            raise ModelMismatchError(
+                f"{self.name}: the server at {url} serves '{self.model}' from other models "
+                f"than this job's (checksum {served[:12]}... instead of "
+                f"{self.models_checksum[:12]}...): tracks would differ; serve the job's "
+                "--models folder, or give the job the server's")
 
     def _check_metadata(self, url: str, client: Any, kw: dict[str, Any]) -> None:
         extra = {"as_json": True} if self.protocol == "grpc" else {}

@@ -161,3 +161,20 @@ def test_a_served_model_without_an_expected_output_is_refused(exatrkx_server, so
             client.check()
     finally:
         client.close()
+
+
+@pytest.mark.triton
+def test_a_server_with_other_models_is_refused(exatrkx_server, sim_events, tmp_path):
+    """Identical tracks need identical models: the served models' checksum (published
+    in the model config) must be the job's."""
+    from sonic_exatrkx.exatrkx import GraphConfig, PipelineConfig
+    from sonic_exatrkx.sonic import UnknownModelError
+
+    other = tmp_path / "other-models"
+    Pipeline.from_config(PipelineConfig(graph=GraphConfig(radius=0.05, max_k=8)),
+                         seed=4).save(other)
+    alg = ExaTrkXTrackFinding(TrackFindingConfig(
+        models=other, inference="triton", servers=exatrkx_server.grpc_url))
+    with pytest.raises(UnknownModelError, match=r"serves 'exatrkx' from other models than "
+                                                r"this job's \(checksum [0-9a-f]{12}\.\.\. "):
+        run_job(CsvEventReader(sim_events), alg)
