@@ -9,10 +9,12 @@ import signal
 import threading
 import time
 
+import pytest
+
 from sonic_exatrkx.framework import EventCommits
 from sonic_exatrkx.jobs import Manifest, RecoJobConfig
 from sonic_exatrkx.jobs.dask_executor import DaskConfig, run_dask_job
-from tests.jobs.outputs import assert_same_outputs
+from tests.jobs.outputs import assert_same_outputs, assert_same_tracks
 
 
 def test_dask_job_equals_the_plain_run(batch_events, unsharded, tmp_path):
@@ -63,3 +65,31 @@ def test_a_killed_worker_loses_and_doubles_nothing(batch_events, unsharded, tmp_
     assert result.processed + result.resumed == 24
     assert_same_outputs(unsharded, out)
     assert Manifest.read(out).done == list(range(24))
+
+
+@pytest.mark.triton
+def test_dask_workers_against_two_triton_servers_equal_the_local_run(
+        triton_available, batch_events, unsharded, tmp_path):
+    """2 worker processes, each a client of a pool of 2 real servers (least-outstanding
+    balancing): the merged outputs are the plain local run's."""
+    from algorithms.exatrkx_track_finding import TrackFindingConfig, default_model_dir
+    from sonic_exatrkx.server import (
+        ExaTrkXRepositoryOptions,
+        TritonServer,
+        write_exatrkx_repository,
+    )
+
+    repo = tmp_path / "repo"
+    write_exatrkx_repository(repo, default_model_dir(), ExaTrkXRepositoryOptions(
+        instances=1, num_threads=1, ensemble=False))
+    with TritonServer(repo, env_threads=1, ready_timeout=180) as a, \
+            TritonServer(repo, env_threads=1, ready_timeout=180) as b:
+        finder = TrackFindingConfig(inference="triton", servers=(a.grpc_url, b.grpc_url))
+        result = run_dask_job(RecoJobConfig(input=batch_events, output=tmp_path / "dask",
+                                            finder=finder),
+                              DaskConfig(workers=2, chunk_size=6), say=lambda _m: None,
+                              progress=False)
+    assert result.processed == 24
+    assert_same_tracks(unsharded, tmp_path / "dask")
+    stats = {s["name"]: s for s in Manifest.read(tmp_path / "dask").client_stats}
+    assert stats["triton:exatrkx"]["requests"] == 24 and stats["triton:exatrkx"]["failures"] == 0
