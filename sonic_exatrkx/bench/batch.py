@@ -131,7 +131,7 @@ def run_batch_bench(cfg: BatchBenchConfig, say: Callable[[str], None] = print
 
         for workers in (1, 2):
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                              host="127.0.0.1", dashboard_address=None,
+                              host="127.0.0.1", dashboard_address=":0",
                               silence_logs=logging.WARNING) as cluster, \
                     Client(cluster) as client:
                 wall = _timed(lambda c=client, w=workers: run_dask_job(

@@ -107,7 +107,7 @@ def _client(dask: DaskConfig) -> Iterator[Any]:
             yield client
         return
     with LocalCluster(n_workers=dask.workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None,
+                      host="127.0.0.1", dashboard_address=":0",
                       silence_logs=logging.WARNING) as cluster, \
             Client(cluster) as client:
         yield client

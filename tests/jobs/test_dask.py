@@ -53,7 +53,7 @@ def test_a_killed_worker_loses_and_doubles_nothing(batch_events, unsharded, tmp_
             time.sleep(0.01)
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         killer = threading.Thread(target=kill_a_worker_mid_chunk, args=(client,), daemon=True)
         killer.start()
         result = run_dask_job(RecoJobConfig(input=batch_events, output=out, threads=1),
