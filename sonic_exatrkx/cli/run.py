@@ -133,11 +133,8 @@ def run(
             continue_on_error=continue_on_error, convert_only=convert_only,
             root_layout=root_layout.value, csv_output=csv_output, finder=finder, shard=shard,
             start_over=start_over)
-        if executor is Executor.dask:
-            result = run_dask_job(job, DaskConfig(scheduler, workers, chunk_size),
-                                  say=typer.echo)
-        else:
-            result = run_reco_job(job, say=typer.echo)
+        result = run_dask_job(job, DaskConfig(scheduler, workers, chunk_size), say=typer.echo) \
+            if executor is Executor.dask else run_reco_job(job, say=typer.echo)
     except (FrameworkError, ValueError, OSError) as err:  # located errors: one line
         if os.environ.get("SONIC_EXATRKX_DEBUG") == "1":
             raise

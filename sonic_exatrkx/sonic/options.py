@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.sonic.errors import check_count
@@ -123,6 +122,3 @@ class TritonOptions:
         """The headers as tritonclient takes them (None when there are none)."""
         return dict(self.headers) if self.headers else None
 
-    def with_retry(self, **changes: Any) -> TritonOptions:
-        """A copy with some retry settings changed (``allowed_tries=10``, ...)."""
-        return replace(self, retry=replace(self.retry, **changes))

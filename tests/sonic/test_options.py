@@ -24,8 +24,9 @@ def test_options_are_one_hashable_value():
     assert opts.headers == (("a", "1"), ("b", "2")) and opts.header_dict == {"a": "1", "b": "2"}
     assert opts.ssl and hash(opts) == hash(TritonOptions(headers={"a": "1", "b": "2"},
                                                          tls_root_certificates="ca.pem"))
-    assert opts.with_retry(allowed_tries=9).retry == RetryPolicy(allowed_tries=9)
-    assert opts.retry == RetryPolicy()  # the copy changed, not the original
+    assert opts.retry == RetryPolicy() and opts.deadline_s(1000) == pytest.approx(30.5)
+    assert TritonOptions(timeout_s=2.0).deadline_s(10**6) == 2.0  # given: not scaled
+    assert TritonOptions(timeout_s=float("inf")).deadline_s(10) is None  # no deadline
 
 
 @pytest.mark.parametrize(("make", "message"), [
