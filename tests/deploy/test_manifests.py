@@ -81,6 +81,8 @@ def test_envoy_balances_least_request_over_the_server_pods_over_http2():
     envoy = yaml.safe_load(config_map["data"]["envoy.yaml"])
     cluster = envoy["static_resources"]["clusters"][0]
     assert cluster["lb_policy"] == "LEAST_REQUEST" and cluster["type"] == "STRICT_DNS"
+    limits = cluster["circuit_breakers"]["thresholds"][0]  # not Envoy's default of 1024
+    assert limits["max_requests"] >= 10_000 and limits["max_retries"] == 0
     options = cluster["typed_extension_protocol_options"]
     assert "http2_protocol_options" in yaml.safe_dump(options)
     address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
