@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.exatrkx_serving import exatrkx_models, exatrkx_server, sim_features
+
+__all__ = ["exatrkx_models", "exatrkx_server", "sim_features"]  # the session's fixtures
+
 REFERENCE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "reference-data"
 
 

@@ -17,7 +17,6 @@ process maps it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -138,6 +137,22 @@ def shm_regions() -> list[Path]:
     return sorted(p for p in SHM_DIR.iterdir() if _valid_region_name(p.name))
 
 
+def _may_map_regions(entry: Path, uid: int) -> bool:
+    """Whether a process whose maps we cannot read may map a Python-backend region: one of
+    ours that is a Triton server or stub, or whose name we cannot read either. (Only the
+    server and its stubs map these regions; a sandbox's init process that hides its maps
+    must not stop every sweep.)"""
+    try:
+        if entry.stat().st_uid != uid:
+            return False
+        comm = (entry / "comm").read_text().strip()
+    except FileNotFoundError:
+        return False  # exited meanwhile
+    except OSError:
+        return True
+    return comm == "tritonserver" or STUB_NAME.startswith(comm)
+
+
 def _mapped_regions() -> tuple[set[str], bool]:
     """Region names mapped by any live process; False when some process could not be read."""
     names: set[str] = set()
@@ -152,9 +167,8 @@ def _mapped_regions() -> tuple[set[str], bool]:
         except FileNotFoundError:
             continue  # exited meanwhile
         except OSError:
-            with contextlib.suppress(OSError):
-                if entry.stat().st_uid == uid:
-                    complete = False  # one of ours we cannot inspect: be conservative
+            if _may_map_regions(entry, uid):
+                complete = False  # a server or stub we cannot inspect: be conservative
             continue
         for line in text.splitlines():
             i = line.find(marker)

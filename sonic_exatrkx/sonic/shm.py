@@ -233,7 +233,14 @@ class SharedMemoryRequests:
         """At job start: can ``url`` map our regions? (Else: the network, logged.)"""
         if url in self._refused:
             return
-        why = probe(self.label, self._register, self._unregister, url)
+        try:
+            why = probe(self.label, self._register, self._unregister, url)
+        except Exception as exc:  # noqa: BLE001 - /dev/shm itself (full, missing, taken)
+            from sonic_exatrkx.sonic.errors import describe
+
+            self._warn_once("shm-create", f"{self.label}: cannot create a shared memory "
+                            f"region ({describe(exc)}); using the network until one can be")
+            return
         if why is not None:
             self.refuse(url, why)
 

@@ -293,7 +293,7 @@ class TritonClient(ServerHealth, InferenceClient):
             except Exception as exc:  # noqa: BLE001 - e.g. /dev/shm full: the network path
                 self._log_once("shm-create", logging.WARNING,
                                "%s: cannot create a shared memory region (%s); using the "
-                               "network", self.name, describe(exc))
+                               "network until one can be", self.name, describe(exc))
         if not req.order:  # every server down, fallback configured
             self._to_fallback(req)
         else:

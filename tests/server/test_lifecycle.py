@@ -181,6 +181,40 @@ def test_cleanup_orphans_after_sigkill(triton_server: TritonServer, tmp_path: Pa
                                   2 * np.arange(6, dtype=np.float32).reshape(2, 3))
 
 
+def test_stale_region_sweep_removes_only_old_unused_regions_of_ours(
+        triton_server: TritonServer) -> None:
+    """A region file no live stub names and no process maps (its server and stubs died
+    long ago) is removed once older than the grace time; a fresh one (a server starting)
+    and one a live process maps are kept; the session server's regions are untouched."""
+    import mmap
+    import uuid
+
+    from sonic_exatrkx.server.cleanup import SHM_PREFIX
+
+    def region(age_s: float) -> Path:
+        path = SHM_DIR / f"{SHM_PREFIX}{uuid.uuid4()}"
+        path.write_bytes(b"\0" * 4096)
+        os.utime(path, (time.time() - age_s, time.time() - age_s))
+        return path
+
+    stale, fresh, mapped = region(3600), region(0), region(3600)
+    live = {s.shm_region for s in stubs_of(triton_server.pid)}
+    with mapped.open("r+b") as f, mmap.mmap(f.fileno(), 4096) as held:
+        try:
+            report = cleanup_orphans(grace_s=60)
+            assert held[:1] == b"\0"
+            removed = {p.name for p in report.removed}
+            assert stale.name in removed and not stale.exists()
+            assert fresh.exists() and mapped.exists()
+            assert not removed & live
+            assert all((SHM_DIR / name).exists() for name in live)
+        finally:
+            for path in (stale, fresh, mapped):
+                path.unlink(missing_ok=True)
+    np.testing.assert_array_equal(_infer_scale(triton_server.grpc_url),
+                                  2 * np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
 def test_taken_port_given_explicitly_fails_clearly(triton_available: None, tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     repo = write_scale_repo(tmp_path / "repo", instances=1, ensemble=False)

@@ -1,14 +1,10 @@
-"""One real Triton server for the SONIC tests, serving the ExaTrkX repository.
-
-Models are small and untrained with a tight graph, so events are cheap; every model has
-one instance. The repository also holds ``exatrkx_badshape``, a numpy-only test model
-declaring LABELS [-1] but answering N-1 labels (the reference service's quirk), to check
-that wrong outputs give a clear error.
+"""Helpers of the SONIC tests: jobs over simulated events, repositories and servers of
+their own. The session's ExaTrkX server (``exatrkx_server``, also holding the bad-shape
+model) and its models are shared with the server tests: see :mod:`tests.exatrkx_serving`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,39 +12,20 @@ import pandas as pd
 import pytest
 
 from algorithms.keys import SPACEPOINTS, TRACKS
-from sonic_exatrkx.exatrkx import GraphConfig, Pipeline, PipelineConfig
 from sonic_exatrkx.framework import ProcessCode, Reader, ReadHandle, Sequencer, Writer
 from sonic_exatrkx.io import acts_csv
-from sonic_exatrkx.server import (
-    ModelConfig,
-    TritonServer,
-    write_model,
-)
+from sonic_exatrkx.server import TritonServer
+from tests.exatrkx_serving import BAD_SHAPE_MODEL
 
-BAD_SHAPE_MODEL = "exatrkx_badshape"
-BAD_SHAPE_PY = '''
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for request in requests:
-            x = pb_utils.get_input_tensor_by_name(request, "FEATURES").as_numpy()
-            labels = np.arange(max(x.shape[0] - 1, 0), dtype=np.int64)
-            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("LABELS", labels)]))
-        return out
-'''
+__all__ = ["BAD_SHAPE_MODEL", "CollectTracks", "CyclingReader", "run_job", "start_server",
+           "write_repo"]
 
 
 @pytest.fixture(scope="session")
-def sonic_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Small untrained models, tight graph: cheap events with non-trivial tracks."""
-    out = tmp_path_factory.mktemp("sonic-models")
-    config = PipelineConfig(graph=GraphConfig(radius=0.05, max_k=8, orientation="inner_outer"))
-    Pipeline.from_config(config, seed=3).save(out)
-    return out
+def sonic_models(exatrkx_models) -> Path:
+    """The session's served models (:mod:`tests.exatrkx_serving`): local runs compare with
+    ``exatrkx_server`` and with the servers tests start from them."""
+    return exatrkx_models[0]
 
 
 def write_repo(repo: Path, models: Path, *, ensemble: bool = True) -> Path:
@@ -64,20 +41,6 @@ def start_server(repo: Path, log_dir: Path) -> TritonServer:
                           log_file=log_dir / "server.log")
     server.start()
     return server
-
-
-@pytest.fixture(scope="session")
-def exatrkx_server(triton_available: None, sonic_models: Path,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    repo = write_repo(tmp_path_factory.mktemp("sonic-repo"), sonic_models)
-    write_model(repo, ModelConfig(BAD_SHAPE_MODEL, inputs=[("FEATURES", "FP32", (-1, 3))],
-                                  outputs=[("LABELS", "INT64", (-1,))]),
-                {"model.py": BAD_SHAPE_PY})
-    server = start_server(repo, tmp_path_factory.mktemp("sonic-log"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class CyclingReader(Reader):

@@ -12,6 +12,7 @@ import pytest
 from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from sonic_exatrkx.framework import ProcessCode, Writer
 from sonic_exatrkx.server import TritonServer, free_ports
+from sonic_exatrkx.sonic import TritonOptions
 from tests.sonic.conftest import CyclingReader, run_job, write_repo
 
 EVENTS = 16
@@ -28,6 +29,7 @@ class RestartServer(Writer):
         self.thread: threading.Thread | None = None
         self.new: TritonServer | None = None
         self.killed_at = self.ready_at = 0.0
+        self.on_ready = lambda: None  # called once the new server is up
 
     def execute(self, ctx) -> ProcessCode:
         if ctx.event == RESTART_AFTER - 1 and self.thread is None:
@@ -44,11 +46,13 @@ class RestartServer(Writer):
                                 grpc_port=self.port, log_file=self.log_dir / "new.log")
         self.new.start()
         self.ready_at = time.monotonic()
+        self.on_ready()
 
 
 @pytest.mark.triton
+@pytest.mark.parametrize("shared_memory", [False, True], ids=["network", "shared-memory"])
 def test_a_restarted_server_is_ridden_out_with_default_settings(
-        triton_available, sonic_models, sim_events, tmp_path):
+        triton_available, sonic_models, sim_events, tmp_path, shared_memory):
     reference, _ = run_job(CyclingReader(sim_events, EVENTS),
                            ExaTrkXTrackFinding(TrackFindingConfig(models=sonic_models)))
     repo = write_repo(tmp_path / "repo", sonic_models, ensemble=False)
@@ -59,7 +63,10 @@ def test_a_restarted_server_is_ridden_out_with_default_settings(
     restart = RestartServer(first, repo, port, tmp_path)
     try:
         alg = ExaTrkXTrackFinding(TrackFindingConfig(
-            models=sonic_models, inference="triton", servers=first.grpc_url))  # defaults
+            models=sonic_models, inference="triton", servers=first.grpc_url,  # defaults
+            triton=TritonOptions(shared_memory=shared_memory)))
+        shm_bytes_at_restart: list[int] = []
+        restart.on_ready = lambda: shm_bytes_at_restart.append(alg.stats[0].bytes_shm)
         start = time.monotonic()
         out, summary = run_job(CyclingReader(sim_events, EVENTS), alg, threads=2,
                                in_flight=4, writers=[restart])
@@ -77,5 +84,9 @@ def test_a_restarted_server_is_ridden_out_with_default_settings(
         np.testing.assert_array_equal(out.labels[event], labels)
     stats = alg.stats[0]
     assert stats.failures == 0 and stats.retries > 0
+    if shared_memory:  # the restarted server lost our registrations: registered again,
+        # so the events after the restart still went through shared memory
+        assert shm_bytes_at_restart and stats.bytes_shm > shm_bytes_at_restart[0] > 0
+        assert stats.bytes_sent == 0
     print(f"\nserver down for {restart.ready_at - restart.killed_at:.1f} s; job "
           f"{done - start:.1f} s; {stats.retries} retries")

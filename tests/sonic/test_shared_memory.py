@@ -4,6 +4,8 @@ cannot map our regions."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from pathlib import Path
 
@@ -13,10 +15,19 @@ import pytest
 from algorithms import CsvEventReader
 from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from sonic_exatrkx.framework import ConfigurationError
-from sonic_exatrkx.sonic import OutputCheckError, TensorSpec, TritonClient, TritonOptions
+from sonic_exatrkx.sonic import (
+    InferenceError,
+    OutputCheckError,
+    RequestTimeoutError,
+    RetryPolicy,
+    TensorSpec,
+    TritonClient,
+    TritonOptions,
+)
 from sonic_exatrkx.sonic import shm as shm_module
 from sonic_exatrkx.sonic.shm import PREFIX, SharedMemoryPool, layout
 from tests.sonic.conftest import BAD_SHAPE_MODEL, run_job
+from tests.sonic.proxy import DelayProxy
 
 SHM = Path("/dev/shm")
 
@@ -155,3 +166,91 @@ def test_pool_reuses_and_grows_regions():
     pool.close()
     assert leftovers() == before
     assert [c[0] for c in calls].count("reg") == 1
+
+
+@pytest.mark.triton
+def test_regions_that_cannot_be_created_get_the_network_until_they_can(
+    exatrkx_server, sim_events, sonic_models, network_labels, monkeypatch, caplog
+):
+    # /dev/shm refuses the first three regions (their names are taken, as a full or
+    # foreign-owned /dev/shm refuses them): the probe's and two requests'. Those go over
+    # the network, warned once; later requests get regions again.
+    start = 10**9
+    monkeypatch.setattr(shm_module, "_ids", itertools.count(start))
+    taken = [SHM / f"{PREFIX}_{os.getpid()}_{start + i}" for i in range(3)]
+    for path in taken:
+        path.write_bytes(b"")
+    try:
+        before = leftovers()
+        alg = ExaTrkXTrackFinding(
+            TrackFindingConfig(
+                models=sonic_models,
+                inference="triton",
+                servers=exatrkx_server.grpc_url,
+                triton=TritonOptions(shared_memory=True),
+            )
+        )
+        out, summary = run_job(CsvEventReader(sim_events), alg, threads=1, in_flight=1)
+        after = leftovers()
+    finally:
+        for path in taken:
+            path.unlink(missing_ok=True)
+    assert summary.processed == 4 and not summary.failed
+    for event, labels in network_labels.items():
+        np.testing.assert_array_equal(out.labels[event], labels, err_msg=f"event {event}")
+    stats = alg.stats[0]
+    assert stats.bytes_sent > 0 and stats.bytes_shm > 0 and stats.failures == 0
+    warnings = [r.message for r in caplog.records if "cannot create a shared memory" in r.message]
+    assert len(warnings) == 1, warnings
+    assert after == before
+
+
+def test_an_output_larger_than_its_slot_is_an_error_not_a_short_read():
+    pool_calls: list[str] = []
+    requests = shm_module.SharedMemoryRequests(
+        "t", lambda url, r: pool_calls.append("reg"), lambda url, r: pool_calls.append("unreg"),
+        lambda key, msg: None)
+    specs_in = {"FEATURES": TensorSpec("FEATURES", "FP32", ("N", 3))}
+    specs_out = {"LABELS": TensorSpec("LABELS", "INT64", ("N",))}
+    before = leftovers()
+    slots = requests.prepare({"FEATURES": np.zeros((10, 3), np.float32)}, specs_in, specs_out)
+    assert slots is not None and slots.outputs == {"LABELS": 80}
+
+    class Answer:  # what a response says about an output written into the region
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def get_output(self, name: str) -> dict[str, list[int]]:
+            return {"shape": [self.n]}
+
+    assert requests.read_output(slots, Answer(10), "LABELS", specs_out["LABELS"]).shape == (10,)
+    with pytest.raises(InferenceError, match=r"output 'LABELS' \[11\] does not fit its "
+                                             r"shared memory slot of 80 bytes"):
+        requests.read_output(slots, Answer(11), "LABELS", specs_out["LABELS"])
+    requests.release(slots, reuse=False)
+    requests.close()
+    assert leftovers() == before
+
+
+@pytest.mark.triton
+def test_a_timed_out_request_never_lends_its_region_to_the_next(exatrkx_server):
+    # A timed-out try may still be running on the server and write its outputs later:
+    # its region is destroyed, the next request gets a new one.
+    features = {"FEATURES": TensorSpec("FEATURES", "FP32", ("N", 3))}
+    labels = {"LABELS": TensorSpec("LABELS", "INT64", ("N",))}
+    x = np.random.default_rng(1).uniform(0.1, 1, (20, 3)).astype(np.float32)
+    before = leftovers()
+    with DelayProxy(exatrkx_server.grpc_url, 0.2) as proxy:
+        client = TritonClient(model="exatrkx", servers=proxy.url, inputs=features,
+                              outputs=labels, options=TritonOptions(
+                                  shared_memory=True, timeout_s=0.05,
+                                  retry=RetryPolicy(on_timeout="fail")))
+        client.check()
+        with pytest.raises(RequestTimeoutError):
+            client.infer({"FEATURES": x})
+        deadline = time.monotonic() + 10
+        while client._shm.pool.regions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client._shm.pool.regions == []  # destroyed, not put back for reuse
+        client.close()
+    assert leftovers() == before
