@@ -124,6 +124,15 @@ class CsvEventReader(Reader):
                 event=self.only_event)
         return [self.only_event]
 
+    def initialize(self) -> None:
+        source = self.options.spacepoints_from
+        if source is not None and "spacepoint" in self.kinds:
+            self.logger.info(
+                "no spacepoint files read: one space point per %s (true positions, no "
+                "detector resolution; docs/jobs.md)",
+                "measurement, at its simulated hit" if source == "measurements"
+                else "simulated hit")
+
     def execute(self, ctx: AlgorithmContext) -> ProcessCode:
         try:
             tables, truth = self._read(ctx.event)
@@ -135,6 +144,10 @@ class CsvEventReader(Reader):
         counts: dict[str, int] = {}
         if "spacepoint" in tables:
             sp = tables["spacepoint"]
+            if self.options.spacepoints_from and sp.attrs.get("dropped_nonfinite", 0):
+                self.logger.warning("event %d: dropping %d space points whose simulated hit "
+                                    "has a non-finite position", ctx.event,
+                                    sp.attrs["dropped_nonfinite"])
             counts.update(nonfinite_dropped=sp.attrs.get("dropped_nonfinite", 0),
                           unplaced_measurements=sp.attrs.get("unplaced_measurements", 0))
             kept = handle_duplicates(self.logger, ctx.event, sp, self.duplicates)
