@@ -420,3 +420,27 @@ def test_root_reader_handles_duplicates_and_nonfinite(sim_events, tmp_path, capl
         seq.run()
     with pytest.raises(ConfigurationError, match="RootSpacePointReader: nonfinite must be"):
         RootSpacePointReader(tmp_path / "sp.root", nonfinite="keep")
+
+
+def test_make_reader_passes_the_input_options_to_every_format(sim_events, tmp_path):
+    from algorithms.chains import make_reader
+    from algorithms.input_options import InputOptions
+
+    options = InputOptions(duplicates="drop", nonfinite="drop")
+    with acts_root.SpacePointRootWriter(tmp_path / "sp.root") as writer:
+        writer.write(0, acts_csv.read_spacepoints(acts_csv.event_path(sim_events, 0,
+                                                                      "spacepoint")))
+    for path, fmt in ((sim_events, "csv"), (tmp_path / "sp.root", "root")):
+        reader = make_reader(path, input_format=fmt, truth=False, options=options)
+        assert (reader.options.duplicates, reader.options.nonfinite) == ("drop", "drop")
+    _trackml_event(tmp_path / "w", [40.0, 50.0], [7, 8], [0.5, 0.5])
+    weighted = make_reader(tmp_path / "w", input_format="trackml", options=options)
+    assert weighted.weights is not None and weighted.particles is not None
+    assert weighted.options == options
+    _trackml_event(tmp_path / "u", [40.0, 50.0], [7, 8])
+    assert make_reader(tmp_path / "u", input_format="trackml").weights is None
+    with pytest.raises(ConfigurationError, match="a ROOT file is read whole"):
+        make_reader(tmp_path / "sp.root", input_format="root",
+                    options=InputOptions(on_bad_event="skip"))
+    with pytest.raises(ConfigurationError, match="nonfinite must be one of"):
+        InputOptions(nonfinite="keep")
