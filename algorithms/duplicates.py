@@ -1,9 +1,11 @@
-"""What the readers do with duplicated space points (the same x, y, z twice in an event):
-count them and warn (``"warn"``, the default) or drop the repeats (``"drop"``)."""
+"""What the readers (ACTS CSV, ROOT, TrackML) do with duplicated space points (the same
+x, y, z twice in an event): count them and warn (``"warn"``, the default) or drop the
+repeats (``"drop"``)."""
 
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,22 +20,33 @@ def check_duplicates_policy(owner: str, policy: str) -> None:
                                  f"{policy!r}")
 
 
+class Deduplicated(NamedTuple):
+    """The event's space points after the policy; ``keep``: the rows kept (None when
+    none was dropped), to apply to per-space-point arrays; ``found``: the repeats."""
+
+    spacepoints: pd.DataFrame
+    keep: np.ndarray | None
+    found: int
+
+    def apply(self, values: np.ndarray | None) -> np.ndarray | None:
+        """A per-space-point array cut like the space points."""
+        return values if values is None or self.keep is None else values[self.keep]
+
+
 def handle_duplicates(logger: logging.Logger, event: int, spacepoints: pd.DataFrame,
-                      truth: np.ndarray | None, policy: str
-                      ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The event's space points (and particle ids) after the policy, warning with the
-    count when there are duplicates."""
+                      policy: str) -> Deduplicated:
+    """Apply the policy, warning with the count when the event has duplicates."""
     repeated = duplicate_mask(spacepoints)
     n = int(repeated.sum())
     if n == 0:
-        return spacepoints, truth
+        return Deduplicated(spacepoints, None, 0)
     if policy == "warn":
         logger.warning("event %d: %d of %d space points repeat another's x, y, z exactly "
                        "(they change the graph; --drop-duplicates removes them)", event, n,
                        len(spacepoints))
-        return spacepoints, truth
+        return Deduplicated(spacepoints, None, n)
     logger.warning("event %d: dropping %d duplicated space points of %d", event, n,
                    len(spacepoints))
     kept = spacepoints[~repeated].reset_index(drop=True)
     kept.attrs.update(spacepoints.attrs)
-    return kept, truth[~repeated] if truth is not None else None
+    return Deduplicated(kept, ~repeated, n)

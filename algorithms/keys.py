@@ -15,3 +15,5 @@ SPACEPOINTS = TABLE_KEYS["spacepoint"]
 SPACEPOINT_PARTICLE_IDS = "spacepoint_particle_ids"
 #: int64 track id per space point (the output of track finding).
 TRACKS = "tracks"
+#: float32 TrackML score weight per space point (from a TrackML truth file's ``weight``).
+SPACEPOINT_WEIGHTS = "spacepoint_weights"

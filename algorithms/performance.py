@@ -85,6 +85,7 @@ class _Accumulated:
         default_factory=lambda: {s: _EdgeCounts() for s in EDGE_STAGES}
     )
     scores_per_event: list[float] = field(default_factory=list)
+    weights: list[np.ndarray] = field(default_factory=list)
     label_offset: int = 0
     particle_offset: int = 0
 
@@ -111,6 +112,7 @@ class TrackFindingPerformance(Writer):
         input_particles: str = "particles",
         input_spacepoints: str = SPACEPOINTS,
         input_intermediates: str | None = None,
+        input_weights: str | None = None,
         min_hits: int = 3,
         pt_cut: float = 1.0,
         plots: bool = True,
@@ -129,6 +131,8 @@ class TrackFindingPerformance(Writer):
         self.intermediates = (
             ReadHandle(self, input_intermediates, PipelineResult) if input_intermediates else None
         )
+        # TrackML truth weights per space point: the TrackML score sums them.
+        self.weights = ReadHandle(self, input_weights, np.ndarray) if input_weights else None
         self.min_hits = min_hits
         self.pt_cut = pt_cut
         self.plots = plots
@@ -146,6 +150,8 @@ class TrackFindingPerformance(Writer):
             )
         pt, eta = particle_kinematics(pids, self.particles(ctx))
         record = {"labels": labels, "pids": pids, "pt": pt, "eta": eta}
+        if self.weights is not None:
+            record["weights"] = np.asarray(self.weights(ctx), dtype=np.float64)
         if self.intermediates is not None:
             record.update(self._edge_record(ctx, pids))
         with self._lock:  # writers run one event at a time; the lock documents it
@@ -196,7 +202,9 @@ class TrackFindingPerformance(Writer):
             labels, pids = rec["labels"], rec["pids"]
             _, dense = np.unique(pids, return_inverse=True)
             dense = dense.reshape(-1).astype(np.int64)
-            acc.scores_per_event.append(trackml_score(labels, pids))
+            acc.scores_per_event.append(trackml_score(labels, pids, rec.get("weights")))
+            if "weights" in rec:
+                acc.weights.append(rec["weights"])
             joined = dense + acc.particle_offset + 1
             joined[pids == 0] = 0
             acc.particles.append(joined.astype(np.uint64))
@@ -236,6 +244,9 @@ class TrackFindingPerformance(Writer):
         cat = np.concatenate if acc.labels else (lambda _x: np.zeros(0))
         labels, pids = cat(acc.labels).astype(np.int64), cat(acc.particles).astype(np.uint64)
         pt, eta = cat(acc.pt), cat(acc.eta)
+        # Every event's truth weights (restored ones too, as in a merge), or none.
+        weighted = bool(acc.weights) and len(acc.weights) == len(acc.labels)
+        weights = np.concatenate(acc.weights) if weighted else None
         kw = {"min_hits": self.min_hits, "min_track_hits": self.min_hits}
         out: dict[str, object] = {
             "events": len(acc.labels),
@@ -246,7 +257,9 @@ class TrackFindingPerformance(Writer):
             f"pt>{self.pt_cut:g}": asdict(
                 track_metrics(labels, pids, pt=np.nan_to_num(pt), pt_min=self.pt_cut, **kw)
             ),
-            "trackml_score": trackml_score(labels, pids),
+            "trackml_score": trackml_score(labels, pids, weights),
+            "trackml_score_weights": "truth weight column" if weights is not None
+            else "uniform (1 per hit of a particle)",
             "trackml_score_per_event_mean": float(np.mean(acc.scores_per_event))
             if acc.scores_per_event else float("nan"),
         }

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from algorithms.duplicates import handle_duplicates
+from algorithms.input_options import InputCounts, reader_options
 from algorithms.keys import SPACEPOINTS, TRACKS
 from sonic_exatrkx.framework import (
     AlgorithmContext,
@@ -26,8 +28,13 @@ class RootSpacePointReader(Reader):
     """Reads a `spacePoints` tree (ACTS flat layout or our jagged one).
 
     The file is read once, on the first event, and kept in memory: fine for the
-    small files this is for; split big productions into several files.
+    small files this is for; split big productions into several files. ``nonfinite``
+    ("raise" | "drop" space points with NaN/inf positions or variances) and
+    ``duplicates`` ("warn" | "drop" exact duplicate positions) as for the CSV reader;
+    ``counts`` sums what was dropped.
     """
+
+    dropped_what = "space points"
 
     def __init__(
         self,
@@ -35,14 +42,18 @@ class RootSpacePointReader(Reader):
         *,
         tree: str = "spacePoints",
         output_spacepoints: str = SPACEPOINTS,
+        duplicates: str = "warn",
+        nonfinite: str = "raise",
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        self.options = reader_options(self.name, duplicates=duplicates, nonfinite=nonfinite)
         self.path = Path(path)
         self.tree = tree
         self.spacepoints = WriteHandle(self, output_spacepoints, pd.DataFrame)
         self._events: dict[int, pd.DataFrame] | None = None
         self._lock = threading.Lock()
+        self.counts = InputCounts()
 
     def available_events(self) -> list[int]:
         return sorted(acts_root.root_event_ids(self.path, self.tree))
@@ -50,12 +61,22 @@ class RootSpacePointReader(Reader):
     def _load(self) -> dict[int, pd.DataFrame]:
         with self._lock:
             if self._events is None:
-                self._events = acts_root.read_spacepoints_root(self.path, self.tree)
+                self._events = acts_root.read_spacepoints_root(
+                    self.path, self.tree, nonfinite=self.options.nonfinite)
             return self._events
 
     def execute(self, ctx: AlgorithmContext) -> None:
+        table = self._load()[ctx.event]
+        kept = handle_duplicates(self.logger, ctx.event, table, self.options.duplicates)
+        dropped = table.attrs.get("dropped_nonfinite", 0)
+        if dropped:
+            self.logger.warning("event %d: dropping %d of %d space points with non-finite "
+                                "values in %s", ctx.event, dropped, len(table) + dropped,
+                                self.path.name)
+        self.counts.add(nonfinite_dropped=dropped, duplicates_found=kept.found,
+                        duplicates_dropped=kept.found if kept.keep is not None else 0)
         # Copy: the store hands the table to other algorithms; keep ours pristine.
-        self.spacepoints(ctx, self._load()[ctx.event].copy())
+        self.spacepoints(ctx, kept.spacepoints.copy())
 
 
 class _RootFileWriter(Writer):

@@ -41,6 +41,20 @@ class InputFormat(str, Enum):
     trackml = "trackml"
 
 
+class NonFinite(str, Enum):
+    """Hits / space points with NaN or inf positions: a located error, or left out."""
+
+    error = "error"
+    drop = "drop"
+
+
+class SpacepointsFrom(str, Enum):
+    """Space points for ACTS CSV output without spacepoint files."""
+
+    measurements = "measurements"
+    hits = "hits"
+
+
 class RootLayout(str, Enum):
     flat = "flat"
     jagged = "jagged"

@@ -13,9 +13,11 @@ from sonic_exatrkx.cli.choices import (
     Inference,
     InputFormat,
     Mode,
+    NonFinite,
     Protocol,
     RootLayout,
     ServiceOptionName,
+    SpacepointsFrom,
     parse_headers,
 )
 from sonic_exatrkx.framework import FrameworkError
@@ -27,8 +29,8 @@ PARTIAL_FAILURE = 3
 def run(
     input: Annotated[
         Path | None,
-        typer.Option("--input", "-i", help="Event directory (CSV/TrackML) or ROOT file; "
-                     "default: the shipped sample events."),
+        typer.Option("--input", "-i", help="Event folder (CSV/TrackML), one event file of "
+                     "it (only that event), or a ROOT file; default: the shipped samples."),
     ] = None,
     input_format: Annotated[
         InputFormat, typer.Option(help="ACTS CSV, a ROOT spacePoints tree, or TrackML.")
@@ -61,6 +63,13 @@ def run(
     ] = False,
     drop_duplicates: Annotated[bool, typer.Option(help="Drop space points that repeat "
                                "another's x, y, z (default: warn with the count).")] = False,
+    nonfinite: Annotated[NonFinite, typer.Option(help="Hits with NaN/inf positions: an "
+                         "error naming the line, or drop them (counted in the summary).")]
+    = NonFinite.error,
+    spacepoints_from: Annotated[SpacepointsFrom | None, typer.Option(help="ACTS CSV without "
+                                "spacepoint files: one space point per measurement (at its "
+                                "simulated hit) or per hit; true positions (docs/jobs.md).")]
+    = None,
     continue_on_error: Annotated[
         bool, typer.Option(help="Record failing events in failed_events.csv, go on with the "
                            "others, and exit with code 3.")
@@ -130,6 +139,8 @@ def run(
             threads=threads, in_flight=in_flight, cores=cores, performance=performance,
             on_bad_event="skip" if skip_bad_events else "fail",
             duplicates="drop" if drop_duplicates else "warn",
+            nonfinite="drop" if nonfinite is NonFinite.drop else "raise",
+            spacepoints_from=spacepoints_from.value if spacepoints_from else None,
             continue_on_error=continue_on_error, convert_only=convert_only,
             root_layout=root_layout.value, csv_output=csv_output, finder=finder, shard=shard,
             start_over=start_over)

@@ -103,8 +103,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: What to do with NaN/inf in `schema.FINITE_COLUMNS`: raise `NonFiniteValueError`
-#: (default), drop those rows (logged; the DataFrame index keeps the file row
-#: positions), or keep them.
+#: (default), drop those rows (logged, counted in ``df.attrs["dropped_nonfinite"]``; the
+#: DataFrame index keeps the file row positions), or keep them.
 NonFinite = Literal["raise", "drop", "keep"]
 
 # ------------------------------------------------------------------------ header
@@ -262,6 +262,7 @@ def _read_validated(
         check_envelope(df, path, event, lambda row: line_of_row(path, row))
     df.attrs["path"] = str(path)
     df.attrs["event"] = event
+    df.attrs["dropped_nonfinite"] = int(bad.sum()) if first is not None else 0
     return df
 
 

@@ -16,7 +16,8 @@ from sonic_exatrkx.checks import check_count
 
 from .errors import EventDirectoryError
 
-__all__ = ["StrPath", "event_files", "event_from_name", "event_path", "list_events"]
+__all__ = ["StrPath", "event_files", "event_from_name", "event_path", "event_source",
+           "list_events"]
 
 StrPath = str | PathLike[str]
 
@@ -70,3 +71,25 @@ def event_from_name(path: Path) -> int | None:
     """The event number in an ``event%09d-<stem>.csv`` file name, else None."""
     match = _EVENT_FILE.match(path.name)
     return int(match[1]) if match else None
+
+
+def event_source(path: StrPath) -> tuple[Path, int | None]:
+    """(directory, event) of what a user points at: a folder of event files gives
+    ``(folder, None)`` (all its events); one event file, ``.../event000000042-<kind>.csv``,
+    gives ``(its folder, 42)``, only that event (the event's other files are read from
+    the same folder). A file that is not named like an event file is an
+    `EventDirectoryError` saying what is expected."""
+    p = Path(path)
+    if p.is_dir():
+        return p, None
+    match = _EVENT_FILE.match(p.name)
+    if match is None:
+        if not p.exists():
+            return p, None  # listing the folder reports it missing
+        hint = " (a ROOT file: --input-format root)" if p.suffix == ".root" else ""
+        raise EventDirectoryError(
+            p, f"is a file but not an event file{hint}: give the event folder or one event "
+            "file named event<number>-<kind>.csv (e.g. event000000000-spacepoint.csv)")
+    if not p.is_file():
+        raise EventDirectoryError(p, "event file does not exist")
+    return p.parent, int(match[1])

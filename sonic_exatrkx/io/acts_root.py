@@ -41,7 +41,8 @@ import uproot
 from ._atomic import commit, discard, temp_path_for
 from .acts_csv import _tracks_by_spacepoint
 from .acts_paths import StrPath
-from .errors import InputFormatError
+from .csv_diagnostics import nonfinite_rows
+from .errors import InputFormatError, NonFiniteValueError
 from .schema import F32, I64, SPACEPOINT, SPACEPOINT_SINGLE, U32, TableSchema, spacepoint_schema
 from .spacepoint_checks import check_envelope
 
@@ -337,6 +338,9 @@ class TrackRootWriter(_BufferedWriter):
 
 def _open_tree(path: StrPath, tree: str) -> tuple[object, object]:
     path = Path(path)
+    if path.is_dir():
+        raise InputFormatError(path, "is a folder; ROOT input is one .root file (event "
+                               "folders: --input-format csv or trackml)")
     if not path.is_file():
         raise FileNotFoundError(f"no such ROOT file: {path}")
     try:
@@ -439,13 +443,15 @@ def _flat_groups(event_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return order, sorted_ids[starts], offsets
 
 
-def read_spacepoints_root(path: StrPath, tree: str = "spacePoints") -> dict[int, pd.DataFrame]:
+def read_spacepoints_root(path: StrPath, tree: str = "spacePoints", *,
+                          nonfinite: str = "raise") -> dict[int, pd.DataFrame]:
     """All events of a space point tree, flat or jagged (detected), as event -> table."""
-    return dict(iter_spacepoints_root(path, tree, step_size=None))
+    return dict(iter_spacepoints_root(path, tree, step_size=None, nonfinite=nonfinite))
 
 
 def iter_spacepoints_root(
-    path: StrPath, tree: str = "spacePoints", step_size: int | str | None = "100 MB"
+    path: StrPath, tree: str = "spacePoints", step_size: int | str | None = "100 MB", *,
+    nonfinite: str = "raise",
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield (event_id, table) one event at a time, reading `step_size` at once.
 
@@ -453,7 +459,12 @@ def iter_spacepoints_root(
     our writer write them) - an event id that reappears later is an error here
     (`read_spacepoints_root` reads everything at once and has no such limit).
     Events come in file order; ``step_size=None`` reads the whole tree at once.
+    ``nonfinite``: a NaN/inf position or variance is `NonFiniteValueError` naming the
+    event, space point and branch ("raise"), or the space point is left out ("drop",
+    counted in ``table.attrs["dropped_nonfinite"]``), as for CSV (`acts_csv.NonFinite`).
     """
+    if nonfinite not in ("raise", "drop"):
+        raise ValueError(f"nonfinite must be 'raise' or 'drop', got {nonfinite!r}")
     frames = _iter_frames(path, tree, step_size)
     while True:
         try:
@@ -465,8 +476,28 @@ def iter_spacepoints_root(
         except (uproot.deserialization.DeserializationError, OSError) as err:  # truncated
             raise InputFormatError(path, f"truncated or corrupt ROOT file: {tree} "
                                    f"cannot be read ({_first_line(err)})") from err
+        frame = _finite(frame, Path(path), event, nonfinite)
         check_envelope(frame, Path(path), event)
         yield event, frame
+
+
+def _finite(frame: pd.DataFrame, path: Path, event: int, nonfinite: str) -> pd.DataFrame:
+    """The event's table without non-finite positions/variances, or the located error."""
+    arrays = {c: frame[c].to_numpy() for c in frame.columns}
+    bad, first = nonfinite_rows(arrays)
+    frame.attrs["dropped_nonfinite"] = 0
+    if first is None:
+        return frame
+    row, column = first
+    if nonfinite == "raise":
+        raise NonFiniteValueError(
+            path, f"event {event}, space point {row}: non-finite {column} = "
+            f"{arrays[column][row]}, expected a finite float32 (--nonfinite drop leaves "
+            "such space points out)", column=_BRANCH_OF.get(column, column),
+            expected="finite float32", event=event)
+    kept = frame[~bad].reset_index(drop=True)
+    kept.attrs["dropped_nonfinite"] = int(bad.sum())
+    return kept
 
 
 def _iter_frames(

@@ -203,7 +203,8 @@ def nonfinite_error(
     row, column = best
     return NonFiniteValueError(
         path,
-        f"non-finite value {frame[column][row]}, expected a finite float32",
+        f"non-finite value {frame[column][row]}, expected a finite float32 (--nonfinite "
+        "drop goes on without such rows)",
         row=line_of_row(path, row),
         column=column,
         expected="finite float32",

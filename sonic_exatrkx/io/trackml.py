@@ -33,6 +33,7 @@ __all__ = [
     "read_trackml_truth",
     "trackml_paths",
     "trackml_to_event",
+    "truth_has_weight",
 ]
 
 _PARTICLE_STEMS = ("particles", "fatras-particles")
@@ -57,6 +58,16 @@ def read_trackml_particles(
 ) -> pd.DataFrame:
     """``particle_id, vx, vy, vz, px, py, pz, q[, nhits]``."""
     return read_table(path, TRACKML_PARTICLES, event=event, nonfinite=nonfinite)
+
+
+def truth_has_weight(path: StrPath) -> bool:
+    """Whether a TrackML truth file has the ``weight`` column (Kaggle's does, ACTS-Fatras's
+    may not): the header only, so a job can decide before its first event."""
+    try:
+        header = pd.read_csv(path, nrows=0, index_col=False)
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return False  # reading the event names the problem
+    return "weight" in header.columns
 
 
 def trackml_paths(directory: StrPath, event: int) -> dict[str, Path]:
@@ -102,7 +113,7 @@ def read_trackml_event(
 
 
 def trackml_to_event(
-    hits: pd.DataFrame, truth: pd.DataFrame, particles: pd.DataFrame | None = None
+    hits: pd.DataFrame, truth: pd.DataFrame | None, particles: pd.DataFrame | None = None
 ) -> dict[str, object]:
     """Our arrays for one TrackML event.
 
@@ -112,7 +123,8 @@ def trackml_to_event(
     point (0 = noise); ``weight``: float32 per space point when truth has it; and
     ``particles`` (if given): the PARTICLES columns TrackML has (particle_id, vx, vy,
     vz, px, py, pz, q), in PARTICLES order and dtypes. Every hit must have exactly one
-    truth row (`BadReferenceError` otherwise, naming the file and line).
+    truth row (`BadReferenceError` otherwise, naming the file and line). ``truth`` None
+    (a test event, hits only): the space points alone.
     """
     hit_id = hits["hit_id"].to_numpy(dtype=U64)
     n = hit_id.size
@@ -126,13 +138,15 @@ def trackml_to_event(
             "var_z": np.zeros(n, dtype=F32),
         }
     ).astype({c: t for c, t in SPACEPOINT_SINGLE.columns.items() if c != "geometry_id"})
+    if truth is None:
+        return {"spacepoint": spacepoint}
 
     truth_id = truth["hit_id"].to_numpy(dtype=U64)
     order = np.argsort(truth_id, kind="stable")
     sorted_id = truth_id[order]
     duplicate = np.flatnonzero(sorted_id[1:] == sorted_id[:-1])
     if duplicate.size:
-        row = int(order[duplicate[0] + 1])
+        row = int(truth.index[order[duplicate[0] + 1]])
         path = source_path(truth)
         raise BadReferenceError(
             path, f"hit_id {int(truth_id[row])} has more than one truth row",
@@ -144,7 +158,7 @@ def trackml_to_event(
         pos = np.minimum(np.searchsorted(sorted_id, hit_id), max(sorted_id.size - 1, 0))
         found = (sorted_id[pos] == hit_id) if sorted_id.size else np.zeros(n, dtype=bool)
         if not found.all():
-            row = int(np.flatnonzero(~found)[0])
+            row = int(hits.index[np.flatnonzero(~found)[0]])  # file row (drop keeps it)
             path = source_path(hits)
             truth_path = source_path(truth)
             raise BadReferenceError(

@@ -14,7 +14,8 @@ from .csv_diagnostics import line_of_row, source_path
 from .errors import BadReferenceError
 from .schema import PARTICLE_ID_PARTS, U32, U64
 
-__all__ = ["BARCODE_LAYOUT", "attach_truth", "combine_particle_id", "split_particle_id"]
+__all__ = ["BARCODE_LAYOUT", "attach_truth", "check_hit_ids", "combine_particle_id",
+           "first_hit_of", "split_particle_id"]
 
 # ActsFatras::Barcode before ACTS v44 (acts-project/acts,
 # Fatras/include/ActsFatras/EventData/Barcode.hpp) is an
@@ -95,7 +96,46 @@ def attach_truth(
     sp_meas = spacepoints[id_column].to_numpy(dtype=U64)
     map_meas = measurement_simhit_map["measurement_id"].to_numpy(dtype=U64)
     map_hit = measurement_simhit_map["hit_id"].to_numpy(dtype=U64)
+    check_hit_ids(measurement_simhit_map, hits)
 
+    particle = combine_particle_id(hits)
+    out = np.zeros(sp_meas.size, dtype=U64)
+    if map_meas.size == 0 or sp_meas.size == 0:
+        return out
+    pos, found = first_hit_of(map_meas, sp_meas)
+    unjoined = int(sp_meas.size - np.count_nonzero(found))
+    if unjoined > max_unjoined * sp_meas.size:
+        sp_path, map_path = source_path(spacepoints), source_path(measurement_simhit_map)
+        map_name = map_path.name if map_path else "the measurement-simhit map"
+        raise BadReferenceError(
+            sp_path,
+            f"{unjoined} of {sp_meas.size} space points ({100 * unjoined / sp_meas.size:.0f} "
+            f"%) have a {id_column} that is not in {map_name}: the truth files do not "
+            f"belong to these space points",
+            column=id_column,
+            expected=f"at most {100 * max_unjoined:.0f} % without truth (noise)",
+            event=spacepoints.attrs.get("event"),
+        )
+    out[found] = particle[map_hit[pos[found]].astype(np.intp)]
+    return out
+
+
+def first_hit_of(map_measurement: np.ndarray, measurement: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``measurement``: the row of the measurement-simhit map holding its
+    first hit (map order), and whether it has one (the row is meaningless where not)."""
+    order = np.argsort(map_measurement, kind="stable")
+    keys, first = np.unique(map_measurement[order], return_index=True)
+    if keys.size == 0:
+        return np.zeros(measurement.size, dtype=np.intp), np.zeros(measurement.size, bool)
+    pos = np.minimum(np.searchsorted(keys, measurement), keys.size - 1)
+    return order[first][pos], keys[pos] == measurement
+
+
+def check_hit_ids(measurement_simhit_map: pd.DataFrame, hits: pd.DataFrame) -> None:
+    """Every ``hit_id`` of the map is a row of the hits table (`BadReferenceError` naming
+    the map file and line otherwise); the hits table must be whole (rows not removed)."""
+    map_hit = measurement_simhit_map["hit_id"].to_numpy(dtype=U64)
     n_hits = len(hits)
     if not hits.index.equals(pd.RangeIndex(n_hits)):
         raise ValueError(
@@ -117,28 +157,3 @@ def attach_truth(
             expected=f"hit_id < {n_hits}",
             event=measurement_simhit_map.attrs.get("event"),
         )
-
-    particle = combine_particle_id(hits)
-    out = np.zeros(sp_meas.size, dtype=U64)
-    if map_meas.size == 0 or sp_meas.size == 0:
-        return out
-    order = np.argsort(map_meas, kind="stable")
-    keys, first = np.unique(map_meas[order], return_index=True)
-    hit_of_key = map_hit[order][first].astype(np.intp)
-    pos = np.minimum(np.searchsorted(keys, sp_meas), keys.size - 1)
-    found = keys[pos] == sp_meas
-    unjoined = int(sp_meas.size - np.count_nonzero(found))
-    if unjoined > max_unjoined * sp_meas.size:
-        sp_path, map_path = source_path(spacepoints), source_path(measurement_simhit_map)
-        map_name = map_path.name if map_path else "the measurement-simhit map"
-        raise BadReferenceError(
-            sp_path,
-            f"{unjoined} of {sp_meas.size} space points ({100 * unjoined / sp_meas.size:.0f} "
-            f"%) have a {id_column} that is not in {map_name}: the truth files do not "
-            f"belong to these space points",
-            column=id_column,
-            expected=f"at most {100 * max_unjoined:.0f} % without truth (noise)",
-            event=spacepoints.attrs.get("event"),
-        )
-    out[found] = particle[hit_of_key[pos[found]]]
-    return out

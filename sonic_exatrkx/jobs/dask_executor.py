@@ -84,7 +84,8 @@ class DaskJobResult:
 def job_events(cfg: RecoJobConfig) -> list[int]:
     """The job's events (the readers' common events after skip/events)."""
     seq = Sequencer(events=cfg.events, skip=cfg.skip, progress=False)
-    seq.add_reader(make_reader(cfg.input_path, input_format=cfg.input_format, truth=False))
+    seq.add_reader(make_reader(cfg.input_path, input_format=cfg.input_format, truth=False,
+                               options=cfg.input_options))
     return seq.sliced_events()
 
 

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from algorithms.chains import add_conversion_chain, add_reco_chain, csv_has_truth
+from algorithms.chains import add_conversion_chain, add_reco_chain, has_truth
 from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
+from algorithms.input_options import InputOptions, input_summary
 from algorithms.performance import TrackFindingPerformance
 from sonic_exatrkx.exatrkx.pipeline import models_checksum, read_config
 from sonic_exatrkx.framework import (
@@ -61,6 +62,8 @@ class RecoJobConfig:
     events open at once (None: the cores, or the thread budget of a server the job
     starts). ``cores``: what a job that starts its own server splits between itself and
     the server (None: all). ``performance`` None: when the input has truth.
+    ``nonfinite``: "raise" | "drop" hits with NaN/inf positions; ``spacepoints_from``:
+    None | "measurements" | "hits", for ACTS CSV without spacepoint files (`InputOptions`).
     ``convert_only``: no track finding, write the space points as ROOT (``root_layout``,
     and CSV with ``csv_output``). ``finder``: the track finding (where and how).
     ``shard``: run only this block of the events. ``start_over``: replace the outputs of
@@ -78,6 +81,8 @@ class RecoJobConfig:
     performance: bool | None = None
     on_bad_event: str = "fail"
     duplicates: str = "warn"
+    nonfinite: str = "raise"
+    spacepoints_from: str | None = None
     continue_on_error: bool = False
     convert_only: bool = False
     root_layout: str = "flat"
@@ -91,6 +96,7 @@ class RecoJobConfig:
         if self.on_bad_event not in ON_BAD_EVENT:
             raise ConfigurationError(f"on_bad_event must be one of {ON_BAD_EVENT}, got "
                                      f"{self.on_bad_event!r}")
+        _ = self.input_options  # the reader options, checked now
         object.__setattr__(self, "output", Path(self.output))
         if isinstance(self.shard, str):
             object.__setattr__(self, "shard", Shard.parse(self.shard))
@@ -99,11 +105,17 @@ class RecoJobConfig:
     def input_path(self) -> Path:
         return Path(self.input) if self.input is not None else sample_events_dir()
 
+    @property
+    def input_options(self) -> InputOptions:
+        """What the reader does with bad events, duplicates, NaN hits, no space points."""
+        return InputOptions(on_bad_event=self.on_bad_event, duplicates=self.duplicates,
+                            nonfinite=self.nonfinite, spacepoints_from=self.spacepoints_from)
+
     def resolved_performance(self) -> bool:
         """Whether the job measures the performance (``None``: when the input has truth)."""
         if self.performance is not None:
             return self.performance
-        return self.input_format == "csv" and csv_has_truth(self.input_path)
+        return has_truth(self.input_path, self.input_format, self.spacepoints_from)
 
     def settings(self) -> dict[str, object]:
         """The settings that decide the outputs: equal for every shard of one job and for
@@ -113,7 +125,8 @@ class RecoJobConfig:
         return {
             "input": str(self.input_path.resolve()), "input_format": self.input_format,
             "events": self.events, "skip": self.skip, "on_bad_event": self.on_bad_event,
-            "duplicates": self.duplicates,
+            "duplicates": self.duplicates, "nonfinite": self.nonfinite,
+            "spacepoints_from": self.spacepoints_from,
             "performance": performance, "models": models_checksum(finder.model_dir),
             "inference": finder.inference,
             "service_option": finder.service_option.name if finder.remote else None,
@@ -212,6 +225,7 @@ class RecoJobResult:
         if job.finder is not None and job.finder.client is not None \
                 and job.finder.client.remote:
             lines.append(job.finder.stats_summary())
+        lines += input_summary(job.sequencer.readers)
         report = job.config.output / "performance.txt"
         if job.performance is not None and report.is_file():  # what the folder holds
             lines.append(report.read_text().rstrip("\n"))
@@ -275,12 +289,12 @@ def build_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> Re
     if cfg.convert_only:
         add_conversion_chain(seq, input_path, cfg.output, input_format=cfg.input_format,
                              root_layout=cfg.root_layout, csv_output=cfg.csv_output,
-                             on_bad_event=cfg.on_bad_event)
+                             options=cfg.input_options)
         return job
     job.finder, job.performance = add_reco_chain(
         seq, input_path, cfg.output, where.finder, input_format=cfg.input_format,
         performance=bool(settings["performance"]), plots=cfg.plots,
-        on_bad_event=cfg.on_bad_event, duplicates=cfg.duplicates)
+        options=cfg.input_options)
     return job
 
 

@@ -6,6 +6,7 @@ copied into the project); tests that need them skip, naming the path, when absen
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,13 @@ TRACKML_PARTICLES_CSV = "phoenix/TrackML/event000001000-particles.csv"
 
 @pytest.fixture(scope="session")
 def ref() -> Path:
-    """Root of the public reference data; skips the test when it is not there."""
+    """Root of the public reference data; skips the test (naming the path) when it is not
+    there, and fails instead with ``SONIC_EXATRKX_REQUIRE_REFERENCE=1`` (CI)."""
     if not REFERENCE.is_dir():
-        pytest.skip(f"reference data not found at {REFERENCE}")
+        message = f"reference data not found at {REFERENCE}"
+        if os.environ.get("SONIC_EXATRKX_REQUIRE_REFERENCE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     return REFERENCE
 
 

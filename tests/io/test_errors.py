@@ -107,7 +107,8 @@ def test_non_finite_coordinates(tmp_path: Path, token: str, shown: str) -> None:
     err = info.value
     assert (err.row, err.column, err.event) == (4, "y", 5)
     assert str(err) == (f"event000000005-spacepoint.csv line 4, column 'y': non-finite value "
-                        f"{shown}, expected a finite float32")
+                        f"{shown}, expected a finite float32 (--nonfinite drop goes on "
+                        "without such rows)")
 
 
 def test_nan_allowed_outside_coordinate_columns(tmp_path: Path) -> None:
