@@ -19,7 +19,8 @@ def _option_name(option: str) -> str:
 
 def simulate(
     sample: Annotated[Sample, typer.Option(help="Physics sample.")] = Sample.hnl,
-    events: Annotated[int, typer.Option(help="Number of events to simulate.")] = 10,
+    events: Annotated[int, typer.Option("--events", "-n", help="Number of events to simulate.")]
+    = 10,
     skip: Annotated[int, typer.Option(help="First event number (for grid shards).")] = 0,
     pileup: Annotated[float, typer.Option(help="Mean number of pileup vertices (mu).")] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed; event i depends on (seed, i) only.")]

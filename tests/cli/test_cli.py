@@ -101,8 +101,8 @@ def test_train_writes_a_loadable_model_set(tmp_path):
     result = runner.invoke(app, ["train", "--output", str(out), "--events", "2",
                                  "--pileup", "0", "--pileup", "5", "--pileup-events", "1",
                                  "--sectors", "4", "--pt-min", "0.5",
-                                 "--embedding-epochs", "1",
-                                 "--filter-epochs", "1", "--gnn-epochs", "1", "--pipeline-threads", "1",
+                                 "--embedding-epochs", "1", "--filter-epochs", "1",
+                                 "--gnn-epochs", "1", "--pipeline-threads", "1",
                                  "--neighbour-budget", "123456", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert {"embedding.pt", "filter.pt", "gnn.pt", "config.json", "training.json",
