@@ -222,6 +222,7 @@ def test_train_old_threads_name_still_works_with_a_warning(tmp_path):
     of --pipeline-threads (refused values are still refused by typer)."""
     result = runner.invoke(app, ["train", "--output", str(tmp_path), "--threads", "0"])
     assert result.exit_code == 2 and "--threads" in result.output
-    result = runner.invoke(app, ["train", "--help"])
+    result = runner.invoke(app, ["train", "--help"], terminal_width=200,
+                           env={"COLUMNS": "200"})
     assert "--pipeline-threads" in result.output
-    assert "--threads " not in result.output.replace("--pipeline-threads", "")
+    assert "--threads" not in result.output.replace("--pipeline-threads", "")
