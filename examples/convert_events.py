@@ -13,25 +13,31 @@ import argparse
 import sys
 from pathlib import Path
 
-from algorithms import CsvEventReader, CsvEventWriter, RootSpacePointWriter
-from algorithms.chains import make_reader
-from sonic_exatrkx.framework import Sequencer
-from sonic_exatrkx.paths import sample_events_dir
+from sonic_exatrkx.cli.choices import InputFormat, RootLayout, values
+
+# Only argparse and the choices at the top: `--help` imports no torch (the job's modules
+# are imported in main, after the options are parsed).
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=None, help="default: shipped sample")
-    parser.add_argument("--input-format", choices=("csv", "root", "trackml"), default="csv")
-    parser.add_argument("--output", type=Path, default=Path("output-convert"))
+    parser.add_argument("--input-format", choices=values(InputFormat), default="csv")
+    parser.add_argument("-o", "--output", type=Path, default=Path("output-convert"))
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--skip", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="event-loop threads")
     parser.add_argument("--in-flight", type=int, default=None)
-    parser.add_argument("--layout", choices=("flat", "jagged"), default="flat")
+    parser.add_argument("--root-layout", "--layout", dest="layout",
+                        choices=values(RootLayout), default="flat")
     parser.add_argument("--with-truth", action="store_true",
                         help="CSV input: also read and write hits, particles, measurements")
     args = parser.parse_args(argv)
+
+    from algorithms import CsvEventReader, CsvEventWriter, RootSpacePointWriter
+    from algorithms.chains import make_reader
+    from sonic_exatrkx.framework import Sequencer
+    from sonic_exatrkx.paths import sample_events_dir
 
     seq = Sequencer(events=args.events, skip=args.skip, num_threads=args.threads,
                     max_in_flight=args.in_flight, output_dir=args.output)

@@ -20,16 +20,14 @@ import contextlib
 import sys
 from pathlib import Path
 
-from algorithms.exatrkx_track_finding import TrackFindingConfig
-from sonic_exatrkx.framework import FrameworkError
-from sonic_exatrkx.jobs import RecoJobConfig
-from sonic_exatrkx.jobs.dask_executor import DaskConfig, run_dask_job
+# Only argparse at the top: `--help` imports no torch (the job's modules are imported in
+# main, after the options are parsed).
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", type=Path, default=None, help="default: shipped sample")
-    p.add_argument("--output", type=Path, default=Path("output-reco-dask"))
+    p.add_argument("-o", "--output", type=Path, default=Path("output-reco-dask"))
     p.add_argument("--models", type=Path, default=None, help="default: data/models")
     p.add_argument("--events", type=int, default=None)
     p.add_argument("--skip", type=int, default=0)
@@ -60,6 +58,11 @@ def batch_cluster(kind: str, jobs: int):
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from algorithms.exatrkx_track_finding import TrackFindingConfig
+    from sonic_exatrkx.framework import FrameworkError
+    from sonic_exatrkx.jobs import RecoJobConfig
+    from sonic_exatrkx.jobs.dask_executor import DaskConfig, run_dask_job
+
     finder = TrackFindingConfig(models=args.models,
                                 inference="triton" if args.server else "local",
                                 servers=tuple(args.server or ()))

@@ -2,7 +2,8 @@
 
     python examples/reco_service_options.py --help
     python examples/reco_service_options.py --events 8 --in-flight 4   # starts a server
-    python examples/reco_service_options.py --server 127.0.0.1:8001 --options S0 custom
+    python examples/reco_service_options.py --server 127.0.0.1:8001 \
+        --service-option S0 --service-option custom
 
 Runs S0 (all local), S1 (torch models served), S2 (+ graph building served), S3 (every
 stage served separately), S4 (the ensemble) and the custom backend (whole pipeline in
@@ -19,35 +20,38 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+from sonic_exatrkx.cli.choices import InputFormat, Mode, ServiceOptionName, values
 
-from algorithms.chains import add_reco_chain
-from algorithms.exatrkx_track_finding import ServerSource, TrackFindingConfig, default_model_dir
-from algorithms.keys import TRACKS
-from sonic_exatrkx.framework import ProcessCode, ReadHandle, Sequencer, Writer
-from sonic_exatrkx.jobs import LocalTritonServer
-from sonic_exatrkx.paths import sample_events_dir
-from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS, split_cores
+# Only argparse and the choices at the top: `--help` imports no torch (the job's modules
+# are imported in main and run_option, after the options are parsed).
 
 
-class KeepTracks(Writer):
-    """Keeps each event's labels to compare the options."""
+def keep_tracks() -> Any:
+    """A writer that keeps each event's labels to compare the options."""
+    import numpy as np
 
-    def __init__(self) -> None:
-        super().__init__(name="KeepTracks")
-        self.inp = ReadHandle(self, TRACKS, np.ndarray)
-        self.labels: dict[int, np.ndarray] = {}
+    from algorithms.keys import TRACKS
+    from sonic_exatrkx.framework import ProcessCode, ReadHandle, Writer
 
-    def execute(self, ctx) -> ProcessCode:
-        self.labels[ctx.event] = np.asarray(self.inp(ctx))
-        return ProcessCode.SUCCESS
+    class KeepTracks(Writer):
+        def __init__(self) -> None:
+            super().__init__(name="KeepTracks")
+            self.inp = ReadHandle(self, TRACKS, np.ndarray)
+            self.labels: dict[int, np.ndarray] = {}
+
+        def execute(self, ctx) -> ProcessCode:
+            self.labels[ctx.event] = np.asarray(self.inp(ctx))
+            return ProcessCode.SUCCESS
+
+    return KeepTracks()
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", type=Path, default=None, help="default: shipped sample")
-    p.add_argument("--input-format", choices=("csv", "root", "trackml"), default="csv")
+    p.add_argument("--input-format", choices=values(InputFormat), default="csv")
     p.add_argument("--models", type=Path, default=None, help="default: data/models")
     p.add_argument("--events", type=int, default=None)
     p.add_argument("--skip", type=int, default=0)
@@ -56,16 +60,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server", action="append", default=None,
                    help="host:port of a Triton gRPC endpoint (repeat for failover); "
                         "default: start a local server")
-    p.add_argument("--options", nargs="+", choices=tuple(SERVICE_OPTIONS),
-                   default=list(SERVICE_OPTIONS))
-    p.add_argument("--mode", choices=MODES, default="async")
+    p.add_argument("--service-option", dest="options", action="append",
+                   choices=values(ServiceOptionName), default=None,
+                   help="an option to run (repeat for several; the first is the reference); "
+                        "default: S0 S1 S2 S3 S4 custom")
+    p.add_argument("--mode", choices=values(Mode), default="async")
     p.add_argument("--repeat", type=int, default=1, help="runs per option (best is kept)")
     return p
 
 
-def run_option(args: argparse.Namespace, option: str,
-               servers: tuple[str, ...] | ServerSource
-               ) -> tuple[float, float, dict[int, np.ndarray], int]:
+def run_option(args: argparse.Namespace, option: str, servers: Any
+               ) -> tuple[float, float, dict[int, Any], int]:
+    """One option over the events: events/s, wall time, the labels, remote requests."""
+    from algorithms.chains import add_reco_chain
+    from algorithms.exatrkx_track_finding import TrackFindingConfig
+    from sonic_exatrkx.framework import Sequencer
+    from sonic_exatrkx.paths import sample_events_dir
+
     seq = Sequencer(events=args.events, skip=args.skip, num_threads=args.threads,
                     max_in_flight=args.in_flight, progress=False, log_level="WARNING")
     finder, _ = add_reco_chain(
@@ -74,7 +85,7 @@ def run_option(args: argparse.Namespace, option: str,
             servers=servers, service_option=option,
             mode=args.mode if option != "S0" else None),
         input_format=args.input_format, performance=False)
-    keep = KeepTracks()
+    keep = keep_tracks()
     seq.add_writer(keep)
     summary = seq.run()
     remote = sum(s.requests for s in finder.stats if s.name.startswith("triton:"))
@@ -83,8 +94,15 @@ def run_option(args: argparse.Namespace, option: str,
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.options = args.options or ["S0", "S1", "S2", "S3", "S4", "custom"]
+    import numpy as np
+
+    from algorithms.exatrkx_track_finding import default_model_dir
+    from sonic_exatrkx.jobs import LocalTritonServer
+    from sonic_exatrkx.sonic import split_cores
+
     with contextlib.ExitStack() as stack:
-        servers: tuple[str, ...] | ServerSource = tuple(args.server or ())
+        servers: Any = tuple(args.server or ())
         if not servers and set(args.options) - {"S0"}:
             budget = split_cores(os.cpu_count() or 1, "custom")
             print(budget.line())
@@ -92,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.models or default_model_dir(), budget,
                 say=lambda m: print(m, flush=True)))
         rows = []
-        reference: dict[int, np.ndarray] | None = None
+        reference: dict[int, Any] | None = None
         same_all = True
         for option in args.options:
             best = None

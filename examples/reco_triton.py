@@ -19,17 +19,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from algorithms.exatrkx_track_finding import INFERENCE, TrackFindingConfig
-from sonic_exatrkx.framework import AlgorithmError, ConfigurationError
-from sonic_exatrkx.jobs import RecoJobConfig, build_reco_job
-from sonic_exatrkx.sonic import MODES, SERVICE_OPTIONS, RetryPolicy, TritonOptions
+from sonic_exatrkx.cli.choices import (
+    Compression,
+    Inference,
+    InputFormat,
+    Mode,
+    OnTimeout,
+    Protocol,
+    ServiceOptionName,
+    values,
+)
+
+# Only argparse and the choices at the top: `--help` imports no torch (the job's modules
+# are imported where the job is built, after the options are parsed).
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", type=Path, default=None, help="default: shipped sample")
-    p.add_argument("--input-format", choices=("csv", "root", "trackml"), default="csv")
-    p.add_argument("--output", type=Path, default=Path("output-reco-triton"))
+    p.add_argument("--input-format", choices=values(InputFormat), default="csv")
+    p.add_argument("-o", "--output", type=Path, default=Path("output-reco-triton"))
     p.add_argument("--models", type=Path, default=None, help="default: data/models")
     p.add_argument("--events", type=int, default=None)
     p.add_argument("--skip", type=int, default=0)
@@ -39,16 +48,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server", action="append", default=None,
                    help="host:port of a Triton gRPC (or --protocol http) endpoint; repeat "
                         "for failover. Default: start a local server")
-    p.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
-    p.add_argument("--inference", choices=INFERENCE, default="triton")
-    p.add_argument("--service-option", choices=tuple(SERVICE_OPTIONS), default="custom")
-    p.add_argument("--mode", choices=MODES, default="async")
+    p.add_argument("--protocol", choices=values(Protocol), default="grpc")
+    p.add_argument("--inference", choices=values(Inference), default="triton")
+    p.add_argument("--service-option", choices=values(ServiceOptionName), default="custom")
+    p.add_argument("--mode", choices=values(Mode), default="async")
     p.add_argument("--allowed-tries", type=int, default=3)
     p.add_argument("--fallback-local", action="store_true",
                    help="run events locally when every server fails")
     p.add_argument("--timeout", type=float, default=None, help="per-request timeout (s)")
-    p.add_argument("--on-timeout", choices=("retry", "fail"), default="retry")
-    p.add_argument("--compression", choices=("gzip", "deflate"), default=None)
+    p.add_argument("--on-timeout", choices=values(OnTimeout), default="retry")
+    p.add_argument("--compression", choices=values(Compression), default=None)
     p.add_argument("--tls-root-cert", type=Path, default=None,
                    help="PEM root certificate: talk gRPC over TLS to --server")
     p.add_argument("--shared-memory", action="store_true",
@@ -67,9 +76,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def job_config(args: argparse.Namespace) -> RecoJobConfig:
+def job_config(args: argparse.Namespace):  # -> sonic_exatrkx.jobs.RecoJobConfig
     """The whole job as one value: the track finder's placement and transport options
     (one TritonOptions for every served model), the event loop and the outputs."""
+    from algorithms.exatrkx_track_finding import TrackFindingConfig
+    from sonic_exatrkx.jobs import RecoJobConfig
+    from sonic_exatrkx.sonic import RetryPolicy, TritonOptions
+
     triton = TritonOptions(
         protocol=args.protocol, timeout_s=args.timeout, fallback_local=args.fallback_local,
         compression=args.compression, tls_root_certificates=args.tls_root_cert,
@@ -88,6 +101,9 @@ def job_config(args: argparse.Namespace) -> RecoJobConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from sonic_exatrkx.framework import AlgorithmError, ConfigurationError
+    from sonic_exatrkx.jobs import build_reco_job
+
     try:
         job = build_reco_job(job_config(args), say=lambda m: print(m, flush=True))
         seq = job.sequencer

@@ -1,6 +1,10 @@
-"""The command line's fixed choices as enums (typer lists them in --help, the shell can
-complete them, and a wrong one is refused with typer's own message before any work; the
-library takes the same words as strings and checks them too), and KEY=VALUE parsing."""
+"""The command line's fixed choices as enums: typer lists them in --help, the shell can
+complete them, and a wrong one is refused with typer's own message before any import work.
+The library takes the same words as strings and checks them too (tests/cli/test_choices.py
+holds each enum equal to the library's tuple). Also KEY=VALUE parsing.
+
+Light on purpose: only the standard library and typer, so ``--help`` stays fast (no torch).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ import typer
 
 
 class Inference(str, Enum):
+    """Where ExaTrkX runs (``algorithms.exatrkx_track_finding.INFERENCE``)."""
+
     local = "local"
     triton = "triton"
     auto = "auto"
 
 
 class ServiceOptionName(str, Enum):
+    """What is served (``sonic_exatrkx.sonic.service_option.SERVICE_OPTIONS``)."""
+
     custom = "custom"
     S0 = "S0"
     S1 = "S1"
@@ -25,6 +33,8 @@ class ServiceOptionName(str, Enum):
 
 
 class Mode(str, Enum):
+    """Who waits for the inference (``sonic_exatrkx.sonic.producer.MODES``)."""
+
     sync = "sync"
     pseudo_async = "pseudo-async"
     async_ = "async"
@@ -33,6 +43,27 @@ class Mode(str, Enum):
 class Protocol(str, Enum):
     grpc = "grpc"
     http = "http"
+
+
+class OnTimeout(str, Enum):
+    """What a request timeout means (``sonic_exatrkx.sonic.retry.ON_TIMEOUT``)."""
+
+    retry = "retry"
+    fail = "fail"
+
+
+class Compression(str, Enum):
+    """Request compression (``sonic_exatrkx.sonic.options.COMPRESSION``, besides none)."""
+
+    gzip = "gzip"
+    deflate = "deflate"
+
+
+class Balance(str, Enum):
+    """How requests spread over servers (``sonic_exatrkx.sonic.options.BALANCE``)."""
+
+    least_outstanding = "least-outstanding"
+    failover = "failover"
 
 
 class InputFormat(str, Enum):
@@ -63,6 +94,27 @@ class RootLayout(str, Enum):
 class Executor(str, Enum):
     local = "local"
     dask = "dask"
+
+
+class Sample(str, Enum):
+    """Toy-simulation physics samples (``sonic_exatrkx.sim.config.SAMPLES``)."""
+
+    hnl = "hnl"
+    ttbar_like = "ttbar-like"
+    minbias = "minbias"
+
+
+class TrackBuilder(str, Enum):
+    """Track building from the GNN's edges (``sonic_exatrkx.exatrkx.tracks.TRACK_BUILDERS``)."""
+
+    components = "components"
+    best_edges = "best_edges"
+    best_outgoing = "best_outgoing"
+
+
+def values(choice: type[Enum]) -> tuple[str, ...]:
+    """The words of an enum, in order (for argparse ``choices=`` in examples/)."""
+    return tuple(member.value for member in choice)
 
 
 def parse_headers(items: list[str]) -> dict[str, str]:

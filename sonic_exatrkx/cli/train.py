@@ -1,7 +1,7 @@
 """`sonic-exatrkx train`: train the ExaTrkX models on toy-simulation events.
 
-Options only; the job is :func:`sonic_exatrkx.jobs.training.run_training`. The lead
-registers :func:`train` on the app (``app.command("train")(train)``).
+Options only; the job is :func:`sonic_exatrkx.jobs.training.run_training` (imported in the
+command: ``--help`` imports no torch).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from sonic_exatrkx.cli.choices import TrackBuilder
+
 __all__ = ["DEFAULT_TRAIN_SEED", "train"]
 
 #: Seed of the shipped training sample; held-out evaluation uses other seeds.
@@ -18,7 +20,8 @@ DEFAULT_TRAIN_SEED = 1000
 
 
 def train(
-    output: Annotated[Path, typer.Option(help="Folder for the trained models.")] = Path("models"),
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Folder for the trained models.")] = Path("models"),
     events: Annotated[int, typer.Option(min=1, help="Training events at pileup 0.")] = 40,
     pileup_events: Annotated[int, typer.Option(
         help="Training events at each non-zero --pileup value.")] = 3,
@@ -67,16 +70,20 @@ def train(
         min=0, help="Filtered edges kept per space point and direction, best first (0: all; "
                     "7 helps at pileup, see docs/models.md); written to config.json for "
                     "inference only: the GNN trains on every edge past the cut (better).")] = 0,
-    track_builder: Annotated[str, typer.Option(
-        help="Track building: components, best_edges or best_outgoing (see "
-             "PipelineConfig).")] = "best_outgoing",
+    track_builder: Annotated[TrackBuilder, typer.Option(
+        help="Track building from the GNN's edges (see PipelineConfig).")]
+    = TrackBuilder.best_outgoing,
     geometry: Annotated[bool, typer.Option(
         help="Geometric node/edge inputs (cos/sin phi, dphi/dr, z0, ...) computed inside "
              "the models.")] = True,
-    threads: Annotated[int, typer.Option(
+    pipeline_threads: Annotated[int, typer.Option(
         min=1, help="Torch / FAISS threads. 1 by default: on a shared 2-core machine two threads "
              "made every small op wait for a descheduled worker (measured 60x slower).")] = 1,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    threads: Annotated[int | None, typer.Option(
+        min=1, hidden=True, help="Deprecated name of --pipeline-threads.")] = None,
+    progress: Annotated[bool | None, typer.Option(
+        show_default="on a terminal", help="Progress bars (default: only when stderr is a "
+        "terminal, so redirected logs get no bar frames).")] = None,
 ) -> None:
     """Train the embedding, filter and GNN models on simulated HNL events (mu=0 plus some
     pileup) and write TorchScript models, config.json and loss_curves.png to --output."""
@@ -84,6 +91,9 @@ def train(
 
     if not pileup:
         raise typer.BadParameter("give at least one value", param_hint="--pileup")
+    if threads is not None:  # the old name; --threads means event-loop workers in `run`
+        typer.echo("warning: train --threads is deprecated; use --pipeline-threads", err=True)
+        pipeline_threads = threads
     job = TrainingJob(
         output=output, pileups=tuple(pileup), events=events, pileup_events=pileup_events,
         sectors=sectors, seed=seed, epochs=(embedding_epochs, filter_epochs, gnn_epochs),
@@ -91,8 +101,8 @@ def train(
         max_k=max_k, neighbour_budget=neighbour_budget, embedding_dim=embedding_dim,
         embedding_hidden=embedding_hidden, filter_hidden=filter_hidden, gnn_hidden=gnn_hidden,
         gnn_iterations=gnn_iterations, filter_cut=filter_cut, gnn_cut=gnn_cut,
-        filter_max_degree=filter_max_degree, track_builder=track_builder, geometry=geometry,
-        threads=threads, progress=progress)
+        filter_max_degree=filter_max_degree, track_builder=track_builder.value,
+        geometry=geometry, threads=pipeline_threads, progress=progress)
     try:
         job.configs()
     except ValueError as exc:

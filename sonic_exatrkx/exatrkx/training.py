@@ -117,7 +117,7 @@ class TrainingConfig:
     max_pos_weight: float = 50.0
     margin: float | None = None  # embedding hinge margin; None: the graph radius
     cosine_lr: bool = False  # cosine-anneal every stage's learning rate to 0 over its epochs
-    progress: bool = True
+    progress: bool | None = None  # bars; None: only when stderr is a terminal
     plots: bool = True
 
     def __post_init__(self) -> None:
@@ -198,7 +198,8 @@ def _fit(
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     sched = _scheduler(opt, epochs * n_events, training)
     history: list[float] = []
-    for _ in tqdm(range(epochs), desc=desc, disable=not training.progress):
+    for _ in tqdm(range(epochs), desc=desc,
+                  disable=None if training.progress is None else not training.progress):
         losses = []
         for i in rng.permutation(n_events):
             loss = step(i)

@@ -90,7 +90,7 @@ def training_events(
     *,
     pileup_events: int | None = None,
     sectors: int = 1,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> list[Any]:
     """:class:`TrainingEvent` s of the HNL sample: ``events`` at pileup 0 and
     ``pileup_events`` (default ``events``) at every other pileup value, features computed
@@ -104,7 +104,8 @@ def training_events(
     out: list[Any] = []
     n_pu = events if pileup_events is None else pileup_events
     counts = [events if mu == 0 else n_pu for mu in pileups]
-    bar = tqdm(total=sum(counts), desc="simulate", disable=not progress)
+    bar = tqdm(total=sum(counts), desc="simulate",
+               disable=None if progress is None else not progress)  # None: on a TTY
     for k, (mu, count) in enumerate(zip(pileups, counts, strict=True)):
         for a in simulate_arrays(mu, seed + k, count):
             feats = compute_features(a["x"], a["y"], a["z"], features)
@@ -147,7 +148,7 @@ class TrainingJob:
     track_builder: str
     geometry: bool
     threads: int
-    progress: bool
+    progress: bool | None  # None: bars only when stderr is a terminal
 
     def configs(self) -> tuple[Any, Any, Any]:
         """(pipeline config trained, :class:`TrainingConfig`, pipeline config saved); raises

@@ -2,16 +2,25 @@
 
 The wheel carries a ready ``tritonserver`` binary and the Python backend, but the backend's
 stub process (``triton_python_backend_stub``) only sits in ``python_backend_stubs/<X.Y>/``:
-it has to be copied into ``backends/python/`` for the running Python's minor version, or every
-Python model fails to load with "triton_python_backend_stub is not found". The stub also
-links the *system* ``libpython3.X.so.1.0`` (Debian/Ubuntu package ``libpython3.X``), not the
-interpreter of the virtual environment. This module checks and fixes both, and reports what
-is usable for ``sonic-exatrkx serve --check``.
+the server looks for it next to ``libtriton_python.so`` in ``<backend-directory>/python/``,
+or every Python model fails to load with "triton_python_backend_stub is not found". Rather
+than write into the installed wheel (site-packages may be read-only, shared, or checked by a
+package manager), the first server start builds a backend directory in the user's cache
+(``$XDG_CACHE_HOME/sonic-exatrkx``, default ``~/.cache/sonic-exatrkx``): links to the wheel's
+backend files plus a copy of the stub for this Python, laid out as in site-packages so that
+the stub's ``$ORIGIN``-relative RPATH finds the wheel's bundled libraries, and the server is
+pointed at it. (The copy also takes the Python backend's ``chmod`` of a stub that does not
+start, which would otherwise change the wheel's file.)
+The stub also links the *system* ``libpython3.X.so.1.0`` (Debian/Ubuntu package
+``libpython3.X``), not the interpreter of the virtual environment. This module prepares the
+first and checks both, and reports what is usable for ``sonic-exatrkx serve --check`` (which
+changes nothing).
 """
 
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -84,9 +93,32 @@ def tritonserver_binary(root: Path | None = None) -> Path:
     return binary
 
 
-def backends_dir(root: Path | None = None) -> Path:
-    """The ``--backend-directory`` to pass to the server."""
+def wheel_backends_dir(root: Path | None = None) -> Path:
+    """The wheel's own ``backends`` folder (read, never written)."""
     return (root or find_tritonserver_dir()) / "backends"
+
+
+def cache_dir() -> Path:
+    """This user's sonic-exatrkx cache: ``$XDG_CACHE_HOME/sonic-exatrkx``, by default
+    ``~/.cache/sonic-exatrkx``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sonic-exatrkx"
+
+
+def _mirror(root: Path, version: str | None) -> tuple[Path, Path]:
+    """(site-packages, its mirror in the cache for this wheel and Python)."""
+    key = hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:12]
+    return (root.absolute().parent.parent,
+            cache_dir() / "triton" / f"{key}-py{version or python_version_tag()}")
+
+
+def backends_dir(root: Path | None = None, version: str | None = None) -> Path:
+    """The ``--backend-directory`` to pass to the server: ``pytriton/tritonserver/backends``
+    in a mirror of site-packages in :func:`cache_dir` (one per wheel, by its path, and
+    Python version), prepared by :func:`ensure_python_stub`."""
+    root = root or find_tritonserver_dir()
+    site, mirror = _mirror(root, version)
+    return mirror / wheel_backends_dir(root).absolute().relative_to(site)
 
 
 def stub_source(root: Path | None = None, version: str | None = None) -> Path:
@@ -103,27 +135,55 @@ def stub_source(root: Path | None = None, version: str | None = None) -> Path:
     return src
 
 
-def installed_stub(root: Path | None = None) -> Path:
-    """Where the server looks for the stub: ``backends/python/triton_python_backend_stub``."""
-    return backends_dir(root) / "python" / STUB_NAME
+def installed_stub(root: Path | None = None, version: str | None = None) -> Path:
+    """Where the server looks for the stub: ``<backends_dir>/python/<STUB_NAME>``."""
+    return backends_dir(root, version) / "python" / STUB_NAME
+
+
+def _link(target: Path, link: Path) -> None:
+    """``link`` -> ``target``, replaced atomically unless it already points there."""
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
 
 
 def ensure_python_stub(root: Path | None = None, version: str | None = None) -> Path:
-    """Install the stub for this Python into ``backends/python/`` unless already there.
+    """Prepare :func:`backends_dir` and return the stub in it (at a server's start).
 
-    Atomic (copy to a temporary file in the same directory, then rename), so two servers
-    starting at once never see a half-written executable. Replaces a stub of another
-    Python version left by an earlier copy.
+    The folder links every backend of the wheel; its ``python/`` links the wheel's
+    Python-backend files and holds a copy of the stub for this Python. The copy is atomic
+    (a temporary file in the same directory, then a rename), so two servers starting at
+    once never see a half-written executable, and is redone when the wheel's stub changed.
+    Nothing is written into the wheel.
     """
     root = root or find_tritonserver_dir()
     src = stub_source(root, version)
-    dst = installed_stub(root)
-    if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
-        return dst
-    if not (dst.parent / "libtriton_python.so").is_file():
-        raise TritonEnvironmentError(f"the Python backend is missing from {dst.parent}; "
+    wheel = wheel_backends_dir(root)
+    if not (wheel / "python" / "libtriton_python.so").is_file():
+        raise TritonEnvironmentError(f"the Python backend is missing from {wheel / 'python'}; "
                                      f"reinstall with: {INSTALL_HINT}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{STUB_NAME}.", dir=dst.parent)
+    dst = installed_stub(root, version)
+    site, mirror = _mirror(root, version)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        for libs in site.glob("*pytriton*.libs"):  # the stub's RPATH: $ORIGIN/../../../../
+            _link(libs, mirror / libs.name)
+        for backend in wheel.iterdir():
+            if backend.name != "python" and backend.is_dir():
+                _link(backend.absolute(), dst.parent.parent / backend.name)
+        for item in (wheel / "python").iterdir():
+            if item.name not in (STUB_NAME, "__pycache__"):
+                _link(item.absolute(), dst.parent / item.name)
+        if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
+            return dst
+        fd, tmp = tempfile.mkstemp(prefix=f".{STUB_NAME}.", dir=dst.parent)
+    except OSError as exc:
+        raise TritonEnvironmentError(
+            f"cannot prepare the Triton backend folder {dst.parent} ({exc.strerror or exc}); "
+            "set XDG_CACHE_HOME to a writable folder") from exc
     try:
         with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
             shutil.copyfileobj(inp, out)
@@ -190,7 +250,7 @@ def check_environment() -> list[CheckResult]:
     except TritonEnvironmentError as exc:
         results.append(CheckResult("tritonserver binary", False, str(exc)))
 
-    backend = backends_dir(root) / "python" / "libtriton_python.so"
+    backend = wheel_backends_dir(root) / "python" / "libtriton_python.so"
     results.append(CheckResult("python backend", backend.is_file(),
                                str(backend) if backend.is_file() else f"missing: {backend}"))
 
@@ -200,8 +260,11 @@ def check_environment() -> list[CheckResult]:
         if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
             results.append(CheckResult(f"python {version} stub", True, f"installed at {dst}"))
         else:
-            results.append(CheckResult(f"python {version} stub", True,
-                                       f"{src} (copied into {dst.parent} when a server starts)"))
+            writable = _writable(dst.parent)
+            results.append(CheckResult(
+                f"python {version} stub", writable,
+                f"{src} (copied into {dst.parent} when a server starts)" if writable else
+                f"{dst.parent} cannot be created (set XDG_CACHE_HOME to a writable folder)"))
         ok, detail = check_stub_libraries(dst if dst.is_file() else src, version)
         results.append(CheckResult(f"libpython{version}", ok, detail))
     except TritonEnvironmentError as exc:
@@ -212,6 +275,15 @@ def check_environment() -> list[CheckResult]:
                                f"importable from {venv_bin_dir()} (put first on the server's PATH)"
                                if numpy_ok else "numpy is not installed in this environment"))
     return results + _client_checks()
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` exists writable or could be created (its nearest existing
+    ancestor is writable); creates nothing."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+    return False
 
 
 def _client_checks() -> list[CheckResult]:

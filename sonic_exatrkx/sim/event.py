@@ -262,13 +262,15 @@ def simulate_event(config: SimulationConfig, event: int) -> dict[str, pd.DataFra
 
 
 def write_events(config: SimulationConfig, output_dir: str | PathLike[str], events: int,
-                 skip: int = 0, root: bool = False, progress: bool = True,
+                 skip: int = 0, root: bool = False, progress: bool | None = None,
                  event_numbers: Iterable[int] | None = None) -> list[int]:
     """Simulate and write events `skip` .. `skip + events - 1` (or `event_numbers`).
 
     CSV: one ACTS file set per event in `output_dir`. With `root=True` also
     `output_dir/spacepoints.root` (tree `spacePoints`, one row per space point, plus the
-    truth particle id per space point). Returns the event numbers written.
+    truth particle id per space point). Returns the event numbers written. ``progress``:
+    a bar; None (default): only when stderr is a terminal (a redirected log gets no
+    ``\r`` frames).
     """
     from tqdm.auto import tqdm
 
@@ -291,7 +293,7 @@ def write_events(config: SimulationConfig, output_dir: str | PathLike[str], even
         writer = SpacePointRootWriter(out / "spacepoints.root", layout="flat")
     try:
         bar = tqdm(total=len(numbers), desc=f"simulate {config.sample} mu={config.pileup:g}",
-                   unit="event", disable=not progress)
+                   unit="event", disable=None if progress is None else not progress)
         for event, tables in simulate_events(config, numbers):
             write_event(out, event, tables)
             bar.update()

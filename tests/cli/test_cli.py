@@ -101,8 +101,8 @@ def test_train_writes_a_loadable_model_set(tmp_path):
     result = runner.invoke(app, ["train", "--output", str(out), "--events", "2",
                                  "--pileup", "0", "--pileup", "5", "--pileup-events", "1",
                                  "--sectors", "4", "--pt-min", "0.5",
-                                 "--embedding-epochs", "1",
-                                 "--filter-epochs", "1", "--gnn-epochs", "1", "--threads", "1",
+                                 "--embedding-epochs", "1", "--filter-epochs", "1",
+                                 "--gnn-epochs", "1", "--pipeline-threads", "1",
                                  "--neighbour-budget", "123456", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert {"embedding.pt", "filter.pt", "gnn.pt", "config.json", "training.json",
@@ -215,3 +215,14 @@ def test_bench_pipeline_filter_max_degree_override():
 def test_bench_pipeline_rejects_bad_workers():
     result = runner.invoke(app, ["bench", "pipeline", "--workers", "0"])
     assert result.exit_code == 2 and "--workers" in result.output
+
+
+def test_train_old_threads_name_still_works_with_a_warning(tmp_path):
+    """`--threads` means event-loop workers in `run`; in `train` it is the hidden old name
+    of --pipeline-threads (refused values are still refused by typer)."""
+    result = runner.invoke(app, ["train", "--output", str(tmp_path), "--threads", "0"])
+    assert result.exit_code == 2 and "--threads" in result.output
+    result = runner.invoke(app, ["train", "--help"], terminal_width=200,
+                           env={"COLUMNS": "200"})
+    assert "--pipeline-threads" in result.output
+    assert "--threads" not in result.output.replace("--pipeline-threads", "")

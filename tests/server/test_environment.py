@@ -21,10 +21,13 @@ def test_missing_pytriton_names_the_install_command(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.triton
-def test_stub_for_this_python_is_installed_idempotently(triton_available: None) -> None:
+def test_stub_for_this_python_is_installed_idempotently(
+        triton_available: None, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the set-up lives in the user cache
     root = env.find_tritonserver_dir()
     dst = env.ensure_python_stub(root)
-    assert dst == root / "backends" / "python" / env.STUB_NAME
+    assert dst == env.backends_dir(root) / "python" / env.STUB_NAME
+    assert dst.is_relative_to(tmp_path / "sonic-exatrkx")
     src = root / "python_backend_stubs" / env.python_version_tag() / env.STUB_NAME
     assert filecmp.cmp(src, dst, shallow=False)
     mtime = dst.stat().st_mtime_ns

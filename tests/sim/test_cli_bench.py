@@ -51,8 +51,8 @@ def test_bench_function_and_command() -> None:
     assert [(r.sample, r.pileup, r.events) for r in rows] == [("hnl", 0, 2), ("minbias", 0, 2)]
     assert all(r.events_per_s > 0 and r.hits_per_event > 0 for r in rows)
     assert "events/s" in format_table(rows)
-    result = runner.invoke(app, ["bench-sim", "--events", "1", "--pileups", "0,1"])
+    result = runner.invoke(app, ["bench-sim", "--events", "1", "--pileup", "0", "--pileup", "1"])
     assert result.exit_code == 0, result.output
     assert "events/s" in result.output and "hnl" in result.output
-    bad = runner.invoke(app, ["bench-sim", "--samples", "nope"])
-    assert bad.exit_code != 0 and "--samples" in bad.output
+    bad = runner.invoke(app, ["bench-sim", "--sample", "nope"])
+    assert bad.exit_code != 0 and "--sample" in bad.output
