@@ -9,6 +9,12 @@ event's slice numbered exactly as a one-event request for that event would be, a
 checks the offsets with :func:`check_row_splits` and cuts the events with
 :func:`split_events`.
 
+Bound: a request holds at most ``max_events`` events (the model parameter
+``MAX_EVENTS_PER_REQUEST``, :data:`DEFAULT_MAX_EVENTS_PER_REQUEST` by default). The count
+is read from the length of ``ROW_SPLITS`` and checked before anything else is done with
+the offsets, so an oversized request (a million empty events is 8 MB on the wire) is
+refused in constant time instead of holding a model instance for the per-event loop.
+
 Why not Triton's own batching: with ``max_batch_size: 0`` (variable-size events have no
 common batch dimension) ``dynamic_batching`` does nothing, and ragged batching would hide
 the event boundaries from plain tritonclient users. Explicit offsets work over gRPC and HTTP
@@ -22,13 +28,42 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sonic_exatrkx.exatrkx.stages import ROW_SPLITS, prepare_features, run_pipeline
+from sonic_exatrkx.exatrkx.stages import (
+    ROW_SPLITS,
+    InputTooLargeError,
+    prepare_features,
+    run_pipeline,
+)
 
 if TYPE_CHECKING:
     from sonic_exatrkx.exatrkx import Pipeline
 
-__all__ = ["ROW_SPLITS", "batch_events", "check_row_splits", "run_batched", "split_events",
-           "split_labels"]
+__all__ = ["DEFAULT_MAX_EVENTS_PER_REQUEST", "ROW_SPLITS", "TooManyEventsError",
+           "batch_events", "check_event_count", "check_row_splits", "run_batched",
+           "split_events", "split_labels"]
+
+#: Events one request may hold unless the model says otherwise (MAX_EVENTS_PER_REQUEST):
+#: far above what a client gains from (a few to a few tens), far below a request whose
+#: per-event loop would hold a model instance for seconds.
+DEFAULT_MAX_EVENTS_PER_REQUEST = 64
+
+
+class TooManyEventsError(InputTooLargeError):
+    """A request whose ROW_SPLITS holds more events than the model's
+    MAX_EVENTS_PER_REQUEST."""
+
+
+def check_event_count(row_splits: np.ndarray, max_events: int | None) -> None:
+    """Refuse ``row_splits`` of more than ``max_events`` events, reading only its length
+    (O(1): nothing of the offsets is looked at, copied or converted)."""
+    if max_events is None or np.ndim(row_splits) != 1:
+        return  # no bound, or a shape check_row_splits reports
+    n_events = np.shape(row_splits)[0] - 1
+    if n_events > max_events:
+        raise TooManyEventsError(
+            f"request has {n_events} events ({ROW_SPLITS} of {n_events + 1} entries), more "
+            f"than this model's MAX_EVENTS_PER_REQUEST={max_events}: send them in several "
+            "requests")
 
 
 def batch_events(features_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -51,15 +86,19 @@ def batch_events(features_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nd
     return features, row_splits
 
 
-def check_row_splits(row_splits: np.ndarray, n_rows: int) -> np.ndarray:
+def check_row_splits(row_splits: np.ndarray, n_rows: int, max_events: int | None = None
+                     ) -> np.ndarray:
     """``row_splits`` as int64 if it is a valid offsets vector for ``n_rows`` rows.
 
-    Valid: 1-D integers, at least two entries, first 0, non-decreasing, last ``n_rows``.
-    Raises ``ValueError`` saying what is wrong otherwise.
+    Valid: 1-D integers, at most ``max_events + 1`` entries (checked first, in O(1): see
+    :func:`check_event_count`), at least two, first 0, non-decreasing, last ``n_rows``.
+    Raises ``ValueError`` saying what is wrong otherwise (:class:`TooManyEventsError` for
+    too many events).
     """
     rs = np.asarray(row_splits)
     if rs.ndim != 1:
         raise ValueError(f"{ROW_SPLITS} must be 1-D [n_events + 1], got shape {rs.shape}")
+    check_event_count(rs, max_events)
     if rs.dtype.kind not in "iu":
         raise ValueError(f"{ROW_SPLITS} must be integers, got {rs.dtype}")
     if rs.size < 2:
@@ -79,9 +118,11 @@ def check_row_splits(row_splits: np.ndarray, n_rows: int) -> np.ndarray:
     return rs
 
 
-def split_events(features: np.ndarray, row_splits: np.ndarray) -> list[np.ndarray]:
-    """The per-event row slices (views) of ``features`` (checked offsets)."""
-    rs = check_row_splits(row_splits, np.asarray(features).shape[0])
+def split_events(features: np.ndarray, row_splits: np.ndarray,
+                 max_events: int | None = None) -> list[np.ndarray]:
+    """The per-event row slices (views) of ``features`` (checked offsets, at most
+    ``max_events`` events)."""
+    rs = check_row_splits(row_splits, np.asarray(features).shape[0], max_events)
     return [features[int(a):int(b)] for a, b in zip(rs[:-1], rs[1:], strict=True)]
 
 
@@ -94,17 +135,19 @@ def split_labels(labels: np.ndarray, row_splits: np.ndarray) -> list[np.ndarray]
 
 
 def run_batched(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None,
-                row_splits: np.ndarray | None = None) -> np.ndarray:
+                row_splits: np.ndarray | None = None,
+                max_events: int | None = DEFAULT_MAX_EVENTS_PER_REQUEST) -> np.ndarray:
     """Labels of the ``exatrkx`` model: the contract's ``run_pipeline`` once per event.
 
     With ``row_splits`` (offsets ``[n_events + 1]``), ``features`` holds several events one
     after the other: each is checked and run on its own and the labels are concatenated in
     the same order, each event numbered as if it came alone. ``max_spacepoints`` applies per
-    event.
+    event, ``max_events`` (None: no bound) to the request, before any other work.
     """
     if row_splits is None:
         return run_pipeline(pipeline, features, max_spacepoints)
-    events = split_events(np.asarray(features), row_splits)
+    check_event_count(row_splits, max_events)
+    events = split_events(np.asarray(features), row_splits, max_events)
     prepared = []
     for i, event in enumerate(events):  # check every event before running any
         try:

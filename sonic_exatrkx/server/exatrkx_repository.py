@@ -35,6 +35,8 @@ from sonic_exatrkx.exatrkx.stages import (
     stage_specs,
 )
 
+from .batching import DEFAULT_MAX_EVENTS_PER_REQUEST
+from .memory import DEFAULT_TRIM_ABOVE_BYTES
 from .model_repository import EnsembleStep, ModelConfig, ModelConfigError, write_model
 
 __all__ = ["ENSEMBLE_MODEL", "PIPELINE_MODEL", "PIPELINE_SUBDIR", "STAGE_MODELS",
@@ -56,25 +58,33 @@ class ExaTrkXRepositoryOptions:
     model; ``stage_instances`` overrides it per stage (e.g. ``{"graph": 2}``).
     ``num_threads``: torch + FAISS threads inside each instance (on few cores keep 1 and
     scale with instances). ``max_spacepoints``: larger events are refused with a clear
-    error (0 = no limit). ``version``: the version directory written.
+    error (0 = no limit). ``max_events_per_request``: the ``exatrkx`` model refuses a
+    request whose ROW_SPLITS holds more events, before any work. ``trim_above_bytes``:
+    after a request with more input bytes the model returns its freed heap to the kernel
+    (0 = never; :mod:`.memory`). ``version``: the version directory written.
     """
 
     instances: int = 1
     num_threads: int = 1
     max_spacepoints: int = 500_000
+    max_events_per_request: int = DEFAULT_MAX_EVENTS_PER_REQUEST
+    trim_above_bytes: int = DEFAULT_TRIM_ABOVE_BYTES
     version: int = 1
     pipeline: bool = True
     ensemble: bool = True
     stage_instances: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("instances", "num_threads", "version"):
+        for name in ("instances", "num_threads", "version", "max_events_per_request"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ModelConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if not isinstance(self.max_spacepoints, int) or self.max_spacepoints < 0:
             raise ModelConfigError(f"max_spacepoints must be an integer >= 0 (0 = no limit), "
                                    f"got {self.max_spacepoints!r}")
+        if not isinstance(self.trim_above_bytes, int) or self.trim_above_bytes < 0:
+            raise ModelConfigError(f"trim_above_bytes must be an integer >= 0 (0 = never), "
+                                   f"got {self.trim_above_bytes!r}")
         unknown = sorted(set(self.stage_instances) - set(STAGES))
         if unknown:
             raise ModelConfigError(f"stage_instances: unknown stages {unknown}; "
@@ -94,14 +104,15 @@ def exatrkx_model_configs(pipeline: Pipeline,
     def _parameters(opts: ExaTrkXRepositoryOptions, **extra: str) -> dict[str, str]:
         return {"NUM_THREADS": str(opts.num_threads),
                 "MAX_SPACEPOINTS": str(opts.max_spacepoints), "PIPELINE_DIR": PIPELINE_SUBDIR,
-                **published, **extra}
+                "TRIM_ABOVE_BYTES": str(opts.trim_above_bytes), **published, **extra}
 
     cfg = pipeline.config
     configs = []
     if opts.pipeline:
         inputs, outputs = stage_specs("batched", cfg)  # ROW_SPLITS is optional
+        params = _parameters(opts, MAX_EVENTS_PER_REQUEST=str(opts.max_events_per_request))
         configs.append(ModelConfig(PIPELINE_MODEL, list(inputs.values()), list(outputs.values()),
-                                   instance_count=opts.instances, parameters=_parameters(opts)))
+                                   instance_count=opts.instances, parameters=params))
     if opts.ensemble:
         steps = []
         for stage in STAGES:
