@@ -43,7 +43,9 @@ class ServeOptionsError(ValueError):
 class ServeOptions:
     """What to serve and where; exactly one of ``model_repository`` (served as is) and
     ``models`` (a trained pipeline: the ExaTrkX repository is generated from it with
-    ``instances``, ``threads_per_instance`` and ``max_spacepoints``) is set."""
+    ``instances``, ``threads_per_instance``, ``max_spacepoints`` and, with
+    ``dynamic_batching``, the ``exatrkx_dynamic`` model batching concurrent requests,
+    holding each up to ``max_queue_delay_us``) is set."""
 
     model_repository: Path | None
     models: Path | None
@@ -57,6 +59,8 @@ class ServeOptions:
     ready_timeout: float  # seconds
     tls_cert: Path | None = None  # gRPC over TLS: the server's certificate and key (PEM)
     tls_key: Path | None = None
+    dynamic_batching: bool = False
+    max_queue_delay_us: int = 1000
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -86,17 +90,23 @@ def default_models() -> Path | None:
 
 
 def generate_repository(models: Path, repo: Path, instances: int, threads: int = 1,
-                        max_spacepoints: int = 500_000) -> list[str]:
-    """Write the ExaTrkX repository for the pipeline in ``models`` under ``repo``; returns
-    the model names. Raises :class:`RepositoryBuildError` naming ``models``."""
+                        max_spacepoints: int = 500_000,
+                        max_queue_delay_us: int | None = None) -> list[str]:
+    """Write the ExaTrkX repository for the pipeline in ``models`` under ``repo`` (with
+    ``max_queue_delay_us`` set: also the dynamically batched model); returns the model
+    names. Raises :class:`RepositoryBuildError` naming ``models``."""
     from sonic_exatrkx.server.exatrkx_repository import (
+        DynamicBatching,
         ExaTrkXRepositoryOptions,
         write_exatrkx_repository,
     )
 
     try:
+        dynamic = None if max_queue_delay_us is None else DynamicBatching(
+            max_queue_delay_us=max_queue_delay_us)
         options = ExaTrkXRepositoryOptions(instances=instances, num_threads=threads,
-                                           max_spacepoints=max_spacepoints)
+                                           max_spacepoints=max_spacepoints,
+                                           dynamic_batching=dynamic)
         return write_exatrkx_repository(repo, models, options)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: bad TorchScript
         raise RepositoryBuildError(
@@ -112,8 +122,10 @@ def serve_until_signal(options: ServeOptions, say: Callable[[str], None] = print
         repo, env_threads = options.model_repository, None
         if options.models is not None:
             repo, env_threads = Path(tmp), options.threads_per_instance
-            names = generate_repository(options.models, repo, options.instances,
-                                        options.threads_per_instance, options.max_spacepoints)
+            names = generate_repository(
+                options.models, repo, options.instances, options.threads_per_instance,
+                options.max_spacepoints,
+                options.max_queue_delay_us if options.dynamic_batching else None)
             say(f"generated ExaTrkX repository in {repo}: {', '.join(names)}")
         if repo is None:
             raise ValueError("ServeOptions needs model_repository or models")

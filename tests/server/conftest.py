@@ -6,7 +6,8 @@ own server (start failures, stop, SIGKILL) build small repositories with the hel
 
 A second session-scoped server, ``exatrkx_server``, serves the ExaTrkX repository generated
 from a small untrained pipeline (``exatrkx_models``: a tight graph so that simulated events
-run in tens of milliseconds) for every ExaTrkX serving test.
+run in tens of milliseconds) for every ExaTrkX serving test, with the dynamically batched
+``exatrkx_dynamic`` too (a long queue delay, so that concurrent test clients are batched).
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ def triton_server(triton_available: None, tmp_path_factory: pytest.TempPathFacto
 
 
 MAX_SPACEPOINTS = 3000
+#: The session server's exatrkx_dynamic batches up to this many requests, waiting 0.5 s.
+DYNAMIC_MAX_BATCH = 8
+DYNAMIC_DELAY_US = 500_000
 
 
 def toy_event(n_tracks: int, seed: int) -> np.ndarray:
@@ -164,15 +168,19 @@ def sim_features(exatrkx_models) -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def exatrkx_server(triton_available: None, exatrkx_models,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    """The ExaTrkX repository (``exatrkx``, stage models, ``exatrkx_ensemble``) served."""
+    """The ExaTrkX repository (``exatrkx``, stage models, ``exatrkx_ensemble``,
+    ``exatrkx_dynamic``) served."""
     from sonic_exatrkx.server.exatrkx_repository import (
+        DynamicBatching,
         ExaTrkXRepositoryOptions,
         write_exatrkx_repository,
     )
 
     repo = tmp_path_factory.mktemp("exatrkx-repo")
-    write_exatrkx_repository(repo, exatrkx_models[0],
-                             ExaTrkXRepositoryOptions(max_spacepoints=MAX_SPACEPOINTS))
+    dynamic = DynamicBatching(max_batch_size=DYNAMIC_MAX_BATCH,
+                              max_queue_delay_us=DYNAMIC_DELAY_US)
+    write_exatrkx_repository(repo, exatrkx_models[0], ExaTrkXRepositoryOptions(
+        max_spacepoints=MAX_SPACEPOINTS, dynamic_batching=dynamic))
     log = tmp_path_factory.mktemp("exatrkx-log") / "server.log"
     with TritonServer(repo, env_threads=1, ready_timeout=150, log_file=log) as server:
         yield server
