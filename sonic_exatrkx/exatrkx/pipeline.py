@@ -12,6 +12,11 @@ parallelism from many events in flight, and letting torch and FAISS each spawn a
 core made them fight over the cores in the seeds' CPU measurements. ``num_threads=None``
 leaves the process settings alone.
 
+Device: ``PipelineConfig.device`` (``cpu``, ``cuda``, ``cuda:N``) places the three models and
+the radius search (:func:`~.graph.build_edges`); the stage methods keep numpy arrays in
+and out, so the stage contract, the served models and the track building do not change.
+A GPU asked for and not usable fails when the pipeline is built (:mod:`.device`).
+
 Determinism: for the same input, models and thread count, the labels are identical (graph
 building re-checks distances exactly, and every sort is total).
 
@@ -48,6 +53,7 @@ from torch import nn
 from sonic_exatrkx.checks import check_count
 
 from .allocator import keep_freed_memory
+from .device import check_device, usable_device
 from .errors import ExaTrkXConfigError, MissingModelFileError
 from .features import FeatureConfig, check_finite, check_width, compute_features
 from .graph import GraphConfig, apply_cut, build_edges, cut_and_cap
@@ -95,6 +101,11 @@ class PipelineConfig:
     :meth:`with_cuts`. The default graph orientation is ``"inner_outer"`` (physics), which
     needs ``"r"`` among the features; reference models need ``orientation="reference"``.
 
+    ``device``: where the models and the radius search run, ``"cpu"``, ``"cuda"`` or
+    ``"cuda:N"`` (:mod:`.device`; a GPU that is not usable is an error when the pipeline
+    is built, never a CPU run). A setting of the process, like ``num_threads``: it is not
+    written to ``config.json``, so a models folder serves on any device.
+
     ``track_builder``: ``"components"`` (the reference: connected components of the edges
     passing the GNN cut), ``"best_edges"`` (of those, only each space point's best
     outgoing and incoming edge, :func:`~sonic_exatrkx.exatrkx.tracks.best_edges`, then
@@ -111,6 +122,7 @@ class PipelineConfig:
     num_threads: int | None = 1
     edge_batch_size: int = 1 << 18
     track_builder: str = "components"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         width = self.features.width
@@ -142,6 +154,7 @@ class PipelineConfig:
                         error=ExaTrkXConfigError)
         check_count(self.edge_batch_size, "PipelineConfig: edge_batch_size",
                     error=ExaTrkXConfigError)
+        check_device(self.device, "PipelineConfig: device")
         if self.track_builder not in TRACK_BUILDERS:
             raise ExaTrkXConfigError(
                 f"PipelineConfig: track_builder must be one of {TRACK_BUILDERS}, "
@@ -189,7 +202,8 @@ class PipelineConfig:
                     kwargs[key] = parts[key].from_dict(value)
                 except TypeError as err:
                     raise ExaTrkXConfigError(f"PipelineConfig: bad '{key}' section: {err}") from err
-            elif key in ("min_hits", "num_threads", "edge_batch_size", "track_builder"):
+            elif key in ("min_hits", "num_threads", "edge_batch_size", "track_builder",
+                         "device"):
                 kwargs[key] = value
             else:
                 raise ExaTrkXConfigError(f"PipelineConfig: unknown key '{key}'")
@@ -270,12 +284,12 @@ def edge_scores(model: nn.Module, x: torch.Tensor, edges: np.ndarray, batch: int
         return np.zeros(0, dtype=np.float32)
     n = x.shape[0]
     xp = pad_nodes(x)
-    e = torch.from_numpy(pad_edges(np.asarray(edges, dtype=np.int64), n))
+    e = torch.from_numpy(pad_edges(np.asarray(edges, dtype=np.int64), n)).to(x.device)
     chunk = e.shape[1] if batch is None else max(int(batch) // ROW_ALIGN, 1) * ROW_ALIGN
     with torch.inference_mode():
         outs = [model(xp, e[:, i : i + chunk]) for i in range(0, e.shape[1], chunk)]
         scores = torch.cat(outs).reshape(-1)[:n_e]
-        return scores.numpy().astype(np.float32, copy=False)
+        return scores.cpu().numpy().astype(np.float32, copy=False)
 
 
 class Pipeline:
@@ -289,9 +303,11 @@ class Pipeline:
         config: PipelineConfig | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
-        self.embedding = embedding.eval()
-        self.filter = filter.eval()
-        self.gnn = gnn.eval()
+        #: the torch device of the models (checked usable: never a silent CPU run)
+        self.device = usable_device(self.config.device)
+        self.embedding = embedding.eval().to(self.device)
+        self.filter = filter.eval().to(self.device)
+        self.gnn = gnn.eval().to(self.device)
         # Models built here (eager or TorchScript) carry their input width: check it against
         # the config now rather than failing inside torch on the first event.
         for stage, module, cfg in (
@@ -317,7 +333,7 @@ class Pipeline:
     def from_directory(cls, model_dir: str | Path, **overrides: Any) -> Pipeline:
         """Load ``embedding.pt``, ``filter.pt``, ``gnn.pt`` (TorchScript) and ``config.json``
         (or ``config.yaml``). ``overrides`` replace top-level config fields (e.g.
-        ``num_threads=2``)."""
+        ``num_threads=2``, ``device="cuda:0"``)."""
         emb, fil, gnn, cfg = load_models(model_dir)
         if overrides:
             cfg = replace(cfg, **overrides)
@@ -355,7 +371,7 @@ class Pipeline:
         if n == 0:
             return np.zeros((0, self.config.embedding.out_features), dtype=np.float32)
         with torch.inference_mode():
-            emb = self.embedding(pad_nodes(torch.from_numpy(features))).numpy()[:n]
+            emb = self.embedding(pad_nodes(self._tensor(features))).cpu().numpy()[:n]
         check_finite(emb, "embedding", "output")
         return np.ascontiguousarray(emb, dtype=np.float32)
 
@@ -364,13 +380,14 @@ class Pipeline:
         r_idx = self.config.features.index("r")
         r = features[:, r_idx] if r_idx is not None else None
         return build_edges(
-            embedding, r=r, config=self.config.graph, workers=self.config.num_threads
+            embedding, r=r, config=self.config.graph, workers=self.config.num_threads,
+            device=self.config.device,
         )
 
     def score_filter(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """Filter logits ``[E]`` (chunked by ``edge_batch_size``)."""
-        x = torch.from_numpy(features)
-        return edge_scores(self.filter, x, edges, self.config.edge_batch_size)
+        return edge_scores(self.filter, self._tensor(features), edges,
+                           self.config.edge_batch_size)
 
     def filter_edge_mask(self, edges: np.ndarray, filter_scores: np.ndarray) -> np.ndarray:
         """Bool ``[E]``: the graph edges the GNN sees (``filter.cut``, then
@@ -380,7 +397,11 @@ class Pipeline:
 
     def score_gnn(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """GNN logits ``[E]`` (one pass: message passing needs the whole graph)."""
-        return edge_scores(self.gnn, torch.from_numpy(features), edges, None)
+        return edge_scores(self.gnn, self._tensor(features), edges, None)
+
+    def _tensor(self, features: np.ndarray) -> torch.Tensor:
+        """Prepared features as a tensor on the pipeline's device."""
+        return torch.from_numpy(features).to(self.device)
 
     def tracks(self, n_nodes: int, edges: np.ndarray, gnn_scores: np.ndarray) -> np.ndarray:
         """Labels from the filtered edges and their GNN logits (cut ``gnn.cut``, then the
@@ -411,11 +432,12 @@ class Pipeline:
         sizes = [f.shape[0] for f in feats]
         # event i's rows at starts[i] (a multiple of ROW_ALIGN), its padding rows after them
         starts = np.cumsum([0, *(aligned_rows(n) if n else 0 for n in sizes)])
-        x = torch.zeros((int(starts[-1]), self.config.embedding.in_features))
+        rows = np.zeros((int(starts[-1]), self.config.embedding.in_features), np.float32)
         for start, f in zip(starts, feats, strict=False):
-            x[start:start + f.shape[0]] = torch.from_numpy(f)
+            rows[start:start + f.shape[0]] = f
+        x = self._tensor(rows)
         with torch.inference_mode():
-            emb_all = self.embedding(x).numpy() if x.shape[0] else np.zeros(
+            emb_all = self.embedding(x).cpu().numpy() if x.shape[0] else np.zeros(
                 (0, self.config.embedding.out_features), np.float32)
         edges = []
         for start, f in zip(starts, feats, strict=False):

@@ -34,13 +34,15 @@ class LocalTritonServer(Service):
     def __init__(self, models: str | os.PathLike[str], budget: ThreadBudget, *,
                  ensemble: bool = True, say: Callable[[str], None] = print,
                  name: str | None = None, dynamic_batching: DynamicBatching | None = None,
-                 ) -> None:
+                 gpus: tuple[int, ...] = ()) -> None:
         super().__init__(name=name)
         self.models = Path(models)
         self.budget = budget
         self.ensemble = ensemble
         #: also serve ``exatrkx_dynamic`` (Triton's dynamic batching of requests)
         self.dynamic_batching = dynamic_batching
+        #: the GPUs of the model instances (the budget's instances on each); empty: CPU
+        self.gpus = tuple(gpus)
         self.say = say
         self._server = None
         self._repo: tempfile.TemporaryDirectory[str] | None = None
@@ -59,7 +61,8 @@ class LocalTritonServer(Service):
             write_exatrkx_repository(self._repo.name, self.models, ExaTrkXRepositoryOptions(
                 instances=max(self.budget.server_instances, 1),
                 num_threads=self.budget.server_threads, ensemble=self.ensemble,
-                dynamic_batching=self.dynamic_batching))
+                dynamic_batching=self.dynamic_batching,
+                device="gpu" if self.gpus else "cpu", gpus=self.gpus))
             self.say(f"starting a local Triton server for {self.models} ...")
             server = TritonServer(self._repo.name, env_threads=self.budget.server_threads,
                                   ready_timeout=300)

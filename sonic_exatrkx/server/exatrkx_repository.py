@@ -90,6 +90,10 @@ class ExaTrkXRepositoryOptions:
     (0 = never; :mod:`.memory`). ``version``: the version directory written.
     ``dynamic_batching``: also write ``exatrkx_dynamic``, the custom backend with Triton's
     dynamic batching (:class:`DynamicBatching`); ``exatrkx`` stays as it is.
+    ``device``: ``"cpu"`` (``KIND_CPU`` instances) or ``"gpu"`` (``KIND_GPU``: ``instances``
+    on each GPU of ``gpus``, every GPU the server sees when empty); each instance runs the
+    pipeline on its GPU (``cuda:<id>``, models and radius search), and a server without a
+    usable GPU refuses to load the models with a message saying so.
     """
 
     instances: int = 1
@@ -102,6 +106,8 @@ class ExaTrkXRepositoryOptions:
     ensemble: bool = True
     stage_instances: Mapping[str, int] = field(default_factory=dict)
     dynamic_batching: DynamicBatching | None = None
+    device: str = "cpu"
+    gpus: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("instances", "num_threads", "version", "max_events_per_request"):
@@ -121,6 +127,12 @@ class ExaTrkXRepositoryOptions:
         if not (self.pipeline or self.ensemble or self.dynamic_batching):
             raise ModelConfigError("nothing to write: enable pipeline, ensemble and/or "
                                    "dynamic_batching")
+        if self.device not in ("cpu", "gpu"):
+            raise ModelConfigError(f"device must be 'cpu' or 'gpu' (served models; the GPU "
+                                   f"ids go in gpus), got {self.device!r}")
+        object.__setattr__(self, "gpus", tuple(self.gpus))
+        if self.gpus and self.device != "gpu":
+            raise ModelConfigError(f"gpus {list(self.gpus)} need device='gpu'")
         if self.dynamic_batching is not None and not isinstance(self.dynamic_batching,
                                                                 DynamicBatching):
             raise ModelConfigError(f"dynamic_batching must be a DynamicBatching or None, got "
@@ -142,11 +154,13 @@ def exatrkx_model_configs(pipeline: Pipeline,
 
     cfg = pipeline.config
     configs = []
+    placed = {"instance_kind": opts.device, "gpus": opts.gpus}
     if opts.pipeline:
         inputs, outputs = stage_specs("batched", cfg)  # ROW_SPLITS is optional
         params = _parameters(opts, MAX_EVENTS_PER_REQUEST=str(opts.max_events_per_request))
         configs.append(ModelConfig(PIPELINE_MODEL, list(inputs.values()), list(outputs.values()),
-                                   instance_count=opts.instances, parameters=params))
+                                   instance_count=opts.instances, parameters=params,
+                                   **placed))
     if opts.dynamic_batching is not None:
         inputs, outputs = stage_specs("batched", cfg)  # behind Triton's batch dimension
         dyn = opts.dynamic_batching
@@ -155,7 +169,8 @@ def exatrkx_model_configs(pipeline: Pipeline,
             DYNAMIC_MODEL, list(inputs.values()), list(outputs.values()),
             instance_count=opts.instances, parameters=params,
             max_batch_size=dyn.max_batch_size, dynamic_batching=True,
-            max_queue_delay_us=dyn.max_queue_delay_us, ragged_inputs=("FEATURES", ROW_SPLITS)))
+            max_queue_delay_us=dyn.max_queue_delay_us, ragged_inputs=("FEATURES", ROW_SPLITS),
+            **placed))
     if opts.ensemble:
         steps = []
         for stage in STAGES:
@@ -163,7 +178,7 @@ def exatrkx_model_configs(pipeline: Pipeline,
             configs.append(ModelConfig(
                 STAGE_MODELS[stage], list(inputs.values()), list(outputs.values()),
                 instance_count=opts.stage_instances.get(stage, opts.instances),
-                parameters=_parameters(opts, STAGE=stage)))
+                parameters=_parameters(opts, STAGE=stage), **placed))
             steps.append(EnsembleStep(STAGE_MODELS[stage], input_map={n: n for n in inputs},
                                       output_map={n: n for n in outputs}))
         inputs, outputs = stage_specs("pipeline", cfg)

@@ -16,6 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sonic_exatrkx.server.exatrkx_repository import ExaTrkXRepositoryOptions
 
 __all__ = ["RepositoryBuildError", "ServeOptions", "default_models", "generate_repository",
            "serve_until_signal"]
@@ -43,9 +47,10 @@ class ServeOptionsError(ValueError):
 class ServeOptions:
     """What to serve and where; exactly one of ``model_repository`` (served as is) and
     ``models`` (a trained pipeline: the ExaTrkX repository is generated from it with
-    ``instances``, ``threads_per_instance``, ``max_spacepoints`` and, with
-    ``dynamic_batching``, the ``exatrkx_dynamic`` model batching concurrent requests,
-    holding each up to ``max_queue_delay_us``) is set."""
+    ``instances``, ``threads_per_instance``, ``max_spacepoints``, with
+    ``dynamic_batching`` the ``exatrkx_dynamic`` model batching concurrent requests,
+    holding each up to ``max_queue_delay_us``, and with ``gpus`` the instances on those
+    GPUs, ``instances`` on each) is set: :meth:`repository_options`."""
 
     model_repository: Path | None
     models: Path | None
@@ -61,6 +66,7 @@ class ServeOptions:
     tls_key: Path | None = None
     dynamic_batching: bool = False
     max_queue_delay_us: int = 1000
+    gpus: tuple[int, ...] = ()  # empty: CPU instances
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -69,6 +75,20 @@ class ServeOptions:
         for path in (self.tls_cert, self.tls_key):
             if path is not None and not Path(path).is_file():
                 raise ServeOptionsError(f"TLS file {path} not found")
+
+    def repository_options(self) -> ExaTrkXRepositoryOptions:
+        """How the repository generated from ``models`` is written."""
+        from sonic_exatrkx.server.exatrkx_repository import (
+            DynamicBatching,
+            ExaTrkXRepositoryOptions,
+        )
+
+        dynamic = DynamicBatching(max_queue_delay_us=self.max_queue_delay_us) \
+            if self.dynamic_batching else None
+        return ExaTrkXRepositoryOptions(
+            instances=self.instances, num_threads=self.threads_per_instance,
+            max_spacepoints=self.max_spacepoints, dynamic_batching=dynamic,
+            device="gpu" if self.gpus else "cpu", gpus=tuple(self.gpus))
 
     def tls_args(self) -> list[str]:
         """Triton's gRPC SSL options for the certificate and key."""
@@ -89,24 +109,13 @@ def default_models() -> Path | None:
     return models if (models / "config.json").is_file() else None
 
 
-def generate_repository(models: Path, repo: Path, instances: int, threads: int = 1,
-                        max_spacepoints: int = 500_000,
-                        max_queue_delay_us: int | None = None) -> list[str]:
-    """Write the ExaTrkX repository for the pipeline in ``models`` under ``repo`` (with
-    ``max_queue_delay_us`` set: also the dynamically batched model); returns the model
-    names. Raises :class:`RepositoryBuildError` naming ``models``."""
-    from sonic_exatrkx.server.exatrkx_repository import (
-        DynamicBatching,
-        ExaTrkXRepositoryOptions,
-        write_exatrkx_repository,
-    )
+def generate_repository(models: Path, repo: Path,
+                        options: ExaTrkXRepositoryOptions | None = None) -> list[str]:
+    """Write the ExaTrkX repository for the pipeline in ``models`` under ``repo``; returns
+    the model names. Raises :class:`RepositoryBuildError` naming ``models``."""
+    from sonic_exatrkx.server.exatrkx_repository import write_exatrkx_repository
 
     try:
-        dynamic = None if max_queue_delay_us is None else DynamicBatching(
-            max_queue_delay_us=max_queue_delay_us)
-        options = ExaTrkXRepositoryOptions(instances=instances, num_threads=threads,
-                                           max_spacepoints=max_spacepoints,
-                                           dynamic_batching=dynamic)
         return write_exatrkx_repository(repo, models, options)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: bad TorchScript
         raise RepositoryBuildError(
@@ -122,10 +131,12 @@ def serve_until_signal(options: ServeOptions, say: Callable[[str], None] = print
         repo, env_threads = options.model_repository, None
         if options.models is not None:
             repo, env_threads = Path(tmp), options.threads_per_instance
-            names = generate_repository(
-                options.models, repo, options.instances, options.threads_per_instance,
-                options.max_spacepoints,
-                options.max_queue_delay_us if options.dynamic_batching else None)
+            try:
+                repo_options = options.repository_options()
+            except ValueError as exc:
+                raise RepositoryBuildError(f"cannot build the ExaTrkX repository from "
+                                           f"{options.models}: {exc}") from None
+            names = generate_repository(options.models, repo, repo_options)
             say(f"generated ExaTrkX repository in {repo}: {', '.join(names)}")
         if repo is None:
             raise ValueError("ServeOptions needs model_repository or models")

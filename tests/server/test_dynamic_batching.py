@@ -244,10 +244,13 @@ def test_batched_requests_keep_their_own_errors_and_row_splits(
 
 
 def test_serve_options_name_the_dynamic_model(tmp_path: Path, exatrkx_models) -> None:
-    from sonic_exatrkx.server.foreground import generate_repository
+    from sonic_exatrkx.server.foreground import ServeOptions, generate_repository
 
-    names = generate_repository(exatrkx_models[0], tmp_path, instances=1,
-                                max_queue_delay_us=250)
+    options = ServeOptions(model_repository=None, models=exatrkx_models[0], instances=1,
+                           threads_per_instance=1, max_spacepoints=0, host="127.0.0.1",
+                           http_port=None, grpc_port=None, metrics_port=None,
+                           ready_timeout=60, dynamic_batching=True, max_queue_delay_us=250)
+    names = generate_repository(exatrkx_models[0], tmp_path, options.repository_options())
     assert DYNAMIC_MODEL in names and PIPELINE_MODEL in names
     text = (tmp_path / DYNAMIC_MODEL / "config.pbtxt").read_text()
     assert "max_queue_delay_microseconds: 250" in text and "allow_ragged_batch: true" in text

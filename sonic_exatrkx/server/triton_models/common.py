@@ -31,12 +31,22 @@ def model_parameters(args: dict[str, Any]) -> dict[str, str]:
     return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
 
 
+def instance_device(args: dict[str, Any]) -> str:
+    """The pipeline device of this model instance: ``cuda:<id>`` for a ``KIND_GPU``
+    instance (the GPU Triton placed it on), else ``cpu``."""
+    if str(args.get("model_instance_kind", "CPU")).upper() == "GPU":
+        return f"cuda:{int(args.get('model_instance_device_id', 0))}"
+    return "cpu"
+
+
 def load_pipeline(args: dict[str, Any], params: dict[str, str]) -> Pipeline:
-    """The pipeline from ``<model>/<version>/<PIPELINE_DIR>``, with NUM_THREADS applied."""
+    """The pipeline from ``<model>/<version>/<PIPELINE_DIR>``, with NUM_THREADS applied, on
+    the instance's device (a GPU instance without a usable GPU fails here, saying so)."""
     version_dir = Path(args["model_repository"]) / str(args["model_version"])
     model_dir = version_dir / params.get("PIPELINE_DIR", "pipeline")
     threads = int(params.get("NUM_THREADS", "1"))
-    return Pipeline.from_directory(model_dir, num_threads=threads)
+    return Pipeline.from_directory(model_dir, num_threads=threads,
+                                   device=instance_device(args))
 
 
 def max_spacepoints(params: dict[str, str]) -> int | None:
