@@ -3,7 +3,8 @@
 ``exatrkx_models``: a small untrained, seeded pipeline with a tight graph (simulated events
 run in tens of milliseconds) whose GNN cut keeps half of the edges, so tracks are
 non-trivial. ``exatrkx_server`` serves its repository (``exatrkx``, the stage models,
-``exatrkx_ensemble``, MAX_SPACEPOINTS = 3000) plus ``exatrkx_badshape``, a numpy-only model
+``exatrkx_ensemble``, the dynamically batched ``exatrkx_dynamic``; MAX_SPACEPOINTS = 3000)
+plus ``exatrkx_badshape``, a numpy-only model
 declaring LABELS [-1] but answering N-1 labels (the reference service's quirk), to check that
 wrong outputs give a clear error. Server and SONIC tests share it (one stub set to start).
 """
@@ -36,6 +37,10 @@ class TritonPythonModel:
 
 
 MAX_SPACEPOINTS = 3000
+#: The session server's exatrkx_dynamic batches up to this many requests, waiting 0.5 s
+#: (a long queue delay, so that concurrent test clients are batched).
+DYNAMIC_MAX_BATCH = 8
+DYNAMIC_DELAY_US = 500_000
 
 
 def toy_event(n_tracks: int, seed: int) -> np.ndarray:
@@ -98,13 +103,16 @@ def exatrkx_server(triton_available: None, exatrkx_models,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     """The ExaTrkX repository served, plus the bad-shape model; one instance per model."""
     from sonic_exatrkx.server.exatrkx_repository import (
+        DynamicBatching,
         ExaTrkXRepositoryOptions,
         write_exatrkx_repository,
     )
 
     repo = tmp_path_factory.mktemp("exatrkx-repo")
+    dynamic = DynamicBatching(max_batch_size=DYNAMIC_MAX_BATCH,
+                              max_queue_delay_us=DYNAMIC_DELAY_US)
     write_exatrkx_repository(repo, exatrkx_models[0], ExaTrkXRepositoryOptions(
-        instances=1, num_threads=1, max_spacepoints=MAX_SPACEPOINTS))
+        instances=1, num_threads=1, max_spacepoints=MAX_SPACEPOINTS, dynamic_batching=dynamic))
     write_model(repo, ModelConfig(BAD_SHAPE_MODEL, inputs=[("FEATURES", "FP32", (-1, 3))],
                                   outputs=[("LABELS", "INT64", (-1,))]),
                 {"model.py": BAD_SHAPE_PY})

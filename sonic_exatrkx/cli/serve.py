@@ -59,6 +59,17 @@ def serve(
                         "certificate (PEM); with --tls-key.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key "
                        "(PEM).")] = None,
+    dynamic_batching: Annotated[bool, typer.Option(
+        "--dynamic-batching", help="Also serve 'exatrkx_dynamic': the custom backend with "
+        "Triton's dynamic batching, computing concurrent requests' events in one pass "
+        "(requests send FEATURES [1, N, F]); for the repository generated from "
+        "--models.")] = False,
+    max_queue_delay_us: Annotated[int, typer.Option(
+        min=0, help="With --dynamic-batching: microseconds a request may wait for others "
+                    "to batch with.")] = 1000,
+    gpu: Annotated[list[int] | None, typer.Option(
+        "--gpu", min=0, help="Run the model instances on this GPU (--instances on each); "
+        "repeat for several GPUs. Default: CPU instances.")] = None,
 ) -> None:
     """Start a Triton server with the ExaTrkX models on 127.0.0.1."""
     if check:
@@ -97,7 +108,9 @@ def serve(
             model_repository=model_repository, models=models, instances=instances,
             threads_per_instance=threads_per_instance, max_spacepoints=max_spacepoints,
             host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-            ready_timeout=ready_timeout, tls_cert=tls_cert, tls_key=tls_key)
+            ready_timeout=ready_timeout, tls_cert=tls_cert, tls_key=tls_key,
+            dynamic_batching=dynamic_batching, max_queue_delay_us=max_queue_delay_us,
+            gpus=tuple(gpu or ()))
     except ServeOptionsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None

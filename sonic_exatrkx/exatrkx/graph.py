@@ -29,15 +29,16 @@ from scipy.sparse import csr_matrix
 
 from sonic_exatrkx.checks import check_count
 
+from .device import is_cuda
 from .errors import ExaTrkXConfigError
 from .features import check_finite
 
 Orientation = Literal["reference", "inner_outer"]
-IndexKind = Literal["auto", "flat", "ivf", "kdtree"]
+IndexKind = Literal["auto", "flat", "ivf", "kdtree", "torch"]
 SearchKind = Literal["range", "knn"]
 
 ORIENTATIONS: tuple[str, ...] = ("reference", "inner_outer")
-INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "ivf", "kdtree")
+INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "ivf", "kdtree", "torch")
 SEARCH_KINDS: tuple[str, ...] = ("range", "knn")
 
 # Relative slack on the squared radius given to FAISS; candidates are then cut exactly.
@@ -60,6 +61,15 @@ class GraphConfig:
     cell borders is missed when neither cell is probed); it never adds a wrong pair because
     every candidate is re-checked. ``"kdtree"`` (scipy cKDTree ``query_pairs``, exact, about
     as fast as IVF up to 20k, 2-3x slower at 50-100k) is the exact alternative.
+
+    On a GPU (``build_edges(device="cuda:N")``, the pipeline's ``device``) the search runs
+    there whatever ``index`` says (the kinds choose among CPU algorithms; a models folder
+    tuned for the CPU must not pull a GPU run back to it): FAISS ``GpuIndexFlatL2`` for
+    ``search="knn"`` when FAISS is built with GPU support, else (and always for
+    ``search="range"``: FAISS has no range search on the GPU) ``"torch"``, an exact
+    brute-force search in blocks of query rows (:func:`_torch_candidates`). ``"torch"``
+    runs on any torch device, the CPU too, where it finds exactly the edges of ``"flat"``
+    (and of ``"kdtree"``, up to ties at the k-th distance with ``knn``).
 
     ``search="range"`` asks the index for every neighbour within ``radius`` and then keeps the
     ``max_k`` nearest; ``search="knn"`` asks for the ``max_k + 1`` nearest (self included) and
@@ -195,6 +205,87 @@ def _kdtree_candidates(
     )
 
 
+#: Elements of one block's distance matrix in the torch search (128 MiB of float32).
+_TORCH_BLOCK_ELEMENTS = 1 << 25
+#: FAISS's largest k on the GPU; above it the torch search is used.
+_FAISS_GPU_MAX_K = 2048
+_gpu_resources: dict[int, Any] = {}
+
+
+def _torch_candidates(
+    emb: np.ndarray, radius: float, cfg: GraphConfig, device: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Directed candidate pairs from an exact brute-force search with torch on ``device``:
+    query rows in blocks (each block's distance matrix at most ``_TORCH_BLOCK_ELEMENTS``),
+    distances from coordinate differences (no ``|a|^2 + |b|^2 - 2ab`` cancellation), the
+    same radius slack as FAISS; ``knn`` keeps the ``max_k + 1`` nearest within it."""
+    import torch
+
+    from .device import usable_device
+
+    dev = usable_device(device)
+    n = emb.shape[0]
+    r2 = float(radius) ** 2 * (1.0 + _SEARCH_SLACK)
+    k = min(int(cfg.max_k) + 1, n)
+    rows = max(1, _TORCH_BLOCK_ELEMENTS // n)
+    queries, neighbours = [], []
+    with torch.inference_mode():
+        x = torch.from_numpy(emb).to(dev)
+        for a in range(0, n, rows):
+            d2 = torch.cdist(x[a:a + rows], x, compute_mode="donot_use_mm_for_euclid_dist")
+            d2.square_()
+            if cfg.search == "knn":
+                d2.masked_fill_(d2 >= r2, math.inf)
+                dist, nbr = torch.topk(d2, k, dim=1, largest=False)
+                ok = torch.isfinite(dist)
+                q = torch.arange(a, a + d2.shape[0], device=dev)[:, None].expand_as(nbr)[ok]
+                nb = nbr[ok]
+            else:
+                q, nb = torch.nonzero(d2 < r2, as_tuple=True)
+                q = q + a
+            queries.append(q.cpu())
+            neighbours.append(nb.cpu())
+    return (torch.cat(queries).numpy().astype(np.int64, copy=False),
+            torch.cat(neighbours).numpy().astype(np.int64, copy=False))
+
+
+def _faiss_gpu_knn(
+    emb: np.ndarray, radius: float, cfg: GraphConfig, device: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Directed candidate pairs from FAISS's exact GPU k-NN search, or None where FAISS
+    has no GPU support (faiss-cpu), sees no GPU, or k is past its GPU limit."""
+    import faiss
+
+    from .device import usable_device
+
+    k = min(int(cfg.max_k) + 1, emb.shape[0])
+    if not hasattr(faiss, "GpuIndexFlatL2") or faiss.get_num_gpus() == 0 or \
+            k > _FAISS_GPU_MAX_K:
+        return None
+    gpu = usable_device(device).index or 0
+    if gpu not in _gpu_resources:
+        _gpu_resources[gpu] = faiss.StandardGpuResources()
+    flat = faiss.GpuIndexFlatConfig()
+    flat.device = gpu
+    index = faiss.GpuIndexFlatL2(_gpu_resources[gpu], emb.shape[1], flat)
+    index.add(emb)
+    dist, nbr = index.search(emb, k)
+    ok = (nbr >= 0) & (dist < float(radius) ** 2 * (1.0 + _SEARCH_SLACK))
+    query = np.broadcast_to(np.arange(emb.shape[0], dtype=np.int64)[:, None], nbr.shape)[ok]
+    return query, nbr[ok].astype(np.int64, copy=False)
+
+
+def _device_candidates(
+    emb: np.ndarray, radius: float, cfg: GraphConfig, device: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The GPU search of ``index="auto"`` on a CUDA device (see :class:`GraphConfig`)."""
+    if cfg.search == "knn":
+        found = _faiss_gpu_knn(emb, radius, cfg, device)
+        if found is not None:
+            return found
+    return _torch_candidates(emb, radius, cfg, device)
+
+
 def build_edges(
     embedding: np.ndarray,
     radius: float = 1.6,
@@ -205,6 +296,7 @@ def build_edges(
     r: np.ndarray | None = None,
     config: GraphConfig | None = None,
     workers: int = 1,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Candidate edges ``int64 [2, E]`` between space points closer than ``radius`` in the
     embedded space (see the module docstring for the conventions).
@@ -212,6 +304,8 @@ def build_edges(
     ``r`` (any quantity increasing with the transverse radius, e.g. the scaled ``r`` feature)
     is required for ``orientation="inner_outer"``. A ``config`` overrides the keyword values.
     ``workers``: threads of the k-d tree search (FAISS follows its own OpenMP setting).
+    ``device``: ``"cpu"`` or a CUDA device, where the search runs (see
+    :class:`GraphConfig`); the candidates are cut exactly on the CPU either way.
     """
     cfg = config or GraphConfig(radius=radius, max_k=max_k, index=index, orientation=orientation)
     emb = np.ascontiguousarray(np.asarray(embedding, dtype=np.float32))
@@ -233,11 +327,18 @@ def build_edges(
         _log_budget(n, k, cfg)
         cfg = replace(cfg, max_k=k)
     kind = cfg.index
-    if kind == "auto":
+    on_gpu = is_cuda(device)
+    if on_gpu and kind != "torch":
+        kind = "gpu"
+    elif kind == "auto":
         kind = "flat" if n <= cfg.flat_max_nodes else "ivf"
     d2: np.ndarray | None = None
     if kind == "kdtree":
         q, nb, d2 = _kdtree_candidates(emb, cfg.radius, cfg, max(int(workers), 1))
+    elif kind == "gpu":
+        q, nb = _device_candidates(emb, cfg.radius, cfg, device)
+    elif kind == "torch":
+        q, nb = _torch_candidates(emb, cfg.radius, cfg, device)
     else:
         q, nb = _faiss_candidates(emb, cfg.radius, kind, cfg)
 

@@ -12,8 +12,27 @@ parallelism from many events in flight, and letting torch and FAISS each spawn a
 core made them fight over the cores in the seeds' CPU measurements. ``num_threads=None``
 leaves the process settings alone.
 
+Device: ``PipelineConfig.device`` (``cpu``, ``cuda``, ``cuda:N``) places the three models and
+the radius search (:func:`~.graph.build_edges`); the stage methods keep numpy arrays in
+and out, so the stage contract, the served models and the track building do not change.
+A GPU asked for and not usable fails when the pipeline is built (:mod:`.device`).
+
 Determinism: for the same input, models and thread count, the labels are identical (graph
 building re-checks distances exactly, and every sort is total).
+
+Several events in one pass (:meth:`Pipeline.run_many`): the embedding, filter and GNN run
+once on all events' rows together, graph building and track building per event, and every
+event's labels are those :meth:`Pipeline.run` gives it alone, bit for bit. Why that holds:
+the matrix library computes a row with the same instructions wherever it sits in a matrix
+except in a short tail (a matrix whose row count is not a multiple of the kernel's tile, a
+one-column output layer), where it picks other kernels. Every model call here therefore
+pads its node and edge rows with zero rows and dummy edges to a multiple of
+:data:`ROW_ALIGN`, plus at least one padding row (:func:`aligned_rows`), and a batch of
+events puts each event's rows at a multiple of :data:`ROW_ALIGN`: no real row ever sits in
+a tail, in one event or in many (the models' own edge blocks are multiples of it too). The
+dummy edges join padding nodes only, so no real node's messages change. Checked on CPU
+(``tests/server/test_dynamic_batching.py``, 1 and 2 threads); the cost is under ``ROW_ALIGN``
+extra rows per call.
 """
 
 from __future__ import annotations
@@ -22,7 +41,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +53,7 @@ from torch import nn
 from sonic_exatrkx.checks import check_count
 
 from .allocator import keep_freed_memory
+from .device import check_device, usable_device
 from .errors import ExaTrkXConfigError, MissingModelFileError
 from .features import FeatureConfig, check_finite, check_width, compute_features
 from .graph import GraphConfig, apply_cut, build_edges, cut_and_cap
@@ -81,6 +101,11 @@ class PipelineConfig:
     :meth:`with_cuts`. The default graph orientation is ``"inner_outer"`` (physics), which
     needs ``"r"`` among the features; reference models need ``orientation="reference"``.
 
+    ``device``: where the models and the radius search run, ``"cpu"``, ``"cuda"`` or
+    ``"cuda:N"`` (:mod:`.device`; a GPU that is not usable is an error when the pipeline
+    is built, never a CPU run). A setting of the process, like ``num_threads``: it is not
+    written to ``config.json``, so a models folder serves on any device.
+
     ``track_builder``: ``"components"`` (the reference: connected components of the edges
     passing the GNN cut), ``"best_edges"`` (of those, only each space point's best
     outgoing and incoming edge, :func:`~sonic_exatrkx.exatrkx.tracks.best_edges`, then
@@ -97,6 +122,7 @@ class PipelineConfig:
     num_threads: int | None = 1
     edge_batch_size: int = 1 << 18
     track_builder: str = "components"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         width = self.features.width
@@ -128,6 +154,7 @@ class PipelineConfig:
                         error=ExaTrkXConfigError)
         check_count(self.edge_batch_size, "PipelineConfig: edge_batch_size",
                     error=ExaTrkXConfigError)
+        check_device(self.device, "PipelineConfig: device")
         if self.track_builder not in TRACK_BUILDERS:
             raise ExaTrkXConfigError(
                 f"PipelineConfig: track_builder must be one of {TRACK_BUILDERS}, "
@@ -175,7 +202,8 @@ class PipelineConfig:
                     kwargs[key] = parts[key].from_dict(value)
                 except TypeError as err:
                     raise ExaTrkXConfigError(f"PipelineConfig: bad '{key}' section: {err}") from err
-            elif key in ("min_hits", "num_threads", "edge_batch_size", "track_builder"):
+            elif key in ("min_hits", "num_threads", "edge_batch_size", "track_builder",
+                         "device"):
                 kwargs[key] = value
             else:
                 raise ExaTrkXConfigError(f"PipelineConfig: unknown key '{key}'")
@@ -203,15 +231,65 @@ class PipelineResult:
         return int(np.unique(self.labels[self.labels >= 0]).size)
 
 
-def edge_scores(model: nn.Module, x: torch.Tensor, edges: np.ndarray, batch: int) -> np.ndarray:
-    """Run an edge model in chunks of ``batch`` edges (bounded memory for the filter)."""
+#: Row alignment of every model call (see the module docstring): a multiple of any matrix
+#: kernel tile, and a divisor of the models' edge blocks and the filter's chunks.
+ROW_ALIGN = 64
+
+
+def aligned_rows(n: int) -> int:
+    """Rows a call on ``n`` rows is padded to: the next multiple of :data:`ROW_ALIGN`
+    above ``n`` (at least one padding row, where dummy edges can point)."""
+    return (int(n) // ROW_ALIGN + 1) * ROW_ALIGN
+
+
+def pad_nodes(x: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+    """``x`` ``[N, F]`` with zero rows appended up to ``rows`` (default
+    :func:`aligned_rows` of N)."""
+    n = x.shape[0]
+    rows = aligned_rows(n) if rows is None else rows
+    return torch.cat([x, x.new_zeros((rows - n, x.shape[1]))]) if rows > n else x
+
+
+def pad_edges(edges: np.ndarray, pad_node: int, rows: int | None = None) -> np.ndarray:
+    """``edges`` ``[2, E]`` with dummy edges ``pad_node -> pad_node`` appended up to
+    ``rows`` (default :func:`aligned_rows` of E); ``pad_node`` must be a padding row."""
+    n_e = edges.shape[1]
+    rows = aligned_rows(n_e) if rows is None else rows
+    out = np.full((2, rows), pad_node, dtype=np.int64)
+    out[:, :n_e] = edges
+    return out
+
+
+def _edge_pass(model: nn.Module, x: torch.Tensor, starts: np.ndarray, sizes: Sequence[int],
+               edges: Sequence[np.ndarray], batch: int | None) -> list[np.ndarray]:
+    """:meth:`Pipeline.run_many`'s edge model call: every event's edges (node indices
+    shifted to its rows of ``x``) in one :func:`edge_scores` call, each event's edges
+    aligned and padded with dummy edges on the event's first padding row; the scores cut
+    back per event."""
+    blocks = [pad_edges(e + int(start), int(start) + n) if e.shape[1] else e
+              for e, start, n in zip(edges, starts, sizes, strict=False)]
+    scores = edge_scores(model, x, np.concatenate(blocks, axis=1), batch)
+    offsets = np.cumsum([0, *(b.shape[1] for b in blocks)])
+    return [scores[o:o + e.shape[1]] for o, e in zip(offsets, edges, strict=False)]
+
+
+def edge_scores(model: nn.Module, x: torch.Tensor, edges: np.ndarray, batch: int | None
+                ) -> np.ndarray:
+    """Run an edge model in chunks of about ``batch`` edges (bounded memory for the
+    filter; None: one chunk, as message passing needs), on aligned rows: ``x`` padded with
+    zero rows, ``edges`` with dummy edges between padding rows (see the module
+    docstring); the scores of ``edges`` only."""
     n_e = edges.shape[1]
     if n_e == 0:
         return np.zeros(0, dtype=np.float32)
-    e = torch.from_numpy(np.ascontiguousarray(edges, dtype=np.int64))
+    n = x.shape[0]
+    xp = pad_nodes(x)
+    e = torch.from_numpy(pad_edges(np.asarray(edges, dtype=np.int64), n)).to(x.device)
+    chunk = e.shape[1] if batch is None else max(int(batch) // ROW_ALIGN, 1) * ROW_ALIGN
     with torch.inference_mode():
-        outs = [model(x, e[:, i : i + batch]) for i in range(0, n_e, batch)]
-        return torch.cat(outs).reshape(-1).numpy().astype(np.float32, copy=False)
+        outs = [model(xp, e[:, i : i + chunk]) for i in range(0, e.shape[1], chunk)]
+        scores = torch.cat(outs).reshape(-1)[:n_e]
+        return scores.cpu().numpy().astype(np.float32, copy=False)
 
 
 class Pipeline:
@@ -225,9 +303,11 @@ class Pipeline:
         config: PipelineConfig | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
-        self.embedding = embedding.eval()
-        self.filter = filter.eval()
-        self.gnn = gnn.eval()
+        #: the torch device of the models (checked usable: never a silent CPU run)
+        self.device = usable_device(self.config.device)
+        self.embedding = embedding.eval().to(self.device)
+        self.filter = filter.eval().to(self.device)
+        self.gnn = gnn.eval().to(self.device)
         # Models built here (eager or TorchScript) carry their input width: check it against
         # the config now rather than failing inside torch on the first event.
         for stage, module, cfg in (
@@ -253,7 +333,7 @@ class Pipeline:
     def from_directory(cls, model_dir: str | Path, **overrides: Any) -> Pipeline:
         """Load ``embedding.pt``, ``filter.pt``, ``gnn.pt`` (TorchScript) and ``config.json``
         (or ``config.yaml``). ``overrides`` replace top-level config fields (e.g.
-        ``num_threads=2``)."""
+        ``num_threads=2``, ``device="cuda:0"``)."""
         emb, fil, gnn, cfg = load_models(model_dir)
         if overrides:
             cfg = replace(cfg, **overrides)
@@ -287,10 +367,11 @@ class Pipeline:
 
     def embed(self, features: np.ndarray) -> np.ndarray:
         """Embedding ``[N, D]`` of prepared features."""
-        if features.shape[0] == 0:
+        n = features.shape[0]
+        if n == 0:
             return np.zeros((0, self.config.embedding.out_features), dtype=np.float32)
         with torch.inference_mode():
-            emb = self.embedding(torch.from_numpy(features)).numpy()
+            emb = self.embedding(pad_nodes(self._tensor(features))).cpu().numpy()[:n]
         check_finite(emb, "embedding", "output")
         return np.ascontiguousarray(emb, dtype=np.float32)
 
@@ -299,13 +380,14 @@ class Pipeline:
         r_idx = self.config.features.index("r")
         r = features[:, r_idx] if r_idx is not None else None
         return build_edges(
-            embedding, r=r, config=self.config.graph, workers=self.config.num_threads
+            embedding, r=r, config=self.config.graph, workers=self.config.num_threads,
+            device=self.config.device,
         )
 
     def score_filter(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """Filter logits ``[E]`` (chunked by ``edge_batch_size``)."""
-        x = torch.from_numpy(features)
-        return edge_scores(self.filter, x, edges, self.config.edge_batch_size)
+        return edge_scores(self.filter, self._tensor(features), edges,
+                           self.config.edge_batch_size)
 
     def filter_edge_mask(self, edges: np.ndarray, filter_scores: np.ndarray) -> np.ndarray:
         """Bool ``[E]``: the graph edges the GNN sees (``filter.cut``, then
@@ -315,7 +397,11 @@ class Pipeline:
 
     def score_gnn(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """GNN logits ``[E]`` (one pass: message passing needs the whole graph)."""
-        return edge_scores(self.gnn, torch.from_numpy(features), edges, edges.shape[1] or 1)
+        return edge_scores(self.gnn, self._tensor(features), edges, None)
+
+    def _tensor(self, features: np.ndarray) -> torch.Tensor:
+        """Prepared features as a tensor on the pipeline's device."""
+        return torch.from_numpy(features).to(self.device)
 
     def tracks(self, n_nodes: int, edges: np.ndarray, gnn_scores: np.ndarray) -> np.ndarray:
         """Labels from the filtered edges and their GNN logits (cut ``gnn.cut``, then the
@@ -334,6 +420,35 @@ class Pipeline:
                               outgoing_only=builder == "best_outgoing")
             keep[sel[best]] = True
         return keep
+
+    def run_many(self, events: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The labels of several events (node features ``[N_i, F]`` each), computed in one
+        pass: one embedding, filter and GNN call on all events' rows (bigger matrices, one
+        call's overhead), graph and track building per event. Each event's labels equal
+        :meth:`run`'s for it alone, bit for bit (the module docstring says why)."""
+        feats = [self.prepare(f) for f in events]
+        if not feats:
+            return []
+        sizes = [f.shape[0] for f in feats]
+        # event i's rows at starts[i] (a multiple of ROW_ALIGN), its padding rows after them
+        starts = np.cumsum([0, *(aligned_rows(n) if n else 0 for n in sizes)])
+        rows = np.zeros((int(starts[-1]), self.config.embedding.in_features), np.float32)
+        for start, f in zip(starts, feats, strict=False):
+            rows[start:start + f.shape[0]] = f
+        x = self._tensor(rows)
+        with torch.inference_mode():
+            emb_all = self.embedding(x).cpu().numpy() if x.shape[0] else np.zeros(
+                (0, self.config.embedding.out_features), np.float32)
+        edges = []
+        for start, f in zip(starts, feats, strict=False):
+            emb = np.ascontiguousarray(emb_all[start:start + f.shape[0]])
+            check_finite(emb, "embedding", "output")
+            edges.append(self.graph(emb, f))
+        f_scores = _edge_pass(self.filter, x, starts, sizes, edges, self.config.edge_batch_size)
+        f_edges = [e[:, self.filter_edge_mask(e, s)] for e, s in zip(edges, f_scores,
+                                                                     strict=True)]
+        g_scores = _edge_pass(self.gnn, x, starts, sizes, f_edges, None)
+        return [self.tracks(n, e, g) for n, e, g in zip(sizes, f_edges, g_scores, strict=True)]
 
     def run(self, features: np.ndarray, return_intermediates: bool = False) -> PipelineResult:
         """Run the chain on node features ``[N, F]`` (float32, see ``features.py``)."""

@@ -43,6 +43,9 @@ STAGES: tuple[str, ...] = ("embed", "graph", "filter", "gnn", "tracks")
 PIPELINE_MODEL = "exatrkx"
 #: The ensemble of the per-stage models.
 ENSEMBLE_MODEL = "exatrkx_ensemble"
+#: The custom backend with Triton's dynamic batching (written on request): the tensors of
+#: the "batched" stage behind a batch dimension, FEATURES [1, N, F] -> LABELS [1, N].
+DYNAMIC_MODEL = "exatrkx_dynamic"
 STAGE_MODELS: dict[str, str] = {stage: f"exatrkx_{stage}" for stage in STAGES}
 #: Optional input of ``exatrkx``: offsets ``[n_events + 1]`` of several events in one request.
 ROW_SPLITS = "ROW_SPLITS"

@@ -15,9 +15,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sonic_exatrkx.framework import ConfigurationError, Service
 from sonic_exatrkx.sonic import ThreadBudget
+
+if TYPE_CHECKING:
+    from sonic_exatrkx.server import DynamicBatching
 
 
 class LocalTritonServer(Service):
@@ -29,11 +33,16 @@ class LocalTritonServer(Service):
 
     def __init__(self, models: str | os.PathLike[str], budget: ThreadBudget, *,
                  ensemble: bool = True, say: Callable[[str], None] = print,
-                 name: str | None = None) -> None:
+                 name: str | None = None, dynamic_batching: DynamicBatching | None = None,
+                 gpus: tuple[int, ...] = ()) -> None:
         super().__init__(name=name)
         self.models = Path(models)
         self.budget = budget
         self.ensemble = ensemble
+        #: also serve ``exatrkx_dynamic`` (Triton's dynamic batching of requests)
+        self.dynamic_batching = dynamic_batching
+        #: the GPUs of the model instances (the budget's instances on each); empty: CPU
+        self.gpus = tuple(gpus)
         self.say = say
         self._server = None
         self._repo: tempfile.TemporaryDirectory[str] | None = None
@@ -51,7 +60,9 @@ class LocalTritonServer(Service):
         try:
             write_exatrkx_repository(self._repo.name, self.models, ExaTrkXRepositoryOptions(
                 instances=max(self.budget.server_instances, 1),
-                num_threads=self.budget.server_threads, ensemble=self.ensemble))
+                num_threads=self.budget.server_threads, ensemble=self.ensemble,
+                dynamic_batching=self.dynamic_batching,
+                device="gpu" if self.gpus else "cpu", gpus=self.gpus))
             self.say(f"starting a local Triton server for {self.models} ...")
             server = TritonServer(self._repo.name, env_threads=self.budget.server_threads,
                                   ready_timeout=300)

@@ -35,6 +35,8 @@ from .model_repository import (
 )
 
 _LAZY = {
+    "DYNAMIC_MODEL": "exatrkx_repository",
+    "DynamicBatching": "exatrkx_repository",
     "ENSEMBLE_MODEL": "exatrkx_repository",
     "PIPELINE_MODEL": "exatrkx_repository",
     "STAGE_MODELS": "exatrkx_repository",
@@ -52,12 +54,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DYNAMIC_MODEL",
     "ENSEMBLE_MODEL",
     "PIPELINE_MODEL",
     "ROW_SPLITS",
     "STAGE_MODELS",
     "CheckResult",
     "CleanupReport",
+    "DynamicBatching",
     "EnsembleStep",
     "ExaTrkXRepositoryOptions",
     "ModelConfig",

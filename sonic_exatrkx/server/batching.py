@@ -1,18 +1,41 @@
-"""Several events in one request: concatenated space points plus per-event row splits.
+"""Several events in one execution: explicit row splits, and Triton's dynamic batching.
 
-Numpy helpers for both sides of the wire. A client packs events with :func:`batch_events`
-and sends ``FEATURES`` ``[N_total, F]`` plus ``ROW_SPLITS`` INT64 ``[n_events + 1]`` (the
-offsets of each event's first row, then ``N_total``; the contract's optional input of the
-``exatrkx`` model) to the ``exatrkx`` model; the model returns ``LABELS`` ``[N_total]``, each
-event's slice numbered exactly as a one-event request for that event would be, and
-:func:`split_labels` cuts them back per event. The model runs :func:`run_batched`, which
-checks the offsets with :func:`check_row_splits` and cuts the events with
-:func:`split_events`.
+Two ways, both computed by :meth:`Pipeline.run_many` (one embedding, filter and GNN call on
+every event's rows, graph and track building per event; each event's labels are bit for
+bit those of a one-event request, see :mod:`sonic_exatrkx.exatrkx.pipeline`):
 
-Why not Triton's own batching: with ``max_batch_size: 0`` (variable-size events have no
-common batch dimension) ``dynamic_batching`` does nothing, and ragged batching would hide
-the event boundaries from plain tritonclient users. Explicit offsets work over gRPC and HTTP
-with any client.
+- **Explicit, by the client** (model ``exatrkx``, ``max_batch_size: 0``): a client packs
+  events with :func:`batch_events` and sends ``FEATURES`` ``[N_total, F]`` plus
+  ``ROW_SPLITS`` INT64 ``[n_events + 1]`` (the offsets of each event's first row, then
+  ``N_total``; the contract's optional input); the model returns ``LABELS`` ``[N_total]``,
+  each event's slice numbered as a one-event request for that event would be, and
+  :func:`split_labels` cuts them back per event. The model runs :func:`run_batched`, which
+  checks the offsets with :func:`check_row_splits` and cuts the events with
+  :func:`split_events`. Works over gRPC and HTTP with any client.
+- **Dynamic, by the server** (model ``exatrkx_dynamic``, written with
+  ``ExaTrkXRepositoryOptions(dynamic_batching=...)``): Triton's dynamic batcher queues the
+  requests of concurrent clients for up to ``max_queue_delay_us`` and hands up to
+  ``max_batch_size`` of them to one ``execute``. Events differ in size, so ``FEATURES``
+  (and ``ROW_SPLITS``) are ragged inputs (``allow_ragged_batch``), and the model's tensors
+  carry Triton's batch dimension: a request sends ``FEATURES`` ``[1, N, F]`` (optionally
+  ``ROW_SPLITS`` ``[1, n + 1]``) and gets ``LABELS`` ``[1, N]``; :func:`run_requests`
+  computes every event of every request of the batch in one pass. The ``exatrkx`` model is
+  unchanged (a model with a batch dimension cannot take ``[N, F]`` and ``[n + 1]`` in one
+  request), so plain and row-split clients keep working.
+
+  Where the offsets come from: backends that concatenate ragged inputs for the model
+  (ONNX, PyTorch, TensorRT) need a ``batch_input`` of kind
+  ``BATCH_ACCUMULATED_ELEMENT_COUNT`` to find each request's rows in the concatenation.
+  The Python backend does not concatenate (nor provide batch inputs, checked with this
+  Triton): ``execute`` gets the requests one by one, so :func:`run_requests` takes each
+  request's row counts from its own tensors, the same accumulated counts, and
+  concatenates the events itself.
+
+Bound: a request holds at most ``max_events`` events (the model parameter
+``MAX_EVENTS_PER_REQUEST``, :data:`DEFAULT_MAX_EVENTS_PER_REQUEST` by default). The count
+is read from the length of ``ROW_SPLITS`` and checked before anything else is done with
+the offsets, so an oversized request (a million empty events is 8 MB on the wire) is
+refused in constant time instead of holding a model instance for the per-event loop.
 """
 
 from __future__ import annotations
@@ -22,13 +45,42 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sonic_exatrkx.exatrkx.stages import ROW_SPLITS, prepare_features, run_pipeline
+from sonic_exatrkx.exatrkx.stages import (
+    ROW_SPLITS,
+    InputTooLargeError,
+    prepare_features,
+    run_pipeline,
+)
 
 if TYPE_CHECKING:
     from sonic_exatrkx.exatrkx import Pipeline
 
-__all__ = ["ROW_SPLITS", "batch_events", "check_row_splits", "run_batched", "split_events",
-           "split_labels"]
+__all__ = ["DEFAULT_MAX_EVENTS_PER_REQUEST", "ROW_SPLITS", "TooManyEventsError",
+           "batch_events", "check_event_count", "check_row_splits", "request_events",
+           "run_batched", "run_requests", "split_events", "split_labels"]
+
+#: Events one request may hold unless the model says otherwise (MAX_EVENTS_PER_REQUEST):
+#: far above what a client gains from (a few to a few tens), far below a request whose
+#: per-event loop would hold a model instance for seconds.
+DEFAULT_MAX_EVENTS_PER_REQUEST = 64
+
+
+class TooManyEventsError(InputTooLargeError):
+    """A request whose ROW_SPLITS holds more events than the model's
+    MAX_EVENTS_PER_REQUEST."""
+
+
+def check_event_count(row_splits: np.ndarray, max_events: int | None) -> None:
+    """Refuse ``row_splits`` of more than ``max_events`` events, reading only its length
+    (O(1): nothing of the offsets is looked at, copied or converted)."""
+    if max_events is None or np.ndim(row_splits) != 1:
+        return  # no bound, or a shape check_row_splits reports
+    n_events = np.shape(row_splits)[0] - 1
+    if n_events > max_events:
+        raise TooManyEventsError(
+            f"request has {n_events} events ({ROW_SPLITS} of {n_events + 1} entries), more "
+            f"than this model's MAX_EVENTS_PER_REQUEST={max_events}: send them in several "
+            "requests")
 
 
 def batch_events(features_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -51,15 +103,19 @@ def batch_events(features_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nd
     return features, row_splits
 
 
-def check_row_splits(row_splits: np.ndarray, n_rows: int) -> np.ndarray:
+def check_row_splits(row_splits: np.ndarray, n_rows: int, max_events: int | None = None
+                     ) -> np.ndarray:
     """``row_splits`` as int64 if it is a valid offsets vector for ``n_rows`` rows.
 
-    Valid: 1-D integers, at least two entries, first 0, non-decreasing, last ``n_rows``.
-    Raises ``ValueError`` saying what is wrong otherwise.
+    Valid: 1-D integers, at most ``max_events + 1`` entries (checked first, in O(1): see
+    :func:`check_event_count`), at least two, first 0, non-decreasing, last ``n_rows``.
+    Raises ``ValueError`` saying what is wrong otherwise (:class:`TooManyEventsError` for
+    too many events).
     """
     rs = np.asarray(row_splits)
     if rs.ndim != 1:
         raise ValueError(f"{ROW_SPLITS} must be 1-D [n_events + 1], got shape {rs.shape}")
+    check_event_count(rs, max_events)
     if rs.dtype.kind not in "iu":
         raise ValueError(f"{ROW_SPLITS} must be integers, got {rs.dtype}")
     if rs.size < 2:
@@ -79,9 +135,11 @@ def check_row_splits(row_splits: np.ndarray, n_rows: int) -> np.ndarray:
     return rs
 
 
-def split_events(features: np.ndarray, row_splits: np.ndarray) -> list[np.ndarray]:
-    """The per-event row slices (views) of ``features`` (checked offsets)."""
-    rs = check_row_splits(row_splits, np.asarray(features).shape[0])
+def split_events(features: np.ndarray, row_splits: np.ndarray,
+                 max_events: int | None = None) -> list[np.ndarray]:
+    """The per-event row slices (views) of ``features`` (checked offsets, at most
+    ``max_events`` events)."""
+    rs = check_row_splits(row_splits, np.asarray(features).shape[0], max_events)
     return [features[int(a):int(b)] for a, b in zip(rs[:-1], rs[1:], strict=True)]
 
 
@@ -93,23 +151,118 @@ def split_labels(labels: np.ndarray, row_splits: np.ndarray) -> list[np.ndarray]
     return split_events(labels, row_splits)
 
 
-def run_batched(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None,
-                row_splits: np.ndarray | None = None) -> np.ndarray:
-    """Labels of the ``exatrkx`` model: the contract's ``run_pipeline`` once per event.
-
-    With ``row_splits`` (offsets ``[n_events + 1]``), ``features`` holds several events one
-    after the other: each is checked and run on its own and the labels are concatenated in
-    the same order, each event numbered as if it came alone. ``max_spacepoints`` applies per
-    event.
-    """
+def request_events(pipeline: Pipeline, features: np.ndarray, row_splits: np.ndarray | None,
+                   max_spacepoints: int | None, max_events: int | None) -> list[np.ndarray]:
+    """The checked, prepared events of one request of the ``exatrkx`` model: ``features``
+    alone is one event, with ``row_splits`` several (at most ``max_events``, checked
+    first, in O(1)); every event is checked before any is run."""
     if row_splits is None:
-        return run_pipeline(pipeline, features, max_spacepoints)
-    events = split_events(np.asarray(features), row_splits)
+        return [prepare_features(pipeline, features, max_spacepoints)]
+    check_event_count(row_splits, max_events)
+    events = split_events(np.asarray(features), row_splits, max_events)
     prepared = []
-    for i, event in enumerate(events):  # check every event before running any
+    for i, event in enumerate(events):
         try:
             prepared.append(prepare_features(pipeline, event, max_spacepoints))
         except ValueError as exc:
             raise type(exc)(f"event {i} of {len(events)} in the request: {exc}") from None
-    labels = [run_pipeline(pipeline, f) for f in prepared]
-    return np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    return prepared
+
+
+def _labels(pipeline: Pipeline, events: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [lab.astype(np.int64, copy=False) for lab in pipeline.run_many(events)]
+
+
+def _joined(labels: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate(labels) if len(labels) else np.zeros(0, np.int64)
+
+
+def run_batched(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None,
+                row_splits: np.ndarray | None = None,
+                max_events: int | None = DEFAULT_MAX_EVENTS_PER_REQUEST) -> np.ndarray:
+    """Labels of the ``exatrkx`` model for one request.
+
+    With ``row_splits`` (offsets ``[n_events + 1]``), ``features`` holds several events one
+    after the other: all are checked, then computed in one pass, and the labels are
+    concatenated in the same order, each event numbered as if it came alone.
+    ``max_spacepoints`` applies per event, ``max_events`` (None: no bound) to the request,
+    before any other work.
+    """
+    if row_splits is None:
+        return run_pipeline(pipeline, features, max_spacepoints)
+    return _joined(_labels(pipeline, request_events(pipeline, features, row_splits,
+                                                    max_spacepoints, max_events)))
+
+
+#: One request of the ``exatrkx_dynamic`` model: its FEATURES ``[B, N, F]`` and its
+#: ROW_SPLITS ``[B, n + 1]`` or None (B, Triton's batch dimension, is 1 for one event).
+DynamicRequest = tuple[np.ndarray, np.ndarray | None]
+
+
+def run_requests(pipeline: Pipeline, requests: Sequence[DynamicRequest],
+                 max_spacepoints: int | None = None,
+                 max_events: int | None = DEFAULT_MAX_EVENTS_PER_REQUEST
+                 ) -> list[np.ndarray | Exception]:
+    """LABELS ``[B, N]`` of each request the dynamic batcher gave one ``execute``, or the
+    exception that refuses it.
+
+    Every event of every valid request is computed in one :meth:`Pipeline.run_many`
+    pass. A request's own error (shape, size, bound, non-finite values) refuses that
+    request only; if the joint pass fails, each request is run on its own so that the
+    error lands on the request that caused it.
+    """
+    checked: list[_Items | Exception] = []
+    for features, row_splits in requests:
+        try:
+            checked.append(_request_items(pipeline, features, row_splits, max_spacepoints,
+                                          max_events))
+        except ValueError as exc:
+            checked.append(exc)
+    valid = [c for c in checked if isinstance(c, _Items)]
+    try:
+        labels = iter(_labels(pipeline, [e for c in valid for item in c.events for e in item]))
+    except Exception:  # noqa: BLE001 - find the request that caused it
+        return [_alone(pipeline, c) for c in checked]
+    return [c if isinstance(c, Exception)
+            else c.stacked([_joined([next(labels) for _ in item]) for item in c.events])
+            for c in checked]
+
+
+class _Items:
+    """The prepared events of each of a request's B batch items, and N."""
+
+    def __init__(self, events: list[list[np.ndarray]], n_rows: int) -> None:
+        self.events = events
+        self.n_rows = n_rows
+
+    def stacked(self, per_item: Sequence[np.ndarray]) -> np.ndarray:
+        """LABELS ``[B, N]`` from the B items' label vectors."""
+        return np.stack(per_item) if per_item else np.zeros((0, self.n_rows), np.int64)
+
+
+def _request_items(pipeline: Pipeline, features: np.ndarray, row_splits: np.ndarray | None,
+                   max_spacepoints: int | None, max_events: int | None) -> _Items:
+    feats = np.asarray(features)
+    if feats.ndim != 3:
+        raise ValueError(f"FEATURES must be [batch, N, F] for the dynamically batched "
+                         f"model, got shape {list(feats.shape)}")
+    if row_splits is not None:
+        if np.ndim(row_splits) != 2 or np.shape(row_splits)[0] != feats.shape[0]:
+            raise ValueError(f"{ROW_SPLITS} must be [batch, n_events + 1] with the batch of "
+                             f"FEATURES ({feats.shape[0]}), got shape "
+                             f"{list(np.shape(row_splits))}")
+        check_event_count(row_splits[0], max_events)  # O(1), before any work
+    return _Items([request_events(pipeline, feats[b],
+                                  None if row_splits is None else row_splits[b],
+                                  max_spacepoints, max_events)
+                   for b in range(feats.shape[0])], feats.shape[1])
+
+
+def _alone(pipeline: Pipeline, checked: _Items | Exception) -> np.ndarray | Exception:
+    """One request's labels from a pass of its own (after a joint pass failed)."""
+    if isinstance(checked, Exception):
+        return checked
+    try:
+        return checked.stacked([_joined(_labels(pipeline, item)) for item in checked.events])
+    except Exception as exc:  # noqa: BLE001 - this request's error
+        return exc

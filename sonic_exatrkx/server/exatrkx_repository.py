@@ -12,7 +12,9 @@ Both take ``FEATURES`` FP32 ``[N, F]`` (the pipeline's node features) and return
 INT64 ``[N]`` (one label per space point; unlike the reference's quirky N-1). ``exatrkx``
 also takes the optional ``ROW_SPLITS`` INT64 ``[n_events + 1]``: several events per request
 (:mod:`sonic_exatrkx.server.batching`), labels per event as in one-event requests. Every
-stage model can also be used alone (service options S1-S3). Each model's
+stage model can also be used alone (service options S1-S3). On request
+(``dynamic_batching``), ``exatrkx_dynamic``: the custom backend with Triton's dynamic
+batching of concurrent requests (``FEATURES [1, N, F]`` -> ``LABELS [1, N]``). Each model's
 ``model.py`` is a one-line import of :mod:`sonic_exatrkx.server.triton_models`; the pipeline's
 model directory (TorchScript + config.json) is copied into every version directory, so the
 repository is self-contained apart from the installed package.
@@ -27,18 +29,23 @@ from pathlib import Path
 from sonic_exatrkx.exatrkx import Pipeline
 from sonic_exatrkx.exatrkx.pipeline import CONFIG_FILE, MODEL_FILES, models_checksum
 from sonic_exatrkx.exatrkx.stages import (
+    DYNAMIC_MODEL,
     ENSEMBLE_MODEL,
     MODELS_CHECKSUM,
     PIPELINE_MODEL,
+    ROW_SPLITS,
     STAGE_MODELS,
     STAGES,
     stage_specs,
 )
 
+from .batching import DEFAULT_MAX_EVENTS_PER_REQUEST
+from .memory import DEFAULT_TRIM_ABOVE_BYTES
 from .model_repository import EnsembleStep, ModelConfig, ModelConfigError, write_model
 
-__all__ = ["ENSEMBLE_MODEL", "PIPELINE_MODEL", "PIPELINE_SUBDIR", "STAGE_MODELS",
-           "ExaTrkXRepositoryOptions", "exatrkx_model_configs", "write_exatrkx_repository"]
+__all__ = ["DYNAMIC_MODEL", "ENSEMBLE_MODEL", "PIPELINE_MODEL", "PIPELINE_SUBDIR",
+           "STAGE_MODELS", "DynamicBatching", "ExaTrkXRepositoryOptions",
+           "exatrkx_model_configs", "write_exatrkx_repository"]
 
 PIPELINE_SUBDIR = "pipeline"
 
@@ -49,6 +56,27 @@ from sonic_exatrkx.server.triton_models.{module} import TritonPythonModel  # noq
 
 
 @dataclass(frozen=True)
+class DynamicBatching:
+    """Server-side batching of concurrent requests (the ``exatrkx_dynamic`` model).
+
+    ``max_batch_size``: requests one execution may take; ``max_queue_delay_us``: how long
+    Triton holds a request back waiting for more before it runs a smaller batch (the
+    latency a lone request pays; 0: batch only what is already queued). See
+    :mod:`sonic_exatrkx.server.batching`.
+    """
+
+    max_batch_size: int = 8
+    max_queue_delay_us: int = 1000
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("max_batch_size", 1), ("max_queue_delay_us", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ModelConfigError(f"dynamic batching: {name} must be an integer >= "
+                                       f"{minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
 class ExaTrkXRepositoryOptions:
     """How to serve: instances and threads per model, input limit, version, which models.
 
@@ -56,31 +84,59 @@ class ExaTrkXRepositoryOptions:
     model; ``stage_instances`` overrides it per stage (e.g. ``{"graph": 2}``).
     ``num_threads``: torch + FAISS threads inside each instance (on few cores keep 1 and
     scale with instances). ``max_spacepoints``: larger events are refused with a clear
-    error (0 = no limit). ``version``: the version directory written.
+    error (0 = no limit). ``max_events_per_request``: the ``exatrkx`` model refuses a
+    request whose ROW_SPLITS holds more events, before any work. ``trim_above_bytes``:
+    after a request with more input bytes the model returns its freed heap to the kernel
+    (0 = never; :mod:`.memory`). ``version``: the version directory written.
+    ``dynamic_batching``: also write ``exatrkx_dynamic``, the custom backend with Triton's
+    dynamic batching (:class:`DynamicBatching`); ``exatrkx`` stays as it is.
+    ``device``: ``"cpu"`` (``KIND_CPU`` instances) or ``"gpu"`` (``KIND_GPU``: ``instances``
+    on each GPU of ``gpus``, every GPU the server sees when empty); each instance runs the
+    pipeline on its GPU (``cuda:<id>``, models and radius search), and a server without a
+    usable GPU refuses to load the models with a message saying so.
     """
 
     instances: int = 1
     num_threads: int = 1
     max_spacepoints: int = 500_000
+    max_events_per_request: int = DEFAULT_MAX_EVENTS_PER_REQUEST
+    trim_above_bytes: int = DEFAULT_TRIM_ABOVE_BYTES
     version: int = 1
     pipeline: bool = True
     ensemble: bool = True
     stage_instances: Mapping[str, int] = field(default_factory=dict)
+    dynamic_batching: DynamicBatching | None = None
+    device: str = "cpu"
+    gpus: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("instances", "num_threads", "version"):
+        for name in ("instances", "num_threads", "version", "max_events_per_request"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ModelConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if not isinstance(self.max_spacepoints, int) or self.max_spacepoints < 0:
             raise ModelConfigError(f"max_spacepoints must be an integer >= 0 (0 = no limit), "
                                    f"got {self.max_spacepoints!r}")
+        if not isinstance(self.trim_above_bytes, int) or self.trim_above_bytes < 0:
+            raise ModelConfigError(f"trim_above_bytes must be an integer >= 0 (0 = never), "
+                                   f"got {self.trim_above_bytes!r}")
         unknown = sorted(set(self.stage_instances) - set(STAGES))
         if unknown:
             raise ModelConfigError(f"stage_instances: unknown stages {unknown}; "
                                    f"stages are {', '.join(STAGES)}")
-        if not (self.pipeline or self.ensemble):
-            raise ModelConfigError("nothing to write: enable pipeline and/or ensemble")
+        if not (self.pipeline or self.ensemble or self.dynamic_batching):
+            raise ModelConfigError("nothing to write: enable pipeline, ensemble and/or "
+                                   "dynamic_batching")
+        if self.device not in ("cpu", "gpu"):
+            raise ModelConfigError(f"device must be 'cpu' or 'gpu' (served models; the GPU "
+                                   f"ids go in gpus), got {self.device!r}")
+        object.__setattr__(self, "gpus", tuple(self.gpus))
+        if self.gpus and self.device != "gpu":
+            raise ModelConfigError(f"gpus {list(self.gpus)} need device='gpu'")
+        if self.dynamic_batching is not None and not isinstance(self.dynamic_batching,
+                                                                DynamicBatching):
+            raise ModelConfigError(f"dynamic_batching must be a DynamicBatching or None, got "
+                                   f"{self.dynamic_batching!r}")
 
 
 def exatrkx_model_configs(pipeline: Pipeline,
@@ -94,14 +150,27 @@ def exatrkx_model_configs(pipeline: Pipeline,
     def _parameters(opts: ExaTrkXRepositoryOptions, **extra: str) -> dict[str, str]:
         return {"NUM_THREADS": str(opts.num_threads),
                 "MAX_SPACEPOINTS": str(opts.max_spacepoints), "PIPELINE_DIR": PIPELINE_SUBDIR,
-                **published, **extra}
+                "TRIM_ABOVE_BYTES": str(opts.trim_above_bytes), **published, **extra}
 
     cfg = pipeline.config
     configs = []
+    placed = {"instance_kind": opts.device, "gpus": opts.gpus}
     if opts.pipeline:
         inputs, outputs = stage_specs("batched", cfg)  # ROW_SPLITS is optional
+        params = _parameters(opts, MAX_EVENTS_PER_REQUEST=str(opts.max_events_per_request))
         configs.append(ModelConfig(PIPELINE_MODEL, list(inputs.values()), list(outputs.values()),
-                                   instance_count=opts.instances, parameters=_parameters(opts)))
+                                   instance_count=opts.instances, parameters=params,
+                                   **placed))
+    if opts.dynamic_batching is not None:
+        inputs, outputs = stage_specs("batched", cfg)  # behind Triton's batch dimension
+        dyn = opts.dynamic_batching
+        params = _parameters(opts, MAX_EVENTS_PER_REQUEST=str(opts.max_events_per_request))
+        configs.append(ModelConfig(
+            DYNAMIC_MODEL, list(inputs.values()), list(outputs.values()),
+            instance_count=opts.instances, parameters=params,
+            max_batch_size=dyn.max_batch_size, dynamic_batching=True,
+            max_queue_delay_us=dyn.max_queue_delay_us, ragged_inputs=("FEATURES", ROW_SPLITS),
+            **placed))
     if opts.ensemble:
         steps = []
         for stage in STAGES:
@@ -109,13 +178,23 @@ def exatrkx_model_configs(pipeline: Pipeline,
             configs.append(ModelConfig(
                 STAGE_MODELS[stage], list(inputs.values()), list(outputs.values()),
                 instance_count=opts.stage_instances.get(stage, opts.instances),
-                parameters=_parameters(opts, STAGE=stage)))
+                parameters=_parameters(opts, STAGE=stage), **placed))
             steps.append(EnsembleStep(STAGE_MODELS[stage], input_map={n: n for n in inputs},
                                       output_map={n: n for n in outputs}))
         inputs, outputs = stage_specs("pipeline", cfg)
         configs.append(ModelConfig(ENSEMBLE_MODEL, list(inputs.values()),
                                    list(outputs.values()), steps=steps, parameters=published))
     return configs
+
+
+def _model_code(config: ModelConfig) -> tuple[str, str]:
+    """What a Python-backend model computes and the module of its class."""
+    stage = config.parameters.get("STAGE")
+    if stage:
+        return f"ExaTrkX stage '{stage}'", "stage_model"
+    if config.name == DYNAMIC_MODEL:
+        return "the whole ExaTrkX pipeline, dynamically batched", "dynamic_model"
+    return "the whole ExaTrkX pipeline", "pipeline_model"
 
 
 def write_exatrkx_repository(repo_dir: str | Path, model_dir: str | Path,
@@ -141,9 +220,7 @@ def write_exatrkx_repository(repo_dir: str | Path, model_dir: str | Path,
         if config.platform == "ensemble":
             files: dict[str, bytes | str | Path] = {}
         else:
-            stage = config.parameters.get("STAGE")
-            what = f"ExaTrkX stage '{stage}'" if stage else "the whole ExaTrkX pipeline"
-            module = "stage_model" if stage else "pipeline_model"
+            what, module = _model_code(config)
             files = {"model.py": _SHIM.format(what=what, module=module), **pipeline_files}
         write_model(repo, config, files, version=opts.version)
         names.append(config.name)

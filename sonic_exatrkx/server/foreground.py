@@ -16,6 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sonic_exatrkx.server.exatrkx_repository import ExaTrkXRepositoryOptions
 
 __all__ = ["RepositoryBuildError", "ServeOptions", "default_models", "generate_repository",
            "serve_until_signal"]
@@ -43,7 +47,10 @@ class ServeOptionsError(ValueError):
 class ServeOptions:
     """What to serve and where; exactly one of ``model_repository`` (served as is) and
     ``models`` (a trained pipeline: the ExaTrkX repository is generated from it with
-    ``instances``, ``threads_per_instance`` and ``max_spacepoints``) is set."""
+    ``instances``, ``threads_per_instance``, ``max_spacepoints``, with
+    ``dynamic_batching`` the ``exatrkx_dynamic`` model batching concurrent requests,
+    holding each up to ``max_queue_delay_us``, and with ``gpus`` the instances on those
+    GPUs, ``instances`` on each) is set: :meth:`repository_options`."""
 
     model_repository: Path | None
     models: Path | None
@@ -57,6 +64,9 @@ class ServeOptions:
     ready_timeout: float  # seconds
     tls_cert: Path | None = None  # gRPC over TLS: the server's certificate and key (PEM)
     tls_key: Path | None = None
+    dynamic_batching: bool = False
+    max_queue_delay_us: int = 1000
+    gpus: tuple[int, ...] = ()  # empty: CPU instances
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -65,6 +75,20 @@ class ServeOptions:
         for path in (self.tls_cert, self.tls_key):
             if path is not None and not Path(path).is_file():
                 raise ServeOptionsError(f"TLS file {path} not found")
+
+    def repository_options(self) -> ExaTrkXRepositoryOptions:
+        """How the repository generated from ``models`` is written."""
+        from sonic_exatrkx.server.exatrkx_repository import (
+            DynamicBatching,
+            ExaTrkXRepositoryOptions,
+        )
+
+        dynamic = DynamicBatching(max_queue_delay_us=self.max_queue_delay_us) \
+            if self.dynamic_batching else None
+        return ExaTrkXRepositoryOptions(
+            instances=self.instances, num_threads=self.threads_per_instance,
+            max_spacepoints=self.max_spacepoints, dynamic_batching=dynamic,
+            device="gpu" if self.gpus else "cpu", gpus=tuple(self.gpus))
 
     def tls_args(self) -> list[str]:
         """Triton's gRPC SSL options for the certificate and key."""
@@ -85,18 +109,13 @@ def default_models() -> Path | None:
     return models if (models / "config.json").is_file() else None
 
 
-def generate_repository(models: Path, repo: Path, instances: int, threads: int = 1,
-                        max_spacepoints: int = 500_000) -> list[str]:
+def generate_repository(models: Path, repo: Path,
+                        options: ExaTrkXRepositoryOptions | None = None) -> list[str]:
     """Write the ExaTrkX repository for the pipeline in ``models`` under ``repo``; returns
     the model names. Raises :class:`RepositoryBuildError` naming ``models``."""
-    from sonic_exatrkx.server.exatrkx_repository import (
-        ExaTrkXRepositoryOptions,
-        write_exatrkx_repository,
-    )
+    from sonic_exatrkx.server.exatrkx_repository import write_exatrkx_repository
 
     try:
-        options = ExaTrkXRepositoryOptions(instances=instances, num_threads=threads,
-                                           max_spacepoints=max_spacepoints)
         return write_exatrkx_repository(repo, models, options)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: bad TorchScript
         raise RepositoryBuildError(
@@ -112,8 +131,12 @@ def serve_until_signal(options: ServeOptions, say: Callable[[str], None] = print
         repo, env_threads = options.model_repository, None
         if options.models is not None:
             repo, env_threads = Path(tmp), options.threads_per_instance
-            names = generate_repository(options.models, repo, options.instances,
-                                        options.threads_per_instance, options.max_spacepoints)
+            try:
+                repo_options = options.repository_options()
+            except ValueError as exc:
+                raise RepositoryBuildError(f"cannot build the ExaTrkX repository from "
+                                           f"{options.models}: {exc}") from None
+            names = generate_repository(options.models, repo, repo_options)
             say(f"generated ExaTrkX repository in {repo}: {', '.join(names)}")
         if repo is None:
             raise ValueError("ServeOptions needs model_repository or models")

@@ -49,6 +49,21 @@ LOG_TAIL_LINES = 80
 _IN_USE = re.compile(r"Socket '[^']*:(\d+)' already in use")
 _PORT_NAMES = ("http_port", "grpc_port", "metrics_port")
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_LOAD_FAILED = re.compile(r"failed to load '([^']+)' version \d+: (.*?)\"?$", re.MULTILINE)
+_NO_GPU = "unsupported gpu id"
+
+
+def load_failures(log_text: str) -> list[str]:
+    """One line per model the server failed to load, from its log: the model and
+    Triton's reason (a GPU it cannot use is said so in plain words)."""
+    failures = []
+    for model, reason in _LOAD_FAILED.findall(log_text):
+        reason = reason.strip().removesuffix(" are:").strip()
+        if _NO_GPU in reason:
+            reason = f"{reason.split('. GPUs')[0]}: this server sees no usable GPU " \
+                     "(serve with CPU instances, or where a GPU is visible)"
+        failures.append(f"model '{model}': {reason}")
+    return list(dict.fromkeys(failures))
 
 
 class TritonServerError(RuntimeError):
@@ -320,8 +335,10 @@ class TritonServer:
         assert self._process is not None
         code = self._process.poll()
         if code is not None:
+            failed = load_failures(_tail(self._log_file, 100_000))
+            because = f": {'; '.join(failed)}" if failed else ""
             raise TritonServerError(
-                f"tritonserver exited with code {code} before it was {what} "
+                f"tritonserver exited with code {code} before it was {what}{because} "
                 f"(model repository {self.model_repository}){self._log_hint()}",
                 self.log_tail())
         with contextlib.suppress(OSError, urllib.error.URLError, http.client.HTTPException), \

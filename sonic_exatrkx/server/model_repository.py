@@ -1,12 +1,13 @@
 """Write Triton model repositories: ``config.pbtxt`` files and versioned model directories.
 
 Small dataclasses cover what our models use (Python-backend models and ensembles, no
-batching dimension by default); :meth:`ModelConfig.render` builds Triton's own
-``ModelConfig`` protobuf (``tritonclient.grpc.model_config_pb2``) and prints it as protobuf
-text, so the file is what Triton parses and is stable byte for byte. Tensors are the
-contract's :class:`~sonic_exatrkx.exatrkx.stages.TensorSpec` (symbolic dims are written as
--1). Names, shapes and ensemble wiring are checked when a config is built, with messages
-naming the model and field, instead of surfacing later as a server that refuses to start.
+batching dimension by default, dynamic batching of ragged inputs on request, CPU or GPU
+instances); :meth:`ModelConfig.render` builds Triton's own ``ModelConfig`` protobuf
+(``tritonclient.grpc.model_config_pb2``) and prints it as protobuf text, so the file is
+what Triton parses and is stable byte for byte. Tensors are the contract's
+:class:`~sonic_exatrkx.exatrkx.stages.TensorSpec` (symbolic dims are written as -1).
+Names, shapes and ensemble wiring are checked when a config is built, with messages naming
+the model and field, instead of surfacing later as a server that refuses to start.
 
 Layout written by :func:`write_model`::
 
@@ -107,10 +108,22 @@ class ModelConfig:
 
     ``backend`` (default ``"python"``) or ``platform="ensemble"`` (the default when
     ``steps`` are given). ``max_batch_size=0`` means no implicit batch dimension: ``dims`` are the
-    full shapes. ``instance_count`` Python stub processes run on CPU (``KIND_CPU``);
+    full shapes. ``instance_count`` Python stub processes run per placement (below);
     ``parameters`` are string key/values the model reads at ``initialize`` (e.g. thread
     counts). ``version_policy``: ``None``/``"latest"`` (Triton's default: the newest
     version), ``"all"``, or a tuple of specific versions.
+
+    Server-side batching: ``max_batch_size > 0`` adds Triton's batch dimension in front of
+    every tensor's ``dims``; ``dynamic_batching`` lets Triton hand several queued requests
+    to one ``execute`` (waiting up to ``max_queue_delay_us`` for more);
+    ``ragged_inputs`` names the inputs whose other dims may differ between the requests of
+    one batch (``allow_ragged_batch``: events of different sizes), without which only
+    requests of equal shapes are batched together.
+
+    Placement: ``instance_kind="cpu"`` (``KIND_CPU``: ``instance_count`` instances) or
+    ``"gpu"`` (``KIND_GPU``: ``instance_count`` instances on *each* GPU of ``gpus``, every
+    GPU the server sees when ``gpus`` is empty); a Python-backend model learns its GPU
+    from Triton (``model_instance_device_id``).
     """
 
     name: str
@@ -124,6 +137,10 @@ class ModelConfig:
     steps: Sequence[EnsembleStep] = ()
     version_policy: Literal["latest", "all"] | tuple[int, ...] | None = None
     dynamic_batching: bool = False
+    max_queue_delay_us: int = 0
+    ragged_inputs: Sequence[str] = ()
+    instance_kind: Literal["cpu", "gpu"] = "cpu"
+    gpus: Sequence[int] = ()
 
     def __post_init__(self) -> None:
         _check_name("model", self.name, _MODEL_NAME)
@@ -152,6 +169,33 @@ class ModelConfig:
         if self.dynamic_batching and self.max_batch_size == 0:
             raise ModelConfigError(f"model {self.name!r}: dynamic_batching needs "
                                    "max_batch_size > 0 (Triton ignores it otherwise)")
+        delay = self.max_queue_delay_us
+        if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+            raise ModelConfigError(f"model {self.name!r}: max_queue_delay_us must be an "
+                                   f"integer >= 0, got {delay!r}")
+        if delay and not self.dynamic_batching:
+            raise ModelConfigError(f"model {self.name!r}: max_queue_delay_us needs "
+                                   "dynamic_batching")
+        object.__setattr__(self, "ragged_inputs", tuple(self.ragged_inputs))
+        unknown = sorted(set(self.ragged_inputs) - {t.name for t in self.inputs})
+        if unknown:
+            raise ModelConfigError(f"model {self.name!r}: ragged_inputs {unknown} are not "
+                                   "inputs of the model")
+        if self.ragged_inputs and not self.dynamic_batching:
+            raise ModelConfigError(f"model {self.name!r}: ragged_inputs need "
+                                   "dynamic_batching (and max_batch_size > 0)")
+        if self.instance_kind not in ("cpu", "gpu"):
+            raise ModelConfigError(f"model {self.name!r}: instance_kind must be 'cpu' or "
+                                   f"'gpu', got {self.instance_kind!r}")
+        gpus = tuple(self.gpus)
+        if any(isinstance(g, bool) or not isinstance(g, int) or g < 0 for g in gpus) or \
+                len(set(gpus)) != len(gpus):
+            raise ModelConfigError(f"model {self.name!r}: gpus must be distinct GPU ids >= 0, "
+                                   f"got {list(gpus)}")
+        if gpus and self.instance_kind != "gpu":
+            raise ModelConfigError(f"model {self.name!r}: gpus {list(gpus)} need "
+                                   "instance_kind='gpu'")
+        object.__setattr__(self, "gpus", gpus)
         params = {}
         for k, v in dict(self.parameters).items():
             if not isinstance(k, str) or not _PARAM_KEY.match(k):
@@ -166,9 +210,10 @@ class ModelConfig:
                                        f"{self.version_policy!r}")
             object.__setattr__(self, "version_policy", tuple(sorted(set(versions))))
         if self.platform == "ensemble":
-            if self.instance_count != 1:
-                raise ModelConfigError(f"ensemble {self.name!r}: instance_count does not apply "
-                                       "to ensembles (set it on the step models)")
+            if self.instance_count != 1 or self.instance_kind != "cpu":
+                raise ModelConfigError(f"ensemble {self.name!r}: instances and their placement "
+                                       "do not apply to ensembles (set them on the step "
+                                       "models)")
             self._check_ensemble()
         else:
             if self.steps:
@@ -219,11 +264,19 @@ class ModelConfig:
                                     dims=spec.triton_dims())
                 if spec.optional:
                     tensor.optional = True
+                if spec.name in self.ragged_inputs and field_ is msg.input:
+                    tensor.allow_ragged_batch = True
         if self.platform != "ensemble":
-            msg.instance_group.add(count=int(self.instance_count),
-                                   kind=pb.ModelInstanceGroup.KIND_CPU)
+            group = msg.instance_group.add(count=int(self.instance_count))
+            if self.instance_kind == "gpu":
+                group.kind = pb.ModelInstanceGroup.KIND_GPU
+                group.gpus.extend(self.gpus)
+            else:
+                group.kind = pb.ModelInstanceGroup.KIND_CPU
         if self.dynamic_batching:
             msg.dynamic_batching.SetInParent()
+            if self.max_queue_delay_us:
+                msg.dynamic_batching.max_queue_delay_microseconds = self.max_queue_delay_us
         for key, value in self.parameters.items():
             msg.parameters[key].string_value = value
         for step in self.steps:

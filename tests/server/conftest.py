@@ -21,9 +21,16 @@ from sonic_exatrkx.server import (
     TritonServer,
     write_model,
 )
-from tests.exatrkx_serving import MAX_SPACEPOINTS, sim_positions, toy_event
+from tests.exatrkx_serving import (
+    DYNAMIC_DELAY_US,
+    DYNAMIC_MAX_BATCH,
+    MAX_SPACEPOINTS,
+    sim_positions,
+    toy_event,
+)
 
-__all__ = ["MAX_SPACEPOINTS", "sim_positions", "toy_event"]
+__all__ = ["DYNAMIC_DELAY_US", "DYNAMIC_MAX_BATCH", "MAX_SPACEPOINTS", "sim_positions",
+           "toy_event"]
 
 # Multiplies INPUT by the "factor" parameter, sleeps "delay_ms" (so concurrent requests
 # spread over instances), and reports which instance ran it. "fail" = "initialize" / "hang"

@@ -53,6 +53,9 @@ def test_generated_configs(pipeline_dir: tuple[Path, Pipeline], tmp_path: Path) 
     assert [o.name for o in custom.output] == ["LABELS"]
     assert custom.instance_group[0].count == 2
     assert custom.parameters["MAX_SPACEPOINTS"].string_value == "5000"
+    assert custom.parameters["MAX_EVENTS_PER_REQUEST"].string_value == "64"
+    assert custom.parameters["TRIM_ABOVE_BYTES"].string_value == str(4 << 20)
+    assert "MAX_EVENTS_PER_REQUEST" not in read_config(tmp_path, STAGE_MODELS["gnn"]).parameters
     assert read_config(tmp_path, STAGE_MODELS["graph"]).instance_group[0].count == 1
     assert read_config(tmp_path, STAGE_MODELS["gnn"]).instance_group[0].count == 2
     version = tmp_path / PIPELINE_MODEL / "3"
@@ -101,6 +104,8 @@ def test_written_configs_parse_back_to_the_contract(pipeline_dir: tuple[Path, Pi
     [({"instances": 0}, "instances must be an integer >= 1"),
      ({"num_threads": 0}, "num_threads must be"),
      ({"max_spacepoints": -1}, "max_spacepoints must be"),
+     ({"max_events_per_request": 0}, "max_events_per_request must be an integer >= 1"),
+     ({"trim_above_bytes": -1}, "trim_above_bytes must be"),
      ({"stage_instances": {"knn": 2}}, "unknown stages ['knn']"),
      ({"pipeline": False, "ensemble": False}, "nothing to write")],
 )

@@ -26,6 +26,7 @@ from sonic_exatrkx.server import (
     split_labels,
     stubs_of,
 )
+from sonic_exatrkx.server.batching import DEFAULT_MAX_EVENTS_PER_REQUEST
 from sonic_exatrkx.server.exatrkx_repository import ENSEMBLE_MODEL, PIPELINE_MODEL, STAGE_MODELS
 
 from .conftest import MAX_SPACEPOINTS
@@ -146,6 +147,9 @@ def _bad_splits(sim_features: list[np.ndarray]) -> list[tuple[str, Any, str]]:
         ("dtype", (feats, rs.astype(np.int32)),
          f"data-type is 'INT32', but model '{PIPELINE_MODEL}' expects 'INT64'"),
         ("rank", (feats, rs.reshape(1, -1)), "unexpected shape for input 'ROW_SPLITS'"),
+        ("too-many-events", (feats, np.array([0] * 65 + [n], np.int64)),
+         "request has 65 events (ROW_SPLITS of 66 entries), more than this model's "
+         f"MAX_EVENTS_PER_REQUEST={DEFAULT_MAX_EVENTS_PER_REQUEST}"),
         ("too-large", (big_feats, big_rs),
          f"event 1 of 2 in the request: event has {MAX_SPACEPOINTS + 1} space points, more "
          f"than this model's MAX_SPACEPOINTS={MAX_SPACEPOINTS}"),
@@ -162,6 +166,29 @@ def test_bad_row_splits_are_refused(infer: Infer, sim_features: list[np.ndarray]
         with pytest.raises(InferenceServerException) as err:
             infer(PIPELINE_MODEL, {"FEATURES": feats, ROW_SPLITS: rs})
         assert message in err.value.message(), what
+
+
+@pytest.mark.usefixtures("still_healthy")
+def test_a_million_empty_events_are_refused_at_once(
+    infer: Infer, exatrkx_models, sim_features: list[np.ndarray],
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Issue 20 item 12: 1,000,000 empty events (8 MB of ROW_SPLITS) held an instance for
+    37 s; now refused before any per-event work, and the server serves the next event."""
+    _, pipe = exatrkx_models
+    empty = np.zeros((0, pipe.config.features.width), np.float32)
+    splits = np.zeros(1_000_001, np.int64)
+    t0 = time.perf_counter()
+    _refused(infer, PIPELINE_MODEL, {"FEATURES": empty, ROW_SPLITS: splits},
+             "request has 1000000 events (ROW_SPLITS of 1000001 entries), more than this "
+             f"model's MAX_EVENTS_PER_REQUEST={DEFAULT_MAX_EVENTS_PER_REQUEST}")
+    seconds = time.perf_counter() - t0
+    record_property("million_empty_events_refused_s", round(seconds, 3))
+    print(f"\n1,000,000 empty events refused in {seconds:.3f} s (round trip)")
+    assert seconds < 10  # generous for shared cores; the unbounded loop took 37 s
+    feats = sim_features[0]
+    np.testing.assert_array_equal(infer(PIPELINE_MODEL, {"FEATURES": feats})["LABELS"],
+                                  pipe.run(feats).labels)
 
 
 # --- bad requests on every model --------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The custom-backend ExaTrkX model: the whole pipeline in one Python-backend model.
 
-Optional ``ROW_SPLITS`` input: several events per request (see
-:mod:`sonic_exatrkx.server.batching`).
+Optional ``ROW_SPLITS`` input: several events per request, at most MAX_EVENTS_PER_REQUEST
+(see :mod:`sonic_exatrkx.server.batching`).
 """
 
 from __future__ import annotations
@@ -25,4 +25,4 @@ class TritonPythonModel(ExaTrkXModel):
         features = tensors["FEATURES"]
         assert features is not None  # a required input: Triton refuses requests without it
         return {"LABELS": run_batched(self.pipeline, features, self.max_spacepoints,
-                                      tensors[ROW_SPLITS])}
+                                      tensors[ROW_SPLITS], self.max_events)}
