@@ -25,13 +25,18 @@ if TYPE_CHECKING:
     from sonic_exatrkx.bench.references import Reference
     from sonic_exatrkx.bench.results import StudyResult
 
-__all__ = ["Runs", "figure", "label_for", "reference", "save", "series"]
+__all__ = ["Runs", "colour", "figure", "label_for", "reference", "save", "series"]
 
 #: (run label, result) pairs; one run for a study's own plots, several for a comparison.
 Runs = Sequence[tuple[str, "StudyResult"]]
 _LINES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def colour(index: int) -> str:
+    """The colour of series ``index`` (the same in every plot and every study)."""
+    return _COLOURS[index % len(_COLOURS)]
 
 
 @contextlib.contextmanager
@@ -93,8 +98,9 @@ def save(fig: Any, ax: Any | Sequence[Any], path: Path, *, xlabel: str | Sequenc
             a.xaxis.set_major_formatter(ScalarFormatter())
         handles, labels = a.get_legend_handles_labels()
         if handles:  # below the axes: never over the points
+            wide = max(len(text) for text in labels) > 28 * len(axes) ** -0.5
             a.legend(handles, labels, fontsize="xx-small", loc="upper center",
-                     bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
+                     bbox_to_anchor=(0.5, -0.16), ncols=1 if wide else 2, frameon=False)
     if title:
         fig.suptitle(title, fontsize="small")
     fig.tight_layout()

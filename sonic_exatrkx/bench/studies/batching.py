@@ -149,7 +149,7 @@ def plot_batching(runs: plots.Runs, folder: Path) -> list[str]:
                         continue
                     name = plots.label_for(f"{how}, {conc} in flight", label, len(runs))
                     if how == SERVER:  # one event per request: a level, not a curve
-                        ax.axhline(float(part["events_per_s"].iloc[0]), color=f"C{c}",
+                        ax.axhline(float(part["events_per_s"].iloc[0]), color=plots.colour(c),
                                    ls=":", label=name)
                     else:
                         plots.series(ax, part, "events_per_request", "events_per_s", name,

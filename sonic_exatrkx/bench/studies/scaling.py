@@ -187,10 +187,10 @@ def plot_scaling(runs: plots.Runs, folder: Path) -> list[str]:
                 plots.series(bx, part, "space_points", "peak_rss_mib", name, run=k,
                              colour=c)
         ref = A100["stages_ms"]
-        for c, (stage, y) in enumerate(zip(STAGES, ref.y, strict=True)):
+        for c, (_stage, y) in enumerate(zip(STAGES, ref.y, strict=True)):
             ax.plot([REFERENCE_SPACEPOINTS], [y], ls="none", marker="o", mfc="none",
-                    mec=f"C{c}", ms=10, mew=2,
-                    label=ref.label + f" ({stage})" if c == 0 else None)
+                    mec=plots.colour(c), ms=10, mew=2,
+                    label=f"{ref.label} (per stage, same colours)" if c == 0 else None)
         for a in (ax, bx):
             a.set_xscale("log")
         ax.set_yscale("log")

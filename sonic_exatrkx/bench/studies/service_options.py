@@ -212,7 +212,7 @@ def plot_service_options(runs: plots.Runs, folder: Path) -> list[str]:
                 [o for o in OPTIONS if o in set(summary["option"])])
             x = np.arange(len(total)) + k * width
             ax.bar(x, total["client_ms"], width * 0.9, label=plots.label_for(
-                "client side (whole event)", label, len(runs)), color=f"C{k}", alpha=0.85)
+                "client side (whole event)", label, len(runs)), color=plots.colour(k), alpha=0.85)
             served = total["server_queue_ms"].fillna(0) + total["server_compute_ms"]
             ax.plot(x, served, ls="none", marker="_", ms=18, mew=3, color="k",
                     label=plots.label_for("Triton side, whole model", label, len(runs))
@@ -225,7 +225,7 @@ def plot_service_options(runs: plots.Runs, folder: Path) -> list[str]:
                 part = part.set_index("stage").reindex(STAGES)
                 y = part["client_ms"].where(part["client_ms"].notna(),
                                             part["server_compute_ms"])
-                bx.plot(np.arange(len(STAGES)), y, marker="os^Dv*"[c % 6], color=f"C{c}",
+                bx.plot(np.arange(len(STAGES)), y, marker="os^Dv*"[c % 6], color=plots.colour(c),
                         ls=("-", "--", ":")[k % 3],
                         label=plots.label_for(option, label, len(runs)))
         ref = A100["stages_ms"]
