@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
@@ -69,7 +70,7 @@ def series(ax: Any, frame: pd.DataFrame, x: str, metric: str, label: str, *, run
     if errors and f"{metric}_low" in frame:
         lo = y - frame[f"{metric}_low"].to_numpy(float)
         hi = frame[f"{metric}_high"].to_numpy(float) - y
-        ax.errorbar(frame[x].to_numpy(float), y, yerr=[lo, hi], **kwargs)
+        ax.errorbar(frame[x].to_numpy(float), y, yerr=np.vstack([lo, hi]), **kwargs)
     else:
         kwargs.pop("capsize")
         ax.plot(frame[x].to_numpy(float), y, **kwargs)

@@ -260,6 +260,8 @@ HIDDEN_GOAL = 0.8
 
 
 def goal_line(hidden: float) -> str:
-    """The honest verdict on the fraction hidden against the goal."""
-    return (f"async hides {100 * hidden:.0f} % of it (goal >= {100 * HIDDEN_GOAL:.0f} %: "
-            f"{'met' if hidden >= HIDDEN_GOAL else 'NOT met'})")
+    """The verdict on the fraction hidden against the goal, decided on the percentage it
+    prints (so the line never reads "80 % ... NOT met")."""
+    percent = round(100 * hidden)
+    return (f"async hides {percent} % of it (goal >= {100 * HIDDEN_GOAL:.0f} %: "
+            f"{'met' if percent >= 100 * HIDDEN_GOAL else 'NOT met'})")

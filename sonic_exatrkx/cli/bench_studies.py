@@ -58,8 +58,12 @@ def _plain(value: Any) -> Any:
 
 
 def _fail(exc: BaseException) -> None:
+    """One line, no traceback: exit 2 for a setting the study refuses, 1 for anything the
+    run met (a file, a server)."""
+    from sonic_exatrkx.bench.studies import BenchError
+
     typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=2 if isinstance(exc, ValueError) else 1) from None
+    raise typer.Exit(code=2 if isinstance(exc, BenchError) else 1) from None
 
 
 def _run(study: str, values: dict[str, Any], options: dict[str, str]) -> None:

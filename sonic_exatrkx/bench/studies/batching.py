@@ -72,10 +72,23 @@ def _rows(got: list[Any], trial: int, how: str) -> list[dict[str, Any]]:
     return out
 
 
+def _check_server_batching() -> None:
+    from dataclasses import fields
+
+    from sonic_exatrkx.server import ExaTrkXRepositoryOptions
+
+    if SERVER_BATCHING_OPTION not in {f.name for f in fields(ExaTrkXRepositoryOptions)}:
+        raise BenchError(f"server-side batching: this server build has no repository option "
+                         f"{SERVER_BATCHING_OPTION!r} yet; measure a server configured for "
+                         "it with --server URL, or leave out --server-batching")
+
+
 def run_batching(config: BatchingConfig, say: Say = quiet) -> StudyResult:
     from sonic_exatrkx.bench.serve import bench_direct, bench_served
 
     s = config.settings
+    if config.server_batching and s.server is None:
+        _check_server_batching()  # before anything is measured
     pipe = load_pipeline(s, threads=1)
     blocks = {s.pileup: event_features(pipe, s)}
     _, expected = bench_direct(pipe, blocks, [1])

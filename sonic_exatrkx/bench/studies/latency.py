@@ -124,7 +124,7 @@ def _summarize(result: StudyResult) -> None:
                             f"{int(frame['in_flight'].iloc[0])} in flight: "
                             f"{goal_line(float(r['hidden']))}")
         result.headline[f"async hides >= {HIDDEN_GOAL:.0%} (1 = met)"] = float(
-            r["hidden"] >= HIDDEN_GOAL)
+            goal_line(float(r["hidden"])).endswith(": met)"))
     bad = result.headline.get("label mismatches", 0)
     result.notes.append("every job's labels equal the local ones" if not bad else
                         f"LABEL MISMATCH in {bad} job(s)")
