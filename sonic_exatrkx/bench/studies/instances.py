@@ -193,4 +193,4 @@ def plot_instances(runs: plots.Runs, folder: Path) -> list[str]:
             twin.set_ylim(0, 100)
         return [plots.save(fig, ax, folder / "instances.png", xlabel="Model instances",
                            ylabel="Throughput [events/s]",
-                           title="Custom backend throughput vs instances (seeds' Fig. 4b)")]
+                           title="Custom backend vs instances (seeds' Fig. 4b)")]

@@ -147,4 +147,4 @@ def plot_threads(runs: plots.Runs, folder: Path) -> list[str]:
         ax.set_ylim(bottom=0)
         return [plots.save(fig, ax, folder / "threads.png", xlabel="CPU threads",
                            ylabel="Time for 100 events [s]",
-                           title="Direct inference vs served on CPU (seeds' Fig. 3)")]
+                           title="Direct vs served on CPU (seeds' Fig. 3)")]
