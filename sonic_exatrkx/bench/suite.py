@@ -24,7 +24,7 @@ from sonic_exatrkx.bench.results import ResultsError, StudyResult, study_dirs
 from sonic_exatrkx.bench.studies import STUDIES, BenchError, BenchSettings, study_of
 from sonic_exatrkx.bench.studies.common import Say, quiet, served
 
-__all__ = ["QUICK", "compare_runs", "run_all", "run_study", "study_config"]
+__all__ = ["QUICK", "compare_runs", "run_all", "run_named", "run_study", "study_config"]
 
 #: ``--quick``: settings and options of each study for ``bench all --quick`` (the whole
 #: suite in a few minutes on 2 cores; figures with 2 trials are indications only).
@@ -71,6 +71,14 @@ def run_study(config: Any, output: Path, say: Say = quiet) -> StudyResult:
     result.files = study.plot([("", result)], folder)
     result.write(Path(output))
     return result
+
+
+def run_named(name: str, output: Path, *, quick: bool = False,
+              settings: Mapping[str, Any] | None = None,
+              options: Mapping[str, Any] | None = None, say: Say = quiet) -> StudyResult:
+    """:func:`run_study` of :func:`study_config` (what ``bench STUDY`` calls)."""
+    return run_study(study_config(name, quick=quick, settings=settings, options=options),
+                     output, say)
 
 
 def run_all(output: Path, *, quick: bool = False, settings: Mapping[str, Any] | None = None,

@@ -70,15 +70,14 @@ def _run(study: str, values: dict[str, Any], options: dict[str, str]) -> None:
     """Build the config (``options``: CLI name -> config field) and run the study."""
     from sonic_exatrkx.bench.results import ResultsError
     from sonic_exatrkx.bench.studies import BenchError
-    from sonic_exatrkx.bench.suite import run_study, study_config
+    from sonic_exatrkx.bench.suite import run_named
     from sonic_exatrkx.server import TritonEnvironmentError, TritonServerError
 
     given = {field: _plain(values[name]) for name, field in options.items()
              if values.get(name) not in (None, [])}
     try:
-        config = study_config(study, quick=values["quick"], settings=_settings(values),
-                              options=given)
-        result = run_study(config, values["output"], say=typer.echo)
+        result = run_named(study, values["output"], quick=values["quick"],
+                           settings=_settings(values), options=given, say=typer.echo)
     except (BenchError, ResultsError, TritonServerError, TritonEnvironmentError,
             FileNotFoundError) as exc:
         _fail(exc)
