@@ -1,4 +1,6 @@
-"""`sonic-exatrkx bench ...`: benchmarks that print figures and ratios."""
+"""`sonic-exatrkx bench ...`: the studies (results, plots and summaries written to a
+folder, `bench all`, `bench compare`), perf_analyzer input, and the older engines that print
+figures and ratios."""
 
 from __future__ import annotations
 
@@ -11,6 +13,12 @@ from sonic_exatrkx.cli.bench_batch import bench_batch_cmd
 from sonic_exatrkx.cli.bench_pipeline import bench_pipeline_cmd
 from sonic_exatrkx.cli.bench_serve import bench_serve_cmd
 from sonic_exatrkx.cli.bench_sonic import bench_sonic_cmd
+from sonic_exatrkx.cli.bench_studies import (
+    STUDY_COMMANDS,
+    bench_all_cmd,
+    bench_compare_cmd,
+    bench_perf_input_cmd,
+)
 from sonic_exatrkx.cli.simulate import bench_sim_cmd
 
 bench_app = typer.Typer(help="Benchmarks (figures and ratios; not timed unit tests).",
@@ -20,6 +28,11 @@ bench_app.command("pipeline")(bench_pipeline_cmd)
 bench_app.command("serve")(bench_serve_cmd)
 bench_app.command("sonic")(bench_sonic_cmd)
 bench_app.command("batch")(bench_batch_cmd)
+for _name, _command in STUDY_COMMANDS.items():
+    bench_app.command(_name)(_command)
+bench_app.command("all")(bench_all_cmd)
+bench_app.command("compare")(bench_compare_cmd)
+bench_app.command("perf-input")(bench_perf_input_cmd)
 
 
 @bench_app.command("io")
