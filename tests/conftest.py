@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.exatrkx_serving import exatrkx_models, exatrkx_server, sim_features
+from tests.exatrkx_serving import exatrkx_models, exatrkx_server, sim_features, sonic_models
 
-__all__ = ["exatrkx_models", "exatrkx_server", "sim_features"]  # the session's fixtures
+__all__ = ["exatrkx_models", "exatrkx_server", "sim_features", "sonic_models"]  # fixtures
 
 REFERENCE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "reference-data"
 

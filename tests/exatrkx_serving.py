@@ -120,3 +120,10 @@ def exatrkx_server(triton_available: None, exatrkx_models,
     with TritonServer(repo, env_threads=1, ready_timeout=180, exit_timeout=2,
                       log_file=log) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def sonic_models(exatrkx_models):
+    """The served models' folder (the SONIC and bench tests' name for it): local runs
+    compare with ``exatrkx_server`` and with the servers tests start from it."""
+    return exatrkx_models[0]

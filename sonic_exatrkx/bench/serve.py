@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from sonic_exatrkx.bench.workers import WorkerPool, run_concurrent
+from sonic_exatrkx.exatrkx.stages import DYNAMIC_MODEL
 
 __all__ = ["Row", "ServeBenchConfig", "ServeBenchResult", "bench_direct", "bench_served",
            "format_ratios", "format_table", "run_serve_bench", "simulated_features"]
@@ -43,6 +44,9 @@ WARMUP_ROWS = 2000
 REQUEST_TIMEOUT_S = 600.0
 PIPELINE_PATH = "exatrkx"
 ENSEMBLE_PATH = "ensemble"
+#: The custom backend with Triton's dynamic batching (``exatrkx_dynamic``): one event per
+#: request, concurrent requests computed in one pass on the server.
+BATCHED_PATH = "custom-batched"
 DIRECT_PATH = "direct"
 
 
@@ -131,14 +135,17 @@ def bench_served(url: str, protocol: str, blocks: dict[float, list[np.ndarray]],
     tc, make_client = _client_factory(url, protocol)
     with WorkerPool(max(concurrency), make_client, lambda c: c.close()) as pool:
         def infer(client: Any, model: str, tensors: dict[str, np.ndarray]) -> np.ndarray:
+            batched = model == DYNAMIC_MODEL  # Triton's batch dimension: one request = [1, ...]
             inputs = []
             for name, array in tensors.items():
+                array = array[None] if batched else array
                 inp = tc.InferInput(name, list(array.shape),
                                     "FP32" if array.dtype == np.float32 else "INT64")
                 inp.set_data_from_numpy(array)
                 inputs.append(inp)
             timeout = {"client_timeout": REQUEST_TIMEOUT_S} if protocol == "grpc" else {}
-            return client.infer(model, inputs, **timeout).as_numpy("LABELS")
+            labels = client.infer(model, inputs, **timeout).as_numpy("LABELS")
+            return labels[0] if batched else labels
 
         paths: list[tuple[str, str, int]] = []  # (label, model, events per request)
         for model in models:
@@ -146,7 +153,8 @@ def bench_served(url: str, protocol: str, blocks: dict[float, list[np.ndarray]],
                 paths += [(PIPELINE_PATH if b == 1 else f"{PIPELINE_PATH} x{b}", model, b)
                           for b in sorted(set(batch_sizes))]
             else:
-                paths.append((ENSEMBLE_PATH if model == "exatrkx_ensemble" else model, model, 1))
+                label = {"exatrkx_ensemble": ENSEMBLE_PATH, DYNAMIC_MODEL: BATCHED_PATH}
+                paths.append((label.get(model, model), model, 1))
         warm = min(max(concurrency), instances)  # reach every instance if possible
         for model in dict.fromkeys(m for _, m, _ in paths):
             pool.map(lambda client, f, model=model: infer(client, model, {"FEATURES": f}),

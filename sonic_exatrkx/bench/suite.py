@@ -22,7 +22,13 @@ from typing import Any
 
 from sonic_exatrkx.bench.results import ResultsError, StudyResult, study_dirs
 from sonic_exatrkx.bench.studies import STUDIES, BenchError, BenchSettings, study_of
-from sonic_exatrkx.bench.studies.common import Say, quiet, served
+from sonic_exatrkx.bench.studies.common import (
+    SERVER_BATCHING_OPTION,
+    Say,
+    quiet,
+    served,
+    server_batching,
+)
 
 __all__ = ["QUICK", "compare_runs", "run_all", "run_named", "run_study", "study_config"]
 
@@ -99,7 +105,8 @@ def run_all(output: Path, *, quick: bool = False, settings: Mapping[str, Any] | 
         shared = BenchSettings(models=first.models, protocol=first.protocol,
                                server_instances=first.server_instances,
                                server_threads=first.server_threads)
-        with served(shared, say=say) as server:
+        with served(shared, repository_options={SERVER_BATCHING_OPTION: server_batching()},
+                    say=say) as server:
             for n in names:
                 if n in sharing:
                     configs[n] = replace(configs[n], settings=replace(

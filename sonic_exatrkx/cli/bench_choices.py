@@ -19,6 +19,7 @@ class StudyName(str, Enum):
 class ThroughputPath(str, Enum):
     direct = "direct"
     custom = "custom"
+    custom_batched = "custom-batched"
     ensemble = "ensemble"
 
 

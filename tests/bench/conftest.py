@@ -1,6 +1,6 @@
-"""The bench studies run against the SONIC tests' session server (``exatrkx_server``: the
-ExaTrkX repository of the small untrained ``sonic_models``, custom backend, stage models
-and ensemble, one instance each), so that the studies cost seconds each."""
+"""The bench studies run against the session's ExaTrkX server (``exatrkx_server``, see
+:mod:`tests.exatrkx_serving`: the small untrained models, custom backend, its dynamically
+batched twin, stage models and ensemble, one instance each), so that studies cost seconds."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from tests.sonic.conftest import exatrkx_server, sonic_models  # noqa: F401 - fixtures
-
 
 @pytest.fixture(scope="session")
-def served_settings(exatrkx_server, sonic_models) -> dict:  # noqa: F811 - fixtures
+def served_settings(exatrkx_server, sonic_models) -> dict:
     """BenchSettings fields of a tiny study on the session server."""
     return {"models": sonic_models, "events": 3, "trials": 2, "server": exatrkx_server.grpc_url}
 

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from sonic_exatrkx.bench.studies import BenchError
-from sonic_exatrkx.bench.studies.common import SERVER_BATCHING_OPTION
 from sonic_exatrkx.bench.suite import run_study, study_config
 from tests.bench.conftest import check_folder
 
@@ -32,8 +31,8 @@ def test_throughput(served_settings, tmp_path):
     result, rows, payload = _run("throughput", served_settings, tmp_path,
                                  concurrency=(1, 2))
     check_folder(tmp_path / "throughput", ["throughput.png", "latency.png"])
-    assert len(rows) == 2 * 3 * 2  # trials x paths x concurrency
-    assert set(rows["path"]) == {"direct", "custom", "ensemble"}
+    assert len(rows) == 2 * 4 * 2  # trials x paths x concurrency
+    assert set(rows["path"]) == {"direct", "custom", "custom-batched", "ensemble"}
     assert (rows["events_per_s"] > 0).all() and (rows["events"] == 3).all()
     assert (rows["p50_ms"] <= rows["p99_ms"]).all()
     served = rows[rows["path"] != "direct"]
@@ -45,6 +44,7 @@ def test_throughput(served_settings, tmp_path):
     assert payload["settings"]["config"]["concurrency"] == [1, 2]
     assert payload["settings"]["settings"]["events"] == 3
     assert result.headline["custom / direct (best concurrency)"] > 0
+    assert result.headline["custom-batched / direct (best concurrency)"] > 0
     assert result.headline["label mismatches"] == 0
     summary = (tmp_path / "throughput" / "summary.md").read_text()
     assert "| path | in flight | events/s |" in summary
@@ -98,26 +98,14 @@ def test_latency_fraction_hidden(served_settings, tmp_path):
 
 def test_batching(served_settings, tmp_path):
     result, rows, _ = _run("batching", {**served_settings, "events": 4, "trials": 1},
-                           tmp_path, events_per_request=(1, 2), concurrency=(1,))
+                           tmp_path, events_per_request=(1, 2), concurrency=(2,))
     check_folder(tmp_path / "batching", ["batching.png"])
-    assert list(rows["events_per_request"]) == [1, 2]
+    # client-side 1 and 2 events per request, then server-side batching (one per request)
+    assert list(rows["events_per_request"]) == [1, 2, 1]
+    assert list(rows["batching"].str.startswith("server")) == [False, False, True]
     assert (rows["events_per_s"] > 0).all() and rows["labels_equal"].all()
     assert np.allclose(rows["p50_ms_per_event"] * rows["events_per_request"], rows["p50_ms"])
-    assert "2 / 1 events per request, 1 in flight" in result.headline
-
-
-def test_server_batching_hook_names_the_option(sonic_models, tmp_path):
-    from dataclasses import fields
-
-    from sonic_exatrkx.server import ExaTrkXRepositoryOptions
-
-    if SERVER_BATCHING_OPTION in {f.name for f in fields(ExaTrkXRepositoryOptions)}:
-        pytest.skip("the server has dynamic batching: measured by the batching tests there")
-    config = study_config("batching", settings={"models": sonic_models, "events": 2},
-                          options={"server_batching": True})
-    with pytest.raises(BenchError, match=SERVER_BATCHING_OPTION):
-        run_study(config, tmp_path)
-    assert not (tmp_path / "batching").exists()
+    assert "2 / 1 events per request, 2 in flight" in result.headline
 
 
 def test_instances_starts_its_servers(triton_available, sonic_models, tmp_path):

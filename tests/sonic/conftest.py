@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from algorithms.keys import SPACEPOINTS, TRACKS
 from sonic_exatrkx.framework import ProcessCode, Reader, ReadHandle, Sequencer, Writer
@@ -19,13 +18,6 @@ from tests.exatrkx_serving import BAD_SHAPE_MODEL
 
 __all__ = ["BAD_SHAPE_MODEL", "CollectTracks", "CyclingReader", "run_job", "start_server",
            "write_repo"]
-
-
-@pytest.fixture(scope="session")
-def sonic_models(exatrkx_models) -> Path:
-    """The session's served models (:mod:`tests.exatrkx_serving`): local runs compare with
-    ``exatrkx_server`` and with the servers tests start from them."""
-    return exatrkx_models[0]
 
 
 def write_repo(repo: Path, models: Path, *, ensemble: bool = True) -> Path:

@@ -4,12 +4,10 @@
   their ``ROW_SPLITS`` offsets (:mod:`sonic_exatrkx.server.batching`), at each
   concurrency; the engine is ``bench serve``'s
   (:func:`~sonic_exatrkx.bench.serve.bench_served`);
-- server-side (``server_batching``): one event per request, the server gathering
-  concurrent requests into one pass (Triton dynamic batching of the custom backend). The
-  hook: a server started here gets the repository option
-  :data:`~sonic_exatrkx.bench.studies.common.SERVER_BATCHING_OPTION` (an error naming it
-  while the server layer does not have it yet); a server given by URL is measured as it is
-  configured.
+- server-side (``server_batching``): one event per request to ``exatrkx_dynamic``, the
+  server gathering concurrent requests into one pass (Triton dynamic batching of the
+  custom backend, :func:`~sonic_exatrkx.bench.studies.common.server_batching`); a server
+  given by URL must serve that model.
 
 Events/s counts events, not requests; latency is per request (a request of ``B`` events
 carries ``B``), and per event (divided by ``B``). Labels are compared with the direct ones.
@@ -39,8 +37,10 @@ from sonic_exatrkx.bench.studies.common import (
     load_pipeline,
     quiet,
     served,
+    server_batching,
 )
 from sonic_exatrkx.checks import check_count
+from sonic_exatrkx.exatrkx.stages import DYNAMIC_MODEL
 
 __all__ = ["BatchingConfig", "plot_batching", "run_batching"]
 METRICS = ("events_per_s", "p50_ms", "p50_ms_per_event")
@@ -53,7 +53,7 @@ class BatchingConfig:
     settings: BenchSettings = field(default_factory=lambda: BenchSettings(events=16))
     events_per_request: tuple[int, ...] = (1, 2, 4, 8)
     concurrency: tuple[int, ...] = (1, 2)
-    server_batching: bool = False
+    server_batching: bool = True
 
     def __post_init__(self) -> None:
         if not self.events_per_request or not self.concurrency:
@@ -72,23 +72,10 @@ def _rows(got: list[Any], trial: int, how: str) -> list[dict[str, Any]]:
     return out
 
 
-def _check_server_batching() -> None:
-    from dataclasses import fields
-
-    from sonic_exatrkx.server import ExaTrkXRepositoryOptions
-
-    if SERVER_BATCHING_OPTION not in {f.name for f in fields(ExaTrkXRepositoryOptions)}:
-        raise BenchError(f"server-side batching: this server build has no repository option "
-                         f"{SERVER_BATCHING_OPTION!r} yet; measure a server configured for "
-                         "it with --server URL, or leave out --server-batching")
-
-
 def run_batching(config: BatchingConfig, say: Say = quiet) -> StudyResult:
     from sonic_exatrkx.bench.serve import bench_direct, bench_served
 
     s = config.settings
-    if config.server_batching and s.server is None:
-        _check_server_batching()  # before anything is measured
     pipe = load_pipeline(s, threads=1)
     blocks = {s.pileup: event_features(pipe, s)}
     _, expected = bench_direct(pipe, blocks, [1])
@@ -105,12 +92,12 @@ def run_batching(config: BatchingConfig, say: Say = quiet) -> StudyResult:
                 f"{r['events_per_request']} ev/req @{r['concurrency']} "
                 f"{r['events_per_s']:.1f}/s" for r in rows if r["trial"] == trial))
     if config.server_batching:
-        options = {} if s.server else {SERVER_BATCHING_OPTION: True}
+        options = {} if s.server else {SERVER_BATCHING_OPTION: server_batching()}
         with served(s, ensemble=False, repository_options=options, say=say) as server:
             servers.append(server.describe())
             for trial in range(s.trials):
                 got = bench_served(server.url, s.protocol, blocks, config.concurrency, [1],
-                                   server.instances or 1, expected, models=("exatrkx",))
+                                   server.instances or 1, expected, models=(DYNAMIC_MODEL,))
                 rows += _rows(got, trial, SERVER)
     result = StudyResult("batching", {"config": {
         "events_per_request": config.events_per_request, "concurrency": config.concurrency,

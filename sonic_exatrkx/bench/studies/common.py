@@ -18,16 +18,28 @@ import numpy as np
 
 from sonic_exatrkx.checks import check_count
 
-__all__ = ["DEFAULT_SEED", "PROTOCOLS", "SERVER_BATCHING_OPTION", "BenchError",
+__all__ = ["BATCH_QUEUE_DELAY_US", "DEFAULT_SEED", "PROTOCOLS", "SERVER_BATCHING_OPTION",
+           "BenchError",
            "BenchSettings", "Say", "Served", "event_features", "load_pipeline",
-           "model_stats", "quiet", "served", "server_timing", "usable_cores"]
+           "model_stats", "quiet", "server_batching", "served", "server_timing",
+           "usable_cores"]
 
 #: Held out: no training, tuning or test event uses this seed.
 DEFAULT_SEED = 97531
 PROTOCOLS = ("grpc", "http")
 #: The ExaTrkXRepositoryOptions field that turns on server-side batching of concurrent
-#: requests (Triton dynamic batching of the custom backend), when the server layer has it.
+#: requests (Triton dynamic batching of the custom backend: the ``exatrkx_dynamic`` model).
 SERVER_BATCHING_OPTION = "dynamic_batching"
+#: A request waits at most this long for others to join its batch (a few % of an event).
+BATCH_QUEUE_DELAY_US = 2000
+
+
+def server_batching() -> Any:
+    """The dynamic batching a study's own server gets: up to 8 concurrent requests per
+    pass, each waiting at most :data:`BATCH_QUEUE_DELAY_US` for others."""
+    from sonic_exatrkx.server.exatrkx_repository import DynamicBatching
+
+    return DynamicBatching(max_batch_size=8, max_queue_delay_us=BATCH_QUEUE_DELAY_US)
 
 Say = Callable[[str], None]
 

@@ -23,6 +23,7 @@ from sonic_exatrkx.bench import plots
 from sonic_exatrkx.bench.references import A100
 from sonic_exatrkx.bench.results import Stat, StudyResult, markdown_table, summarize
 from sonic_exatrkx.bench.studies.common import (
+    SERVER_BATCHING_OPTION,
     BenchError,
     BenchSettings,
     Say,
@@ -30,13 +31,18 @@ from sonic_exatrkx.bench.studies.common import (
     load_pipeline,
     quiet,
     served,
+    server_batching,
 )
 from sonic_exatrkx.checks import check_count
+from sonic_exatrkx.exatrkx.stages import DYNAMIC_MODEL
 
 __all__ = ["PATHS", "ThroughputConfig", "plot_throughput", "run_throughput"]
 
-PATHS = ("direct", "custom", "ensemble")
-_SERVED_LABEL = {"exatrkx": "custom", "ensemble": "ensemble", "direct": "direct"}
+#: custom-batched: the custom backend with Triton's dynamic batching (exatrkx_dynamic).
+PATHS = ("direct", "custom", "custom-batched", "ensemble")
+_SERVED_LABEL = {"exatrkx": "custom", "ensemble": "ensemble", "direct": "direct",
+                 "custom-batched": "custom-batched"}
+_MODELS = {"custom": "exatrkx", "custom-batched": DYNAMIC_MODEL, "ensemble": "exatrkx_ensemble"}
 METRICS = ("events_per_s", "p50_ms", "p90_ms", "p99_ms")
 
 
@@ -81,9 +87,11 @@ def run_throughput(config: ThroughputConfig, say: Say = quiet) -> StudyResult:
     blocks = {s.pileup: event_features(pipe, s)}
     rows: list[dict[str, Any]] = []
     served_paths = [p for p in config.paths if p != "direct"]
-    models = tuple({"custom": "exatrkx", "ensemble": "exatrkx_ensemble"}[p]
-                   for p in served_paths)
-    with served(s, ensemble="ensemble" in config.paths, say=say) as server:
+    models = tuple(_MODELS[p] for p in served_paths)
+    options = {SERVER_BATCHING_OPTION: server_batching()} \
+        if "custom-batched" in config.paths else {}
+    with served(s, ensemble="ensemble" in config.paths, repository_options=options,
+                say=say) as server:
         for trial in range(s.trials):
             direct, expected = bench_direct(pipe, blocks, config.concurrency)
             if "direct" in config.paths:
@@ -117,14 +125,17 @@ def _summarize(result: StudyResult) -> None:
     for path in frame["path"].unique():
         best = summary[summary["path"] == path]["events_per_s"].max()
         result.headline[f"best {path} events/s"] = float(best)
-    for num, den in (("custom", "direct"), ("ensemble", "custom")):
+    seeds = {("custom", "direct"): "; seeds' A100: custom 54 vs direct 65 events/s (0.83)",
+             ("ensemble", "custom"): "; seeds' A100: ensemble 25.5 vs custom 54 events/s "
+                                     "(0.47)"}
+    for num, den in (("custom", "direct"), ("custom-batched", "direct"),
+                     ("custom-batched", "custom"), ("ensemble", "custom")):
         ratio = best_ratio(frame, num, den)
         if ratio.trials:
             result.headline[f"{num} / {den} (best concurrency)"] = ratio.median
             result.notes.append(f"{num} / {den} at each one's best concurrency: "
-                                f"{ratio.text()} (within each trial); seeds' A100: "
-                                + ("custom 54 vs direct 65 events/s (0.83)" if den == "direct"
-                                   else "ensemble 25.5 vs custom 54 events/s (0.47)"))
+                                f"{ratio.text()} (within each trial)"
+                                + seeds.get((num, den), ""))
     bad = frame["labels_equal"].eq(False).sum() if "labels_equal" in frame else 0
     result.headline["label mismatches"] = int(bad)
     result.notes.append("every served label equals the direct one" if bad == 0 else
