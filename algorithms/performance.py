@@ -41,9 +41,12 @@ def sample_label(input_path: str | os.PathLike[str]) -> str:
 
 def served_edge_note(service_option: str) -> str:
     """Why a served run has no per-stage edge figures (one line of the report)."""
-    return (f"edge efficiency and purity per stage: not measured (served, service option "
-            f"{service_option}: the server returns track labels only, not the stages' edges "
-            "and scores; run with --inference local for them)")
+    if service_option in ("custom", "S4"):  # one request runs every stage in the server
+        why = "the server runs every stage and answers with the track labels only"
+    else:
+        why = "the job keeps only the track labels of the stages it has served"
+    return (f"edge efficiency and purity per stage: not measured in a served run (service "
+            f"option {service_option}: {why}); run with --inference local for them")
 
 
 def definitions_text(min_hits: int, pt_cut: float) -> str:
