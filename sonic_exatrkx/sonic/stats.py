@@ -181,6 +181,6 @@ def round_trip_split(name: str, mean_ms: float, timings: Sequence[ServerTiming],
                 "other clients, abandoned tries or the local fallback)")
     rest = mean_ms - queue - compute
     if rest < 0:
-        return (f"{head}; outside the server: below the resolution (Triton's means exceed "
+        return (f"{head}; outside the server: too small to measure (Triton's means exceed "
                 f"the round trip's by {-rest:.2f} ms)")
     return f"{head}, {rest:.2f} ms outside the server (network, client, stages run here)"
