@@ -42,41 +42,46 @@ def _context(summary: dict, selection: str) -> str:
     return f"{sample}, {events} event{'s' if events != 1 else ''}; {selection}"
 
 
-def plot_efficiency(summary: dict, output_dir: Path) -> list[Path]:
-    """Efficiency vs pT and vs eta (Clopper-Pearson 68 % intervals), one PNG each."""
-    paths = []
+def efficiency_figure(summary: dict, var: str) -> plt.Figure:
+    """Efficiency vs ``var`` ("pt" or "eta") with Clopper-Pearson 68 % intervals, titled
+    with the sample, the events and the particle selection."""
+    label, log = {"pt": (r"particle $p_T$ [GeV]", True), "eta": (r"particle $\eta$", False)}[var]
     selection = (f"particles with $\\geq$ {summary.get('min_hits', 3)} space points, "
                  "all $p_T$")
-    for var, label, log in (("pt", r"particle $p_T$ [GeV]", True), ("eta", r"particle $\eta$",
-                                                                       False)):
-        data = summary[f"efficiency_vs_{var}"]
-        edges = np.asarray(data["bin_edges"], dtype=float)
-        eff, lo, hi = efficiency_intervals(np.asarray(data["n_matched"]),
-                                           np.asarray(data["n_particles"]))
-        with plt.style.context(mplhep.style.ROOT):
-            fig, ax = plt.subplots(figsize=(8, 6))
-            centres = 0.5 * (edges[1:] + edges[:-1])
-            ax.errorbar(centres, eff, yerr=np.vstack([eff - lo, hi - eff]),
-                        xerr=0.5 * np.diff(edges), fmt="o",
-                        label="ExaTrkX, double majority\n(68% Clopper-Pearson intervals)")
-            ax.set_xlabel(label)
-            ax.set_ylabel("track efficiency")
-            ax.set_ylim(0, 1.1)
-            if log:
-                ax.set_xscale("log")
-                ax.set_xlim(max(edges[0], 0.1), edges[-1])
-            ax.set_title(_context(summary, selection), fontsize=14)
-            ax.legend(loc="lower right", fontsize=14)
-            path = output_dir / f"efficiency_vs_{var}.png"
-            fig.savefig(path, dpi=80, bbox_inches="tight")
-            plt.close(fig)
+    data = summary[f"efficiency_vs_{var}"]
+    edges = np.asarray(data["bin_edges"], dtype=float)
+    eff, lo, hi = efficiency_intervals(np.asarray(data["n_matched"]),
+                                       np.asarray(data["n_particles"]))
+    with plt.style.context(mplhep.style.ROOT):
+        fig, ax = plt.subplots(figsize=(8, 6))
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        ax.errorbar(centres, eff, yerr=np.vstack([eff - lo, hi - eff]),
+                    xerr=0.5 * np.diff(edges), fmt="o",
+                    label="ExaTrkX, double majority\n(68% Clopper-Pearson intervals)")
+        ax.set_xlabel(label)
+        ax.set_ylabel("track efficiency")
+        ax.set_ylim(0, 1.1)
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(max(edges[0], 0.1), edges[-1])
+        ax.set_title(_context(summary, selection), fontsize=13)
+        ax.legend(loc="lower right", fontsize=14)
+    return fig
+
+
+def plot_efficiency(summary: dict, output_dir: Path) -> list[Path]:
+    """Efficiency vs pT and vs eta (:func:`efficiency_figure`), one PNG each."""
+    paths = []
+    for var in ("pt", "eta"):
+        path = output_dir / f"efficiency_vs_{var}.png"
+        _save(efficiency_figure(summary, var), path)
         paths.append(path)
     return paths
 
 
-def plot_edge_scores(scores: dict, path: Path, summary: dict | None = None) -> Path | None:
+def edge_scores_figure(scores: dict, summary: dict | None = None) -> plt.Figure | None:
     """Filter and GNN edge score distributions for true and false edges, with the
-    pipeline's cuts (``summary["cuts"]``) marked; None (nothing written) without scores."""
+    pipeline's cuts (``summary["cuts"]``) marked; None without scores."""
     stages = [s for s in ("filter", "gnn") if scores.get(s)]
     if not stages:
         return None
@@ -102,6 +107,19 @@ def plot_edge_scores(scores: dict, path: Path, summary: dict | None = None) -> P
             edges_in = "graph edges" if stage == "filter" else "edges after the filter"
             ax.set_title(_context(info, edges_in) if info else edges_in, fontsize=14)
             ax.legend(loc="upper center", fontsize=13)
-        fig.savefig(path, dpi=80, bbox_inches="tight")
-        plt.close(fig)
+    return fig
+
+
+def plot_edge_scores(scores: dict, path: Path, summary: dict | None = None) -> Path | None:
+    """:func:`edge_scores_figure` as a PNG; None (nothing written) without scores."""
+    fig = edge_scores_figure(scores, summary)
+    if fig is None:
+        return None
+    _save(fig, path)
     return path
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    with plt.style.context(mplhep.style.ROOT):  # fonts are looked up when drawing
+        fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
