@@ -189,7 +189,8 @@ class RecoJob:
         """Run the job (resuming its committed events) and finish its manifest."""
         seq, cfg = self.sequencer, self.config
         if seq.commits is None:
-            return RecoJobResult(self, seq.run())
+            summary = seq.run()
+            return RecoJobResult(self, summary, time.perf_counter() - self.started_s)
         planned = seq.event_numbers()
         if Manifest.exists(cfg.output):  # the same job (claim_output checked the settings)
             before = Manifest.read(cfg.output)
