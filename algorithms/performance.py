@@ -368,9 +368,8 @@ class TrackFindingPerformance(Writer):
                      f"pT > {self.pt_cut:g} GeV; definitions in performance.txt)")
         weights = s.get("trackml_score_weights")
         lines.append(f"TrackML score: {s['trackml_score']:.3f} over all events' space points "
-                     f"together (mean of the events' scores "
-                     f"{s['trackml_score_per_event_mean']:.3f}"
-                     + (f"; weights: {weights})" if weights else ")"))
+                     "together" + (f"; weights: {weights}" if weights else "")
+                     + f"; mean of the events' scores {s['trackml_score_per_event_mean']:.3f}")
         edges = s.get("edges")
         if isinstance(edges, dict):
             lines.append("edges per stage (efficiency: consecutive same-particle pairs kept; "
