@@ -15,7 +15,7 @@ from algorithms.exatrkx_track_finding import (
 )
 from algorithms.input_options import InputOptions
 from algorithms.keys import SPACEPOINT_WEIGHTS
-from algorithms.performance import TrackFindingPerformance
+from algorithms.performance import TrackFindingPerformance, sample_label, served_edge_note
 from algorithms.root_io import RootSpacePointReader, RootSpacePointWriter, RootTrackWriter
 from algorithms.trackml_io import TrackMLReader
 from sonic_exatrkx.framework import ConfigurationError, Reader, Sequencer
@@ -165,9 +165,14 @@ def add_reco_chain(
     if not performance:
         return algorithm, None
     weights = isinstance(reader, TrackMLReader) and reader.weights is not None
+    pipeline = algorithm.pipeline.config
     perf = TrackFindingPerformance(out, input_intermediates=INTERMEDIATES if edges else None,
                                    plots=plots,
-                                   gnn_cut=algorithm.pipeline.config.gnn.cut if edges else None,
+                                   gnn_cut=pipeline.gnn.cut if edges else None,
+                                   filter_cut=pipeline.filter.cut if edges else None,
+                                   sample=sample_label(input_path),
+                                   edge_note=None if edges else
+                                   served_edge_note(str(cfg.service_option)),
                                    input_weights=SPACEPOINT_WEIGHTS if weights else None)
     seq.add_writer(perf)
     return algorithm, perf

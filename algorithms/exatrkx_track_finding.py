@@ -183,11 +183,13 @@ class ExaTrkXTrackFinding(SonicProducer):
                 client = self.local
             self.client = client
         super().initialize()
-        self.logger.info("%s: %s inference (%s), mode %s, torch/FAISS threads per call %s, "
-                         "local pool %d, helper threads %s", self.name,
-                         "remote" if self.client.remote else "local", self.client.name,
-                         self.mode, self.pipeline.config.num_threads, cfg.local_threads,
-                         self.helper_threads if self.mode == "pseudo-async" else 0)
+        extra = f", local pool {cfg.local_threads}" if self.mode == "async" else ""
+        if self.mode == "pseudo-async":
+            extra += f", helper threads {self.helper_threads}"
+        self.logger.info("%s: %s (%s), mode %s, torch/FAISS threads per call %s%s",
+                         self.name, "served inference" if self.client.remote
+                         else "inference in this process", self.client.name, self.mode,
+                         self.pipeline.config.num_threads, extra)
 
     def make_inputs(self, ctx: AlgorithmContext) -> dict[str, np.ndarray]:
         sp = self.spacepoints(ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, astuple, dataclass, field
@@ -24,8 +25,55 @@ from sonic_exatrkx.exatrkx.metrics import (
     trackml_score,
 )
 from sonic_exatrkx.framework import AlgorithmContext, ConfigurationError, ReadHandle, Writer
+from sonic_exatrkx.paths import sample_events_dir
 
 EDGE_STAGES = ("graph", "filter", "gnn", "tracks")
+#: The marker before the definitions in ``performance.txt`` (the job prints what is above).
+DEFINITIONS_HEADING = "definitions:"
+
+
+def sample_label(input_path: str | os.PathLike[str]) -> str:
+    """What the plots and the report call the input: its folder (or file) name; the
+    shipped sample events by that name."""
+    path = Path(input_path).resolve()
+    return "the shipped sample" if path == sample_events_dir().resolve() else path.name
+
+
+def served_edge_note(service_option: str) -> str:
+    """Why a served run has no per-stage edge figures (one line of the report)."""
+    if service_option in ("custom", "S4"):  # one request runs every stage in the server
+        why = "the server runs every stage and answers with the track labels only"
+    else:
+        why = "the job keeps only the track labels of the stages it has served"
+    return (f"edge efficiency and purity per stage: not measured in a served run (service "
+            f"option {service_option}: {why}); run with --inference local for them")
+
+
+def definitions_text(min_hits: int, pt_cut: float) -> str:
+    """The definitions behind the report's numbers (``performance.txt``, docs/physics.md)."""
+    items = [
+        f"particle: a truth particle with >= {min_hits} space points (noise excluded); "
+        f"'pT > {pt_cut:g} GeV' also requires its transverse momentum above {pt_cut:g} GeV.",
+        f"track: the space points sharing a label, when there are >= {min_hits} of them.",
+        "majority particle of a track: the particle with more than half of the track's "
+        "space points; double majority: the track also holds more than half of that "
+        "particle's space points.",
+        "efficiency = particles with a double-majority track / particles.",
+        "fake rate = tracks with no majority particle / tracks. With a pT selection it is "
+        "over the tracks whose leading particle (the one with most of the track's space "
+        "points) passes it: ACTS selects tracks by their fitted pT, and these tracks have "
+        "none.",
+        "duplicate rate = particles with 2 or more majority tracks / found particles (those "
+        "with at least one majority track).",
+        "TrackML score: the weight of the space points on double-majority (track, "
+        "particle) pairs over the weight of all space points, every event together.",
+        "edge efficiency: the share of each particle's consecutive (by r) space point "
+        "pairs that a stage keeps; edge purity: the share of the kept edges that join two "
+        "space points of one particle.",
+        "every figure sums the counts of all events before dividing (docs/physics.md).",
+    ]
+    return "\n".join([DEFINITIONS_HEADING, *(textwrap.fill(
+        item, width=92, initial_indent="  - ", subsequent_indent="    ") for item in items)])
 
 
 def particle_kinematics(
@@ -65,7 +113,9 @@ class _EdgeCounts:
             "efficiency": self.n_found / self.n_true if self.n_true else float("nan"),
             "purity": self.n_pure / self.n_pred if self.n_pred else float("nan"),
             "n_true": self.n_true,
+            "n_found": self.n_found,
             "n_pred": self.n_pred,
+            "n_pure": self.n_pure,
         }
 
 
@@ -96,11 +146,14 @@ class TrackFindingPerformance(Writer):
     of the consecutive same-particle edges, by r, that the stage keeps; purity: share of
     kept edges that join two space points of one particle). `gnn_cut` (the pipeline's GNN
     cut on sigmoid scores) adds the GNN's own row, the edges passing it; the "tracks" row is
-    the edges track building joined (after the track builder's selection).
+    the edges track building joined (after the track builder's selection). `filter_cut`
+    and `gnn_cut` are marked on the score plot; `sample` (see :func:`sample_label`) names
+    the input on the plots and in the report; `edge_note` replaces the edge rows when
+    there are none (a served run: :func:`served_edge_note`).
 
-    Writes `<output_dir>/performance.json`, `performance.txt` and PNG plots (efficiency vs
-    pT and eta, edge score distributions) when the job finishes; `summary_text()` gives the
-    same text for printing.
+    Writes `<output_dir>/performance.json`, `performance.txt` (the summary, then the
+    definitions) and PNG plots (efficiency vs pT and eta, edge score distributions) when
+    the job finishes and lists them in `written`; `summary_text()` gives the summary.
     """
 
     def __init__(
@@ -117,12 +170,21 @@ class TrackFindingPerformance(Writer):
         pt_cut: float = 1.0,
         plots: bool = True,
         gnn_cut: float | None = None,
+        filter_cut: float | None = None,
+        sample: str | None = None,
+        edge_note: str | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        if gnn_cut is not None and not 0.0 <= gnn_cut <= 1.0:
-            raise ConfigurationError(f"{self.name}: gnn_cut must be in [0, 1], got {gnn_cut}")
+        for key, cut in (("gnn_cut", gnn_cut), ("filter_cut", filter_cut)):
+            if cut is not None and not 0.0 <= cut <= 1.0:
+                raise ConfigurationError(f"{self.name}: {key} must be in [0, 1], got {cut}")
         self.gnn_cut = gnn_cut
+        self.filter_cut = filter_cut
+        self.sample = sample
+        self.edge_note = edge_note
+        #: The files finalize wrote (names in ``output_dir``), for the job's summary.
+        self.written: list[str] = []
         self.output_dir = Path(output_dir)
         self.tracks = ReadHandle(self, input_tracks, np.ndarray)
         self.particle_ids = ReadHandle(self, input_particle_ids, np.ndarray)
@@ -231,12 +293,16 @@ class TrackFindingPerformance(Writer):
         (self.output_dir / "performance.json").write_text(
             json.dumps(self.summary, indent=2, default=float) + "\n"
         )
-        (self.output_dir / "performance.txt").write_text(self.summary_text() + "\n")
+        (self.output_dir / "performance.txt").write_text(
+            f"{self.summary_text()}\n\n{definitions_text(self.min_hits, self.pt_cut)}\n")
+        self.written = ["performance.txt", "performance.json"]
         if self.plots and self._acc.labels:
             from algorithms.performance_plots import plot_edge_scores, plot_efficiency
 
-            plot_efficiency(self.summary, self.output_dir)
-            plot_edge_scores(self._acc.scores, self.output_dir / "edge_scores.png")
+            plots = plot_efficiency(self.summary, self.output_dir)
+            plots.append(plot_edge_scores(self._acc.scores, self.output_dir / "edge_scores.png",
+                                          self.summary))
+            self.written += [p.name for p in plots if p is not None]
         self.logger.debug("track finding performance:\n%s", self.summary_text())
 
     def compute(self) -> dict[str, object]:
@@ -249,10 +315,14 @@ class TrackFindingPerformance(Writer):
         weights = np.concatenate(acc.weights) if weighted else None
         kw = {"min_hits": self.min_hits, "min_track_hits": self.min_hits}
         out: dict[str, object] = {
+            "sample": self.sample,
             "events": len(acc.labels),
             "spacepoints": int(labels.size),
-            "definitions": "double-majority matching; particles with >= "
-            f"{self.min_hits} space points; see sonic_exatrkx/exatrkx/metrics.py",
+            "min_hits": self.min_hits,
+            "definitions": "double-majority matching; particles and tracks with >= "
+            f"{self.min_hits} space points; pt>{self.pt_cut:g}: particles with pT > "
+            f"{self.pt_cut:g} GeV, fake rate over tracks whose leading particle has it; see "
+            "performance.txt and docs/physics.md",
             "all_pt": asdict(track_metrics(labels, pids, **kw)),
             f"pt>{self.pt_cut:g}": asdict(
                 track_metrics(labels, pids, pt=np.nan_to_num(pt), pt_min=self.pt_cut, **kw)
@@ -271,29 +341,54 @@ class TrackFindingPerformance(Writer):
                 "n_particles": binned.n_particles.tolist(),
                 "n_matched": binned.n_matched.tolist(),
             }
+        out["cuts"] = {"filter": self.filter_cut, "gnn": self.gnn_cut}
         if self.intermediates is not None:
             out["edges"] = {s: c.summary() for s, c in acc.edges.items()
                             if s != "gnn" or self.gnn_cut is not None}
         return out
 
     def summary_text(self) -> str:
+        """The summary in physics words: what each rate counts, over what, with counts."""
         s = self.summary if self.summary is not None else self.compute()
-        lines = [f"events: {s['events']}, space points: {s['spacepoints']}"]
-        for key in ("all_pt", f"pt>{self.pt_cut:g}"):
+        sample = f" ({s['sample']})" if s.get("sample") else ""
+        lines = [f"{s['events']} events{sample}, {s['spacepoints']} space points; "
+                 f"double-majority matching, particles and tracks with >= {self.min_hits} "
+                 "space points:"]
+        for key, label in (("all_pt", "all particles"),
+                           (f"pt>{self.pt_cut:g}", f"pT > {self.pt_cut:g} GeV")):
             m = s[key]
             assert isinstance(m, dict)
             lines.append(
-                f"{key:>8}: efficiency {100 * m['efficiency']:.1f}% "
-                f"({m['n_matched']}/{m['n_particles']}), fake rate "
-                f"{100 * m['fake_rate']:.1f}% ({m['n_fake']}/{m['n_tracks']}), duplicate rate "
-                f"{100 * m['duplicate_rate']:.1f}%"
-            )
-        lines.append(f"TrackML score: {s['trackml_score']:.3f}")
+                f"  {label + ':':<15} efficiency {_percent(m['efficiency'])} "
+                f"({m['n_matched']}/{m['n_particles']} particles), fake rate "
+                f"{_percent(m['fake_rate'])} ({m['n_fake']}/{m['n_tracks']} tracks), "
+                f"duplicate rate {_percent(m['duplicate_rate'])} "
+                f"({m['n_duplicated']}/{m['n_found']} found particles)")
+        lines.append(f"  (pT > {self.pt_cut:g} GeV tracks: those whose leading particle has "
+                     f"pT > {self.pt_cut:g} GeV; definitions in performance.txt)")
+        weights = s.get("trackml_score_weights")
+        lines.append(f"TrackML score: {s['trackml_score']:.3f} over all events' space points "
+                     "together" + (f"; weights: {weights}" if weights else "")
+                     + f"; mean of the events' scores {s['trackml_score_per_event_mean']:.3f}")
         edges = s.get("edges")
         if isinstance(edges, dict):
+            lines.append("edges per stage (efficiency: consecutive same-particle pairs kept; "
+                         "purity: kept edges joining one particle's space points):")
             for stage, e in edges.items():
                 lines.append(
-                    f"edges after {stage:>6}: efficiency {100 * e['efficiency']:.1f}%, "
-                    f"purity {100 * e['purity']:.1f}% ({e['n_pred']} edges)"
-                )
+                    f"  {self._stage_label(stage) + ':':<24} efficiency "
+                    f"{_percent(e['efficiency'])} ({e['n_found']}/{e['n_true']} pairs), "
+                    f"purity {_percent(e['purity'])} ({e['n_pure']}/{e['n_pred']} edges)")
+        elif self.edge_note:
+            lines.append(self.edge_note)
         return "\n".join(lines)
+
+    def _stage_label(self, stage: str) -> str:
+        cut = {"filter": self.filter_cut, "gnn": self.gnn_cut}.get(stage)
+        name = {"graph": "graph building", "filter": "filter", "gnn": "GNN",
+                "tracks": "track building"}[stage]
+        return f"{name} (score > {cut:g})" if cut is not None else name
+
+
+def _percent(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f}%"  # NaN: nothing to count

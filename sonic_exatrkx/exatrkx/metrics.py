@@ -15,10 +15,13 @@ Definitions (one set, used by the tests and the performance algorithms):
   particles.
 - **fake rate** = candidate tracks with no majority particle / candidate tracks. A track
   merging two particles 5+5 is fake; 6+4 is matched to the 6-hit particle and the other
-  particle loses efficiency.
+  particle loses efficiency. With ``pt_min``, over the candidate tracks whose *leading
+  particle* (the non-noise particle with most of the track's space points, ACTS's
+  "majority particle" before the 50 % test; ties: the lower particle id) has
+  ``pt > pt_min``: ACTS selects tracks by their fitted pT, and ExaTrkX tracks have none.
 - **duplicate rate** = selected particles with two or more majority-matched candidate tracks /
-  selected particles with at least one. A track split 6+4 is efficient and duplicated;
-  split 5+5 it is duplicated and inefficient (no double majority).
+  selected particles with at least one (*found* particles). A track split 6+4 is efficient
+  and duplicated; split 5+5 it is duplicated and inefficient (no double majority).
 - **TrackML score**: sum of the weights of the shared space points of every double-majority
   (track, particle) pair over the total weight (all tracks count, as in TrackML). Without
   weights, every non-noise space point weighs 1 and noise 0.
@@ -136,6 +139,9 @@ class _Matching:
     n_maj_tracks: np.ndarray  # majority-matched candidate tracks per particle
     n_candidates: int
     n_fake: int
+    track_fake: np.ndarray  # per candidate track: no majority particle
+    track_lead_hit: np.ndarray  # per candidate track: a space point of its leading
+    #                              particle (-1: noise only)
 
 
 def _match(labels: np.ndarray, particle_id: np.ndarray, min_track_hits: int) -> _Matching:
@@ -163,7 +169,9 @@ def _match(labels: np.ndarray, particle_id: np.ndarray, min_track_hits: int) -> 
 
     n_maj = np.bincount(p[maj], minlength=n_part_all)
     n_dm = np.bincount(p[dm], minlength=n_part_all)
-    tracks_with_majority = np.unique(t[maj]).size
+    has_majority = np.zeros(n_tracks, dtype=bool)
+    has_majority[t[maj]] = True
+    lead_hit = _leading_hit(t, p, shared, ~noise[p], first, n_tracks)
     real = ~noise
     return _Matching(
         particle_ids=uniq[real],
@@ -172,8 +180,24 @@ def _match(labels: np.ndarray, particle_id: np.ndarray, min_track_hits: int) -> 
         n_dm_tracks=n_dm[real],
         n_maj_tracks=n_maj[real],
         n_candidates=int(cand.sum()),
-        n_fake=int(cand.sum()) - tracks_with_majority,
+        n_fake=int((cand & ~has_majority).sum()),
+        track_fake=~has_majority[cand],
+        track_lead_hit=lead_hit[cand],
     )
+
+
+def _leading_hit(t: np.ndarray, p: np.ndarray, shared: np.ndarray, real: np.ndarray,
+                 first: np.ndarray, n_tracks: int) -> np.ndarray:
+    """Per track, the first space point of its leading particle (most shared space
+    points, ties: lower id; noise never leads), -1 where the track holds noise only."""
+    tr, pr, sh = t[real], p[real], shared[real]
+    order = np.lexsort((pr, -sh, tr))
+    tr, pr = tr[order], pr[order]
+    head = np.ones(tr.size, dtype=bool)
+    head[1:] = tr[1:] != tr[:-1]
+    lead = np.full(n_tracks, -1, dtype=np.int64)
+    lead[tr[head]] = first[pr[head]]
+    return lead
 
 
 @dataclass(frozen=True)
@@ -188,6 +212,7 @@ class TrackMetrics:
     fake_rate: float
     n_duplicated: int
     duplicate_rate: float
+    n_found: int = 0  # selected particles with a majority track: the duplicate rate's base
 
 
 def _selection(
@@ -213,11 +238,16 @@ def track_metrics(
     """Efficiency (double majority), fake and duplicate rates of one event.
 
     ``pt`` is the particle's transverse momentum per space point (GeV); ``pt_min=1.0``
-    selects ``pt > 1 GeV``, ``None`` takes all pT. The fake rate does not depend on the
-    particle selection.
+    selects ``pt > 1 GeV``, ``None`` takes all pT. With ``pt_min`` the fake rate is over
+    the tracks whose leading particle passes it (module docstring), else over all.
     """
     m = _match(labels, particle_id, min_track_hits)
     sel = _selection(m, min_hits, pt, pt_min)
+    tracks = np.ones(m.n_candidates, dtype=bool)
+    if pt_min is not None:
+        lead_pt = np.asarray(pt, dtype=np.float64).reshape(-1)[np.maximum(m.track_lead_hit, 0)]
+        tracks = (m.track_lead_hit >= 0) & (lead_pt > pt_min)
+    n_tracks, n_fake = int(tracks.sum()), int((m.track_fake & tracks).sum())
     n_sel = int(sel.sum())
     n_matched = int((m.n_dm_tracks[sel] > 0).sum())
     n_any = int((m.n_maj_tracks[sel] > 0).sum())
@@ -226,11 +256,12 @@ def track_metrics(
         n_particles=n_sel,
         n_matched=n_matched,
         efficiency=_ratio(n_matched, n_sel),
-        n_tracks=m.n_candidates,
-        n_fake=m.n_fake,
-        fake_rate=_ratio(m.n_fake, m.n_candidates),
+        n_tracks=n_tracks,
+        n_fake=n_fake,
+        fake_rate=_ratio(n_fake, n_tracks),
         n_duplicated=n_dup,
         duplicate_rate=_ratio(n_dup, n_any),
+        n_found=n_any,
     )
 
 

@@ -66,16 +66,23 @@ class RunSummary:
         return self.processed / self.wall_time_s if self.wall_time_s > 0 else 0.0
 
     def line(self) -> str:
+        """The job in one line: events, the event loop's wall time and rate (services'
+        start-up and the writers' end-of-job outputs are outside it), and the algorithm
+        that takes longest per event (``:external``: an event waiting for its external
+        work, e.g. a served inference)."""
         slow = self.timing.slowest()
-        slowest = (
-            f"; slowest: {slow.identifier} {1e3 * slow.time_perevent_s:.2f} ms/event"
-            if slow
-            else ""
-        )
+        if slow is None:
+            slowest = ""
+        elif slow.identifier.endswith(":external"):
+            slowest = (f"; slowest step: {slow.identifier.removesuffix(':external')} waiting "
+                       f"for its external work, {1e3 * slow.time_perevent_s:.2f} ms per event")
+        else:
+            slowest = (f"; slowest algorithm: {slow.identifier} "
+                       f"{1e3 * slow.time_perevent_s:.2f} ms per event")
         resumed = f" (+{self.resumed} restored from an earlier run)" if self.resumed else ""
         return (
             f"{self.processed} events processed{resumed}, {self.skipped} skipped, "
-            f"{len(self.failed)} failed in {self.wall_time_s:.2f} s "
+            f"{len(self.failed)} failed in {self.wall_time_s:.2f} s of event loop "
             f"({self.events_per_second:.1f} events/s){slowest}"
         )
 

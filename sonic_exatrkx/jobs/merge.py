@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from algorithms.chains import INTERMEDIATES
-from algorithms.performance import TrackFindingPerformance
+from algorithms.performance import TrackFindingPerformance, sample_label, served_edge_note
 from algorithms.root_io import RootTrackWriter
 from sonic_exatrkx.framework import ConfigurationError, EventCommits, Writer
 from sonic_exatrkx.framework.timing import TimingTable
@@ -121,10 +121,13 @@ def merge_outputs(folders: Sequence[str | Path], output: str | Path, *,
     writers: list[Writer] = [RootTrackWriter(out / "tracks.root")]
     perf = None
     if settings.get("performance"):
+        edges = bool(settings.get("edge_performance"))
         perf = TrackFindingPerformance(
-            out, input_intermediates=INTERMEDIATES if settings.get("edge_performance")
-            else None,
-            gnn_cut=settings["gnn_cut"] if settings.get("edge_performance") else None)
+            out, input_intermediates=INTERMEDIATES if edges else None,
+            gnn_cut=settings["gnn_cut"] if edges else None,
+            filter_cut=settings.get("filter_cut") if edges else None,
+            sample=sample_label(str(settings["input"])),
+            edge_note=None if edges else served_edge_note(str(settings.get("service_option"))))
         writers.append(perf)
     for writer in writers:
         writer.initialize()

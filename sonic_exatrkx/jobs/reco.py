@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 from algorithms.chains import add_conversion_chain, add_reco_chain, has_truth
 from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
 from algorithms.input_options import InputOptions, input_summary
-from algorithms.performance import TrackFindingPerformance
+from algorithms.performance import DEFINITIONS_HEADING, TrackFindingPerformance
 from sonic_exatrkx.exatrkx.pipeline import models_checksum, read_config
 from sonic_exatrkx.framework import (
     ConfigurationError,
@@ -53,6 +54,10 @@ ON_BAD_EVENT = ("fail", "skip")
 OWNED = ("tracks", "tracks.root", "performance.json", "performance.txt", "edge_scores.png",
          "efficiency_vs_pt.png", "efficiency_vs_eta.png", "timing.csv", "failed_events.csv",
          COMMITS, "manifest.json")
+#: What the job's summary lists when the folder holds it, in this order.
+LISTED = ("tracks", "tracks.root", "spacepoints.root", "csv", "performance.txt",
+          "performance.json", "efficiency_vs_pt.png", "efficiency_vs_eta.png",
+          "edge_scores.png", "timing.csv", "failed_events.csv")
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class RecoJobConfig:
             "service_option": finder.service_option.name if finder.remote else None,
             "edge_performance": performance and not finder.remote,
             "gnn_cut": read_config(finder.model_dir).gnn.cut,
+            "filter_cut": read_config(finder.model_dir).filter.cut,
         }
 
 
@@ -177,12 +183,14 @@ class RecoJob:
     settings: dict[str, object]
     finder: ExaTrkXTrackFinding | None = None
     performance: TrackFindingPerformance | None = None
+    started_s: float = field(default_factory=time.perf_counter)  # when the job was built
 
     def run(self) -> RecoJobResult:
         """Run the job (resuming its committed events) and finish its manifest."""
         seq, cfg = self.sequencer, self.config
         if seq.commits is None:
-            return RecoJobResult(self, seq.run())
+            summary = seq.run()
+            return RecoJobResult(self, summary, time.perf_counter() - self.started_s)
         planned = seq.event_numbers()
         if Manifest.exists(cfg.output):  # the same job (claim_output checked the settings)
             before = Manifest.read(cfg.output)
@@ -204,13 +212,14 @@ class RecoJob:
             manifest.client_stats = [s.counts() for s in self.finder.stats if s.requests]
         manifest.complete = True
         manifest.write(cfg.output)
-        return RecoJobResult(self, summary)
+        return RecoJobResult(self, summary, time.perf_counter() - self.started_s)
 
 
 @dataclass
 class RecoJobResult:
     job: RecoJob
     summary: RunSummary
+    total_s: float | None = None  # the whole job, from building it (None: nothing ran)
 
     @property
     def failed(self) -> list[FailedEvent]:
@@ -218,22 +227,46 @@ class RecoJobResult:
         return self.summary.failed
 
     def lines(self) -> list[str]:
-        """What the job prints at the end: the run, the client statistics of a served
-        job, the physics summary and the outputs written."""
+        """What the job prints at the end: the run and its timing, the client and server
+        statistics of a served job, the physics summary (``performance.txt`` above its
+        definitions) and the outputs the folder holds."""
         job = self.job
         lines = [f"sonic-exatrkx run: {self.summary.line()}"]
-        if job.finder is not None and job.finder.client is not None \
-                and job.finder.client.remote:
+        served = job.finder is not None and job.finder.client is not None \
+            and job.finder.client.remote
+        if self.total_s is not None:
+            parts = [] if job.config.convert_only else ["loading the models"]
+            if job.placement.server is not None:
+                parts.append("starting and stopping the Triton server")
+            parts.append("writing the end-of-job outputs"
+                         + (" and plots" if job.performance is not None else ""))
+            lines.append(f"whole job {self.total_s:.1f} s (the event loop plus "
+                         f"{', '.join(parts[:-1])}{' and ' if len(parts) > 1 else ''}"
+                         f"{parts[-1]})")
+        if served:
             lines.append(job.finder.stats_summary())
         lines += input_summary(job.sequencer.readers)
         report = job.config.output / "performance.txt"
         if job.performance is not None and report.is_file():  # what the folder holds
-            lines.append(report.read_text().rstrip("\n"))
-        produced = "spacepoints.root" if job.config.convert_only else "tracks/, tracks.root"
-        if job.performance is not None:
-            produced += ", performance.txt/.json, efficiency_vs_*.png, edge_scores.png"
-        lines.append(f"outputs in {job.config.output.resolve()}: timing.csv, {produced}")
+            text = report.read_text()
+            lines.append(text.split(f"\n\n{DEFINITIONS_HEADING}")[0].rstrip("\n"))
+        lines.append(f"outputs in {job.config.output.resolve()}: "
+                     f"{', '.join(listed_outputs(job.config.output))}")
         return lines
+
+
+def listed_outputs(folder: Path) -> list[str]:
+    """The job outputs ``folder`` holds, as the summary names them (folders: ``name/``
+    and their file count)."""
+    shown = []
+    for name in LISTED:
+        path = folder / name
+        if path.is_dir():
+            n = sum(1 for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            shown.append(f"{name}/ ({n} files)")
+        elif path.is_file():
+            shown.append(name)
+    return shown
 
 
 def claim_output(cfg: RecoJobConfig, settings: dict[str, object]) -> None:

@@ -65,7 +65,7 @@ class InferenceClient:
         self.output_specs = dict(outputs)
         #: Declared optional outputs that are not tensors (name -> Python type).
         self.extra_outputs = dict(extras or {})
-        self.stats = ClientStats(name)
+        self.stats = ClientStats(name, local=not self.remote)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
         """Blocking inference."""

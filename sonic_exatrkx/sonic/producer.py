@@ -19,7 +19,8 @@ Outputs do not depend on the mode: the same client computes them.
 Every event gets a trace (input preparation, round trip from dispatch to answer,
 produce); at the end of the job :meth:`SonicProducer.trace_summary` sets the round trip
 against the time the requests spent queued and computing in Triton (its statistics API,
-per model, over the job), which leaves the network and client overhead.
+per model, over the job), which leaves the network and client overhead when Triton's
+counts are this job's requests.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from sonic_exatrkx.framework import (
 from sonic_exatrkx.sonic.client import InferenceClient, Tensors, completed
 from sonic_exatrkx.sonic.errors import check_count
 from sonic_exatrkx.sonic.metrics import MetricsServer, write_metrics
-from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming
+from sonic_exatrkx.sonic.stats import ClientStats, ServerTiming, round_trip_split
 
 MODES = ("sync", "pseudo-async", "async")
 
@@ -169,10 +170,10 @@ class SonicProducer(ExternalWorkAlgorithm):
         return self.client.server_stats() if self.client is not None else []
 
     def trace_summary(self) -> list[str]:
-        """Per-event traces in a few lines: client prep, round trip and produce (median,
-        90 %), and for a served job the round trip split into time in Triton (queue +
-        compute, summed over the models an event visits) and the rest (network, client,
-        stages run here)."""
+        """Per-event traces in a few lines: input preparation, dispatch to answer and
+        output storing (median, 90 %), and for a served job the mean from dispatch to
+        answer split into time in Triton (queue + compute, summed over the models an event
+        visits) and the rest (:func:`~sonic_exatrkx.sonic.stats.round_trip_split`)."""
         with self._trace_lock:
             rows = np.array([t[1:] for t in self.traces], dtype=np.float64).reshape(-1, 3)
         rows = rows[np.isfinite(rows).all(axis=1)] * 1e3
@@ -180,24 +181,14 @@ class SonicProducer(ExternalWorkAlgorithm):
             return []
         p50, p90 = np.percentile(rows, 50, axis=0), np.percentile(rows, 90, axis=0)
         mean = rows.mean(axis=0)
-        lines = [f"{self.name} trace: {len(rows)} events; per event client prep "
-                 f"{p50[0]:.2f} ms (p90 {p90[0]:.2f}), round trip {p50[1]:.2f} ms (p90 "
-                 f"{p90[1]:.2f}, mean {mean[1]:.2f}), produce {p50[2]:.2f} ms"]
+        lines = [f"{self.name} trace: {len(rows)} events; per event, median (p90): inputs "
+                 f"prepared {p50[0]:.2f} ms ({p90[0]:.2f}), dispatch to answer "
+                 f"{p50[1]:.2f} ms ({p90[1]:.2f}; mean {mean[1]:.2f}), outputs stored "
+                 f"{p50[2]:.2f} ms"]
         timings = [t for t in self.server_timings() if t.inferences > 0]
         if timings:
-            by_model: dict[str, list[ServerTiming]] = {}
-            for t in timings:
-                by_model.setdefault(t.model, []).append(t)
-            queue = compute = 0.0
-            for items in by_model.values():  # one request per model and event
-                n = sum(t.inferences for t in items)
-                queue += sum(t.queue_ms * t.inferences for t in items) / n
-                compute += sum(t.compute_ms * t.inferences for t in items) / n
-            rest = mean[1] - queue - compute
-            lines.append(f"{self.name} trace: in Triton per event queue {queue:.2f} ms + "
-                         f"compute {compute:.2f} ms ({len(by_model)} model(s), statistics "
-                         f"API); outside the server (network, client, local stages) "
-                         f"{rest:.2f} ms of the mean round trip")
+            lines.append(round_trip_split(f"{self.name} trace", float(mean[1]), timings,
+                                          self.stats))
         return lines
 
     def stats_summary(self) -> str:

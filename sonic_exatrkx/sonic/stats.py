@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +22,13 @@ class ClientStats:
     extra tries on the same server, ``failovers`` moves to the next server, ``fallbacks``
     requests handed to the local fallback, ``failures`` requests that failed for good;
     ``bytes_sent`` / ``bytes_received`` go over the network, ``bytes_shm`` (both ways)
-    through system shared memory.
+    through system shared memory. ``local``: the client runs in this process (its
+    "requests" are calls, its latencies their durations).
     """
 
     name: str
     server: str = ""  # set for the statistics of one server of a pool
+    local: bool = False
     requests: int = 0
     retries: int = 0
     failovers: int = 0
@@ -63,26 +65,31 @@ class ClientStats:
         """The counters and latencies as plain values (a job's manifest; merges sum them)."""
         with self._lock:
             latencies = list(self.latencies_s)
-        return {"name": self.name, **{k: getattr(self, k) for k in COUNTERS},
-                "latencies_s": latencies}
+        return {"name": self.name, "local": self.local,
+                **{k: getattr(self, k) for k in COUNTERS}, "latencies_s": latencies}
 
     @classmethod
     def summed(cls, name: str, items: Iterable[Mapping[str, Any]]) -> ClientStats:
         """One client's statistics over several jobs (shards, chunks) from :meth:`counts`."""
         total = cls(name)
         for item in items:
+            total.local = bool(item.get("local", False))
             total.add(**{k: int(item.get(k, 0)) for k in COUNTERS})
             total.latencies_s.extend(float(x) for x in item.get("latencies_s", []))
         return total
 
     def line(self) -> str:
-        """One summary line: counts, latency percentiles, bytes sent."""
+        """One summary line: counts, round-trip percentiles (sent to answered), bytes; for
+        a client in this process: calls and their durations."""
         p = self.percentiles_ms()
+        spread = f"p50 {p['p50']:.1f} ms, p90 {p['p90']:.1f} ms, p99 {p['p99']:.1f} ms"
+        if self.local:
+            return f"{self.name} (in this process): {self.requests} calls; time per call {spread}"
         where = f" on {self.server}" if self.server else ""
         return (
             f"{self.name}{where}: {self.requests} requests, {self.retries} retries, "
             f"{self.failovers} failovers, {self.fallbacks} fallbacks, {self.failures} failed; "
-            f"latency p50 {p['p50']:.1f} ms, p90 {p['p90']:.1f} ms, p99 {p['p99']:.1f} ms; "
+            f"round trip per request (sent to answered) {spread}; "
             f"{self.bytes_sent / 1e6:.2f} MB sent, {self.bytes_received / 1e6:.2f} MB received"
             + (f", {self.bytes_shm / 1e6:.2f} MB via shared memory" if self.bytes_shm else "")
         )
@@ -139,3 +146,41 @@ def timing_since(client: str, url: str, model: str, before: Counters | None,
     ms = {k: 1e-6 * delta[k][1] / n for k in delta}
     compute = ms["compute_input"] + ms["compute_infer"] + ms["compute_output"]
     return ServerTiming(client, url, model, n, ms["queue"], compute, ms["success"])
+
+
+def round_trip_split(name: str, mean_ms: float, timings: Sequence[ServerTiming],
+                     stats: Sequence[ClientStats]) -> str:
+    """The mean time from dispatch to answer per event, split into Triton's queue and
+    compute (per model: its mean per request, one request per model and event) and the
+    rest outside the server (network, client, stages run here).
+
+    The split holds only when Triton's counts are this job's requests: when a model
+    counted more or fewer inferences than the job had answered (other clients on the
+    server, tries the job gave up on, a server without statistics, events run by the
+    local fallback) the rest is not reported; nor is a rest below zero, which differences
+    of means can give, as a negative time.
+    """
+    by_client: dict[str, list[ServerTiming]] = {}
+    for t in timings:
+        by_client.setdefault(t.client, []).append(t)
+    answered = {s.name: s.requests - s.failures - s.fallbacks for s in stats}
+    queue = compute = 0.0
+    mismatched = []
+    for client, items in by_client.items():
+        n = sum(t.inferences for t in items)
+        queue += sum(t.queue_ms * t.inferences for t in items) / n
+        compute += sum(t.compute_ms * t.inferences for t in items) / n
+        if client in answered and answered[client] != n:
+            mismatched.append(f"{client}: {n} inferences counted for {answered[client]} "
+                              "answered requests")
+    head = (f"{name}: of the mean {mean_ms:.2f} ms from dispatch to answer per event, "
+            f"{queue:.2f} ms queued and {compute:.2f} ms computing in Triton "
+            f"({len(by_client)} model(s), statistics API)")
+    if mismatched:
+        return (f"{head}; the rest is not this job's to split ({'; '.join(mismatched)}: "
+                "other clients, abandoned tries or the local fallback)")
+    rest = mean_ms - queue - compute
+    if rest < 0:
+        return (f"{head}; outside the server: too small to measure (Triton's means exceed "
+                f"the round trip's by {-rest:.2f} ms)")
+    return f"{head}, {rest:.2f} ms outside the server (network, client, stages run here)"

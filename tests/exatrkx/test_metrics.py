@@ -112,3 +112,36 @@ def test_true_edges_and_edge_metrics() -> None:
     assert (m.n_true, m.n_true_pred) == (4, 3) and m.purity == 0.75
     empty = edge_metrics(np.zeros((2, 0), np.int64), pid, r)
     assert empty.efficiency == 0.0 and np.isnan(empty.purity)
+
+
+def test_pt_selected_fake_rate_is_over_the_tracks_of_the_selection() -> None:
+    """pT > 1 GeV: the fake rate's tracks are those whose leading particle (most of their
+    space points, noise never leads) has pT > 1 GeV, not every track again."""
+    labels = PERFECT.copy()
+    labels[[18, 19, 20, 21]] = 7  # fake: 2 hits of particle 3 (pT 1.5) + 2 noise
+    every = track_metrics(labels, PID)
+    hi = track_metrics(labels, PID, pt=PT, pt_min=1.0)
+    assert (every.n_tracks, every.n_fake) == (3, 1)  # particles 1, 2 and the fake
+    assert (hi.n_tracks, hi.n_fake, hi.fake_rate) == (2, 1, 0.5)  # particle 1 + the fake
+    # The fake's leading particle is soft (particle 2, pT 0.5, ahead of particle 3 on the
+    # tie by id): outside the pT > 1 GeV tracks.
+    labels = PERFECT.copy()
+    labels[[14, 15, 18, 19, 20, 21]] = 7  # 2 of particle 2, 2 of particle 3, 2 noise
+    hi = track_metrics(labels, PID, pt=PT, pt_min=1.0)
+    assert (hi.n_tracks, hi.n_fake, hi.fake_rate) == (1, 0, 0.0)
+    assert track_metrics(labels, PID).n_fake == 1
+    # A noise-only track has no leading particle: a fake of "all", in no pT selection.
+    pid = np.array([1] * 4 + [0] * 3, dtype=np.uint64)
+    lab = np.array([0] * 4 + [1] * 3)
+    pt = np.array([2.0] * 4 + [0.0] * 3)
+    assert track_metrics(lab, pid).n_fake == 1
+    hi = track_metrics(lab, pid, pt=pt, pt_min=1.0)
+    assert (hi.n_tracks, hi.n_fake) == (1, 0)
+
+
+def test_duplicate_rate_counts_found_particles() -> None:
+    labels = PERFECT.copy()
+    labels[6:10] = 9  # particle 1: 6 + 4, two majority tracks
+    m = track_metrics(labels, PID)
+    assert (m.n_duplicated, m.n_found) == (1, 3)
+    assert m.duplicate_rate == m.n_duplicated / m.n_found

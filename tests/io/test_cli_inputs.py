@@ -82,7 +82,7 @@ def test_trackml_with_truth_gets_the_performance_and_a_weighted_score(tmp_path):
     result = run("--input-format", "trackml", "-i", str(tmp_path / "trackml"), "-o",
                  str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
-    assert "TrackML score:" in result.output and "edges after" in result.output
+    assert "TrackML score:" in result.output and "edges per stage" in result.output
     summary = json.loads((tmp_path / "out" / "performance.json").read_text())
     assert summary["trackml_score_weights"] == "truth weight column"
     truth = pd.read_csv(tmp_path / "trackml" / "event000000001-truth.csv")

@@ -47,7 +47,7 @@ def test_run_triton_starts_and_stops_its_own_server(triton_available, sonic_mode
     assert "server 2 instance(s) x 1 thread(s) per model; 4 events in flight" in out
     assert "3 events processed, 0 skipped, 0 failed" in out
     assert "triton:exatrkx: 3 requests, 0 retries" in out
-    assert "trace: 3 events" in out and "in Triton per event queue" in out
+    assert "trace: 3 events" in out and "computing in Triton (1 model(s)" in out
     assert "efficiency" in out  # performance from the served labels
     files = track_files(tmp_path)
     assert len(files) == 3 and files == track_files(local_run)
