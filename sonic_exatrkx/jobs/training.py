@@ -46,8 +46,9 @@ def kernel_provenance() -> dict[str, str]:
 
 
 def event_arrays(tables: dict[str, Any]) -> dict[str, np.ndarray]:
-    """``x, y, z`` (mm), ``particle_id`` (uint64, 0 = noise) and the particle's ``pt`` (GeV,
-    0 for noise) per space point of one simulated event (``simulate_event`` output)."""
+    """``x, y, z`` (mm), ``particle_id`` (uint64, 0 = noise), the particle's ``pt`` (GeV,
+    0 for noise) and ``module_id`` (the space point's ``geometry_id_1``, uint64) per space
+    point of one simulated event (``simulate_event`` output)."""
     from sonic_exatrkx.io.acts_csv import attach_truth
 
     sp = tables["spacepoint"]
@@ -68,6 +69,7 @@ def event_arrays(tables: dict[str, Any]) -> dict[str, np.ndarray]:
         "z": sp["z"].to_numpy(np.float64),
         "particle_id": pid.astype(np.uint64, copy=False),
         "pt": pt.astype(np.float32),
+        "module_id": sp["geometry_id_1"].to_numpy(np.uint64),
     }
 
 

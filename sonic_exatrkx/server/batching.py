@@ -94,22 +94,27 @@ def split_labels(labels: np.ndarray, row_splits: np.ndarray) -> list[np.ndarray]
 
 
 def run_batched(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None,
-                row_splits: np.ndarray | None = None) -> np.ndarray:
+                row_splits: np.ndarray | None = None, module_ids: np.ndarray | None = None
+                ) -> np.ndarray:
     """Labels of the ``exatrkx`` model: the contract's ``run_pipeline`` once per event.
 
     With ``row_splits`` (offsets ``[n_events + 1]``), ``features`` holds several events one
     after the other: each is checked and run on its own and the labels are concatenated in
     the same order, each event numbered as if it came alone. ``max_spacepoints`` applies per
-    event.
+    event. ``module_ids`` (a module-map pipeline's ``MODULE_IDS``, one per row) are cut the
+    same way.
     """
     if row_splits is None:
-        return run_pipeline(pipeline, features, max_spacepoints)
+        return run_pipeline(pipeline, features, max_spacepoints, module_ids)
     events = split_events(np.asarray(features), row_splits)
+    ids = [None] * len(events) if module_ids is None else split_events(
+        np.asarray(module_ids), row_splits)
     prepared = []
     for i, event in enumerate(events):  # check every event before running any
         try:
             prepared.append(prepare_features(pipeline, event, max_spacepoints))
         except ValueError as exc:
             raise type(exc)(f"event {i} of {len(events)} in the request: {exc}") from None
-    labels = [run_pipeline(pipeline, f) for f in prepared]
+    labels = [run_pipeline(pipeline, f, module_ids=m)
+              for f, m in zip(prepared, ids, strict=True)]
     return np.concatenate(labels) if labels else np.zeros(0, np.int64)
