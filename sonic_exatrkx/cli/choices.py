@@ -51,6 +51,11 @@ class Executor(str, Enum):
     dask = "dask"
 
 
+class GraphConstruction(str, Enum):
+    metric_learning = "metric_learning"
+    module_map = "module_map"
+
+
 def parse_headers(items: list[str]) -> dict[str, str]:
     """``KEY=VALUE`` options as a dict (exit 2 naming a malformed one)."""
     pairs = [item.partition("=") for item in items]

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from sonic_exatrkx.cli.choices import GraphConstruction
+
 __all__ = ["DEFAULT_TRAIN_SEED", "train"]
 
 #: Seed of the shipped training sample; held-out evaluation uses other seeds.
@@ -77,6 +79,20 @@ def train(
         min=1, help="Torch / FAISS threads. 1 by default: on a shared 2-core machine two threads "
              "made every small op wait for a descheduled worker (measured 60x slower).")] = 1,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    graph_construction: Annotated[GraphConstruction, typer.Option(
+        help="Graph construction: the trained embedding and a radius search, or a module "
+             "map built from simulated truth first (no embedding; the filter and GNN "
+             "train on its graphs; docs/models.md).")] = GraphConstruction.metric_learning,
+    module_map_events: Annotated[int, typer.Option(
+        min=1, help="Simulated ttbar-like events the module map is built from.")] = 200,
+    module_map_pileup: Annotated[float, typer.Option(
+        min=0.0, help="Pileup of the module map's events.")] = 200.0,
+    module_map_pt_min: Annotated[float, typer.Option(
+        min=0.0, help="The module map learns the doublets of particles above this pT "
+                      "(GeV).")] = 0.8,
+    module_map_margin: Annotated[float, typer.Option(
+        min=0.0, help="Widen every module pair's ranges by this share of its layer pair's "
+                      "range on each side.")] = 0.05,
 ) -> None:
     """Train the embedding, filter and GNN models on simulated HNL events (mu=0 plus some
     pileup) and write TorchScript models, config.json and loss_curves.png to --output."""
@@ -92,7 +108,9 @@ def train(
         embedding_hidden=embedding_hidden, filter_hidden=filter_hidden, gnn_hidden=gnn_hidden,
         gnn_iterations=gnn_iterations, filter_cut=filter_cut, gnn_cut=gnn_cut,
         filter_max_degree=filter_max_degree, track_builder=track_builder, geometry=geometry,
-        threads=threads, progress=progress)
+        threads=threads, progress=progress, graph_construction=graph_construction.value,
+        module_map_events=module_map_events, module_map_pileup=module_map_pileup,
+        module_map_pt_min=module_map_pt_min, module_map_margin=module_map_margin)
     try:
         job.configs()
     except ValueError as exc:
