@@ -308,3 +308,32 @@ def test_pipeline_with_a_module_map_tracks_a_mu50_event():
     assert res.edges.shape[1] < 10 * n  # a sparse graph
     m = track_metrics(res.labels, a["particle_id"], pt=a["pt"], pt_min=1.0)
     assert m.n_particles > 50 and m.efficiency > 0.3  # shipped GNN, not trained on maps
+
+
+def test_training_with_a_module_map(tmp_path: Path):
+    """`train --graph-construction module_map`: the map first, then the filter and GNN on
+    its graphs; the folder loads and tracks (tiny sample, a few epochs)."""
+    from sonic_exatrkx.jobs.training import TrainingJob, run_training
+
+    job = TrainingJob(
+        output=tmp_path, pileups=(0.0,), events=4, pileup_events=0, sectors=1, seed=5,
+        epochs=(0, 3, 3), pt_min=0.0, lr=1e-2, radius=0.7, graph_radius=None, margin=1.0,
+        max_k=32, neighbour_budget=None, embedding_dim=8, embedding_hidden=16,
+        filter_hidden=16, gnn_hidden=16, gnn_iterations=2, filter_cut=0.1, gnn_cut=0.5,
+        filter_max_degree=0, track_builder="junction_removal", geometry=True, threads=1,
+        progress=False, graph_construction="module_map", module_map_events=3,
+        module_map_pileup=20.0)
+    report = run_training(job)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert {"filter.pt", "gnn.pt", MODULE_MAP_FILE, "config.json", "training.json"} <= files
+    assert "embedding.pt" not in files
+    summary = json.loads((tmp_path / "training.json").read_text())
+    assert summary["config"]["graph_construction"] == "module_map"
+    assert summary["module_map"]["sample"]["events"] == 3 and summary["module_map"]["pairs"]
+    assert "module_map" in summary["seconds"]
+    assert report.edge_metrics["graph"].n_pred > 0
+    pipe = Pipeline.from_directory(tmp_path)
+    assert pipe.config.track_builder == "junction_removal" and pipe.module_map is not None
+    (a, f), = _events("hnl", 0, 6, 1)
+    labels = pipe.run(f, module_ids=a["module_id"]).labels
+    assert labels.shape == (f.shape[0],) and labels.max() > 0
