@@ -23,6 +23,7 @@ __all__ = [
     "KERNEL_ENV",
     "MAP_SAMPLE",
     "MAP_SEED_OFFSET",
+    "add_module_map",
     "build_module_map",
     "TrainingJob",
     "TrainingReport",
@@ -162,6 +163,26 @@ def build_module_map(events: int, pileup: float, seed: int, features: Any,
     described = {"sample": sample, "pileup": pileup, "seed": seed, "events": events,
                  "generator_pt_min": sim.pt_min, "noise_fraction": 0.0}
     return ModuleMap.from_events(map_events(), features, cfg, sample=described)
+
+
+def add_module_map(models: str | Path, output: str | Path, events: int = 200,
+                   pileup: float = 200.0, seed: int = 1000 + MAP_SEED_OFFSET,
+                   config: Any = None, *, progress: bool = True) -> Path:
+    """A module-map copy of the models folder ``models`` in ``output``: its filter and GNN
+    as they are, a map of ``events`` simulated events (:func:`build_module_map`) in place of
+    the embedding, ``graph_construction="module_map"`` in config.json.
+
+    Why: to measure the map's graph (and what edge models trained on metric-learning graphs
+    make of it) without training; a module-map pipeline meant for physics trains its
+    filter and GNN on the map's graphs (``train --graph-construction module_map``)."""
+    from sonic_exatrkx.exatrkx import Pipeline
+
+    source = Pipeline.from_directory(models)
+    module_map = build_module_map(events, pileup, seed, source.config.features, config,
+                                  progress=progress)
+    cfg = replace(source.config, graph_construction="module_map")
+    Pipeline(None, source.filter, source.gnn, cfg, module_map).save(output)
+    return Path(output)
 
 
 @dataclass(frozen=True)

@@ -106,8 +106,10 @@ def test_map_of_a_hand_made_event_has_exactly_its_signal_pairs_and_ranges():
 
 def test_margin_widens_by_a_share_of_the_layer_pairs_range():
     ev, _ = hand_event()
-    base = ModuleMap.from_events([ev], FEATURES, ModuleMapConfig(pt_min=1.0, margin=0.0))
-    wide = ModuleMap.from_events([ev], FEATURES, ModuleMapConfig(pt_min=1.0, margin=0.5))
+    base = ModuleMap.from_events([ev], FEATURES, ModuleMapConfig(pt_min=1.0, margin=0.0,
+                                                                 quantities=ALL))
+    wide = ModuleMap.from_events([ev], FEATURES, ModuleMapConfig(pt_min=1.0, margin=0.5,
+                                                                 quantities=ALL))
     # layer pair (1, 2) holds the module pairs L1S2-L2S2 and L1S1-L2S1: dz spans -5..50
     k = base.quantities.index("dz")
     lp_width = 50.0 - (-5.0)
