@@ -20,6 +20,7 @@ import pandas as pd
 from algorithms.keys import SPACEPOINTS, TRACKS
 from sonic_exatrkx.exatrkx import Pipeline, PipelineResult
 from sonic_exatrkx.exatrkx.pipeline import models_checksum
+from sonic_exatrkx.exatrkx.stages import MODULE_IDS
 from sonic_exatrkx.framework import (
     AlgorithmContext,
     ConfigurationError,
@@ -196,7 +197,14 @@ class ExaTrkXTrackFinding(SonicProducer):
         features = self.pipeline.features(
             sp["x"].to_numpy(), sp["y"].to_numpy(), sp["z"].to_numpy()
         )
-        return {"FEATURES": self.pipeline.prepare(features)}
+        inputs = {"FEATURES": self.pipeline.prepare(features)}
+        if self.pipeline.config.module_map:
+            if "geometry_id_1" not in sp.columns:
+                raise ConfigurationError(
+                    f"{self.name}: event {ctx.event}: the models' module map needs each space "
+                    "point's module (column geometry_id_1), which these space points lack")
+            inputs[MODULE_IDS] = sp["geometry_id_1"].to_numpy(np.uint64)
+        return inputs
 
     def put_outputs(self, ctx: AlgorithmContext, outputs: Mapping[str, Any]) -> None:
         self.tracks(ctx, outputs["LABELS"])

@@ -96,7 +96,7 @@ def bench_block(
 
     if warmup and arrays:
         a = arrays[0]
-        pipeline.run(pipeline.features(a["x"], a["y"], a["z"]))
+        pipeline.run(pipeline.features(a["x"], a["y"], a["z"]), module_ids=a.get("module_id"))
     times: dict[str, list[float]] = {s: [] for s in STAGES}
     stages = ("graph", "filter", "gnn", "tracks")
     edge_parts: dict[str, list[Any]] = {s: [] for s in stages}
@@ -108,7 +108,7 @@ def bench_block(
         t0 = time.perf_counter()
         feats = pipeline.features(a["x"], a["y"], a["z"])
         t1 = time.perf_counter()
-        res = pipeline.run(feats, return_intermediates=True)
+        res = pipeline.run(feats, return_intermediates=True, module_ids=a.get("module_id"))
         return feats, res, t1 - t0, time.perf_counter() - t0
 
     parallel_wall: float | None = None
@@ -257,7 +257,7 @@ def run_pipeline_bench(config: PipelineBenchConfig, say: Callable[[str], None] =
         cfg = replace(cfg, graph=replace(cfg.graph, neighbour_budget=config.neighbour_budget))
     if config.max_degree is not None:
         cfg = replace(cfg, filter=replace(cfg.filter, max_degree=config.max_degree))
-    pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, cfg)
+    pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, cfg, pipe.module_map)
     # what the pipeline does on its first event anyway; said here because it moves timings
     malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     say(f"models {models}, {config.threads} thread(s) x {config.workers} worker(s), "

@@ -110,11 +110,20 @@ class TrackBuilder(str, Enum):
     components = "components"
     best_edges = "best_edges"
     best_outgoing = "best_outgoing"
+    junction_removal = "junction_removal"
 
 
 def values(choice: type[Enum]) -> tuple[str, ...]:
     """The words of an enum, in order (for argparse ``choices=`` in examples/)."""
     return tuple(member.value for member in choice)
+
+
+class GraphConstruction(str, Enum):
+    """Graph construction (``sonic_exatrkx.exatrkx.module_map``): the trained embedding and
+    a radius search, or a module map built from simulated truth."""
+
+    metric_learning = "metric_learning"
+    module_map = "module_map"
 
 
 def parse_headers(items: list[str]) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from sonic_exatrkx.cli.choices import TrackBuilder
+from sonic_exatrkx.cli.choices import GraphConstruction, TrackBuilder
 
 __all__ = ["DEFAULT_TRAIN_SEED", "train"]
 
@@ -84,6 +84,20 @@ def train(
     progress: Annotated[bool | None, typer.Option(
         show_default="on a terminal", help="Progress bars (default: only when stderr is a "
         "terminal, so redirected logs get no bar frames).")] = None,
+    graph_construction: Annotated[GraphConstruction, typer.Option(
+        help="Graph construction: the trained embedding and a radius search, or a module "
+             "map built from simulated truth first (no embedding; the filter and GNN "
+             "train on its graphs; docs/models.md).")] = GraphConstruction.metric_learning,
+    module_map_events: Annotated[int, typer.Option(
+        min=1, help="Simulated ttbar-like events the module map is built from.")] = 200,
+    module_map_pileup: Annotated[float, typer.Option(
+        min=0.0, help="Pileup of the module map's events.")] = 200.0,
+    module_map_pt_min: Annotated[float, typer.Option(
+        min=0.0, help="The module map learns the doublets of particles above this pT "
+                      "(GeV).")] = 0.8,
+    module_map_margin: Annotated[float, typer.Option(
+        min=0.0, help="Widen every module pair's ranges by this share of its layer pair's "
+                      "range on each side.")] = 0.05,
 ) -> None:
     """Train the embedding, filter and GNN models on simulated HNL events (mu=0 plus some
     pileup) and write TorchScript models, config.json and loss_curves.png to --output."""
@@ -102,7 +116,10 @@ def train(
         embedding_hidden=embedding_hidden, filter_hidden=filter_hidden, gnn_hidden=gnn_hidden,
         gnn_iterations=gnn_iterations, filter_cut=filter_cut, gnn_cut=gnn_cut,
         filter_max_degree=filter_max_degree, track_builder=track_builder.value,
-        geometry=geometry, threads=pipeline_threads, progress=progress)
+        geometry=geometry, threads=pipeline_threads, progress=progress,
+        graph_construction=graph_construction.value, module_map_events=module_map_events,
+        module_map_pileup=module_map_pileup, module_map_pt_min=module_map_pt_min,
+        module_map_margin=module_map_margin)
     try:
         job.configs()
     except ValueError as exc:

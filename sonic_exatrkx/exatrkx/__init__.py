@@ -18,6 +18,7 @@ from .models import (
     InteractionNetwork,
     make_mlp,
 )
+from .module_map import ModuleMap, ModuleMapConfig
 from .pipeline import (
     Pipeline,
     PipelineConfig,
@@ -29,7 +30,14 @@ from .pipeline import (
     set_num_threads,
 )
 from .timing import StageTimer
-from .tracks import TRACK_BUILDERS, UNASSIGNED, best_edges, build_tracks, renumber_first_appearance
+from .tracks import (
+    TRACK_BUILDERS,
+    UNASSIGNED,
+    best_edges,
+    build_tracks,
+    junction_removal,
+    renumber_first_appearance,
+)
 
 __all__ = [
     "TRACK_BUILDERS",
@@ -44,6 +52,8 @@ __all__ = [
     "GraphConfig",
     "InteractionNetwork",
     "MissingModelFileError",
+    "ModuleMap",
+    "ModuleMapConfig",
     "Pipeline",
     "PipelineConfig",
     "PipelineResult",
@@ -57,6 +67,7 @@ __all__ = [
     "compute_features",
     "cut_and_cap",
     "degree_cap",
+    "junction_removal",
     "load_models",
     "load_script",
     "make_mlp",

@@ -65,13 +65,17 @@ from .models import (
     GNNConfig,
     InteractionNetwork,
 )
+from .module_map import MODULE_MAP_FILE, ModuleMap, coordinates
 from .timing import StageTimer
-from .tracks import TRACK_BUILDERS, best_edges, build_tracks
+from .tracks import TRACK_BUILDERS, best_edges, build_tracks, junction_removal
 
 MODEL_FILES: dict[str, str] = {"embedding": "embedding.pt", "filter": "filter.pt", "gnn": "gnn.pt"}
 CONFIG_FILE = "config.json"
 CONFIG_FORMAT = "sonic-exatrkx-pipeline"
 CONFIG_VERSION = 1
+#: Graph construction of :class:`PipelineConfig`: the embedding and a radius search, or
+#: the module map (:mod:`.module_map`).
+GRAPH_CONSTRUCTIONS: tuple[str, ...] = ("metric_learning", "module_map")
 
 
 def set_num_threads(n: int) -> None:
@@ -109,8 +113,17 @@ class PipelineConfig:
     ``track_builder``: ``"components"`` (the reference: connected components of the edges
     passing the GNN cut), ``"best_edges"`` (of those, only each space point's best
     outgoing and incoming edge, :func:`~sonic_exatrkx.exatrkx.tracks.best_edges`, then
-    connected components) or ``"best_outgoing"`` (only each space point's best outgoing
-    edge, then connected components; the shipped models' choice).
+    connected components), ``"best_outgoing"`` (only each space point's best outgoing
+    edge, then connected components; the shipped models' choice) or
+    ``"junction_removal"`` (at every space point with several incoming or several
+    outgoing edges only the best of them stays, :func:`~.tracks.junction_removal`, then
+    connected components: ACTS's ``JunctionRemoval``).
+
+    ``graph_construction``: ``"metric_learning"`` (the embedding model, then
+    :func:`~.graph.build_edges` with ``graph``; the shipped models) or ``"module_map"``
+    (:class:`~.module_map.ModuleMap` from ``module_map.npz`` beside the models, on the
+    space points' module ids; no embedding model; ``graph.orientation`` still orients the
+    edges).
     """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -123,6 +136,7 @@ class PipelineConfig:
     edge_batch_size: int = 1 << 18
     track_builder: str = "components"
     device: str = "cpu"
+    graph_construction: str = "metric_learning"
 
     def __post_init__(self) -> None:
         width = self.features.width
@@ -160,6 +174,20 @@ class PipelineConfig:
                 f"PipelineConfig: track_builder must be one of {TRACK_BUILDERS}, "
                 f"got {self.track_builder!r}"
             )
+        if self.graph_construction not in GRAPH_CONSTRUCTIONS:
+            raise ExaTrkXConfigError(
+                f"PipelineConfig: graph_construction must be one of {GRAPH_CONSTRUCTIONS}, "
+                f"got {self.graph_construction!r}")
+        missing = [n for n in ("r", "phi", "z") if self.features.index(n) is None]
+        if self.module_map and missing:
+            raise ExaTrkXConfigError(
+                f"PipelineConfig: graph_construction 'module_map' needs the features r, phi "
+                f"and z; {self.features.names} lacks {missing}")
+
+    @property
+    def module_map(self) -> bool:
+        """Whether the graph comes from a module map (no embedding stage)."""
+        return self.graph_construction == "module_map"
 
     def with_cuts(
         self, filter_cut: float | None = None, gnn_cut: float | None = None
@@ -182,6 +210,7 @@ class PipelineConfig:
             "num_threads": self.num_threads,
             "edge_batch_size": self.edge_batch_size,
             "track_builder": self.track_builder,
+            "graph_construction": self.graph_construction,
         }
 
     @classmethod
@@ -203,7 +232,7 @@ class PipelineConfig:
                 except TypeError as err:
                     raise ExaTrkXConfigError(f"PipelineConfig: bad '{key}' section: {err}") from err
             elif key in ("min_hits", "num_threads", "edge_batch_size", "track_builder",
-                         "device"):
+                         "device", "graph_construction"):
                 kwargs[key] = value
             else:
                 raise ExaTrkXConfigError(f"PipelineConfig: unknown key '{key}'")
@@ -293,21 +322,32 @@ def edge_scores(model: nn.Module, x: torch.Tensor, edges: np.ndarray, batch: int
 
 
 class Pipeline:
-    """Embedding, filter and GNN models plus their :class:`PipelineConfig`."""
+    """Embedding (or module map), filter and GNN models plus their :class:`PipelineConfig`.
+
+    A ``graph_construction="module_map"`` config needs ``module_map`` and no embedding
+    (one given is kept but never run)."""
 
     def __init__(
         self,
-        embedding: nn.Module,
+        embedding: nn.Module | None,
         filter: nn.Module,  # noqa: A002 - the stage's name
         gnn: nn.Module,
         config: PipelineConfig | None = None,
+        module_map: ModuleMap | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
+        if self.config.module_map and module_map is None:
+            raise ExaTrkXConfigError("stage 'graph': graph_construction 'module_map' needs a "
+                                     f"module map ({MODULE_MAP_FILE} beside the models)")
+        if embedding is None and not self.config.module_map:
+            raise ExaTrkXConfigError("stage 'embedding': graph_construction "
+                                     "'metric_learning' needs an embedding model")
         #: the torch device of the models (checked usable: never a silent CPU run)
         self.device = usable_device(self.config.device)
-        self.embedding = embedding.eval().to(self.device)
+        self.embedding = embedding.eval().to(self.device) if embedding is not None else None
         self.filter = filter.eval().to(self.device)
         self.gnn = gnn.eval().to(self.device)
+        self.module_map = module_map if self.config.module_map else None
         # Models built here (eager or TorchScript) carry their input width: check it against
         # the config now rather than failing inside torch on the first event.
         for stage, module, cfg in (
@@ -323,33 +363,41 @@ class Pipeline:
                 )
 
     @classmethod
-    def from_config(cls, config: PipelineConfig | None = None, seed: int = 0) -> Pipeline:
-        """Untrained models of the configured shapes (for training or tests)."""
+    def from_config(cls, config: PipelineConfig | None = None, seed: int = 0,
+                    module_map: ModuleMap | None = None) -> Pipeline:
+        """Untrained models of the configured shapes (for training or tests); a module-map
+        config takes ``module_map`` instead of an embedding."""
         cfg = config or PipelineConfig()
         torch.manual_seed(seed)
-        return cls(Embedding(cfg.embedding), Filter(cfg.filter), InteractionNetwork(cfg.gnn), cfg)
+        emb = None if cfg.module_map else Embedding(cfg.embedding)
+        return cls(emb, Filter(cfg.filter), InteractionNetwork(cfg.gnn), cfg, module_map)
 
     @classmethod
     def from_directory(cls, model_dir: str | Path, **overrides: Any) -> Pipeline:
-        """Load ``embedding.pt``, ``filter.pt``, ``gnn.pt`` (TorchScript) and ``config.json``
-        (or ``config.yaml``). ``overrides`` replace top-level config fields (e.g.
-        ``num_threads=2``, ``device="cuda:0"``)."""
+        """Load ``embedding.pt`` (or ``module_map.npz``), ``filter.pt``, ``gnn.pt``
+        (TorchScript) and ``config.json`` (or ``config.yaml``). ``overrides`` replace
+        top-level config fields (e.g. ``num_threads=2``, ``device="cuda:0"``)."""
         emb, fil, gnn, cfg = load_models(model_dir)
+        module_map = load_module_map(model_dir) if cfg.module_map else None
         if overrides:
             cfg = replace(cfg, **overrides)
-        return cls(emb, fil, gnn, cfg)
+        return cls(emb, fil, gnn, cfg, module_map)
 
     def save(self, model_dir: str | Path) -> Path:
-        """Write the models (TorchScript) and config to ``model_dir``."""
-        return save_models(model_dir, self.embedding, self.filter, self.gnn, self.config)
+        """Write the models (TorchScript), the module map if any, and config to
+        ``model_dir``."""
+        return save_models(model_dir, self.embedding, self.filter, self.gnn, self.config,
+                           module_map=self.module_map)
 
     def features(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Node features of space points at ``x, y, z`` (mm) with this pipeline's scaling."""
         return compute_features(x, y, z, self.config.features)
 
-    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Track label per space point from positions in mm."""
-        return self.run(self.features(x, y, z)).labels
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                 module_ids: np.ndarray | None = None) -> np.ndarray:
+        """Track label per space point from positions in mm (and module ids, for a
+        module map)."""
+        return self.run(self.features(x, y, z), module_ids=module_ids).labels
 
     # One method per stage: ``run`` is exactly these in sequence, so a caller serving the
     # stages separately (e.g. per-stage Triton models) gets the same arrays bit for bit.
@@ -367,6 +415,8 @@ class Pipeline:
 
     def embed(self, features: np.ndarray) -> np.ndarray:
         """Embedding ``[N, D]`` of prepared features."""
+        if self.embedding is None or self.config.module_map:
+            raise ExaTrkXConfigError("stage 'embed': a module-map pipeline has no embedding")
         n = features.shape[0]
         if n == 0:
             return np.zeros((0, self.config.embedding.out_features), dtype=np.float32)
@@ -375,8 +425,22 @@ class Pipeline:
         check_finite(emb, "embedding", "output")
         return np.ascontiguousarray(emb, dtype=np.float32)
 
-    def graph(self, embedding: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """Candidate edges from the embedding (``r`` for the orientation from features)."""
+    def graph(self, embedding: np.ndarray | None, features: np.ndarray,
+              module_ids: np.ndarray | None = None) -> np.ndarray:
+        """Candidate edges: from the embedding (``r`` for the orientation from features),
+        or, with a module map, from the features and each space point's module id."""
+        if self.module_map is not None:
+            if module_ids is None:
+                raise ValueError("stage 'graph': the module map needs MODULE_IDS (each space "
+                                 "point's geometry id)")
+            ids = np.asarray(module_ids).reshape(-1)
+            if ids.size != features.shape[0]:
+                raise ValueError(f"stage 'graph': MODULE_IDS has {ids.size} entries for "
+                                 f"{features.shape[0]} space points")
+            r, phi, z = coordinates(features, self.config.features)
+            return self.module_map.edges(ids, r, phi, z, self.config.graph.orientation)
+        if embedding is None:
+            raise ValueError("stage 'graph': metric learning needs the EMBEDDING")
         r_idx = self.config.features.index("r")
         r = features[:, r_idx] if r_idx is not None else None
         return build_edges(
@@ -413,22 +477,32 @@ class Pipeline:
         """Bool ``[E]``: the edges track building joins (GNN cut and ``track_builder``)."""
         keep = apply_cut(gnn_scores, self.config.gnn.cut)
         builder = self.config.track_builder
-        if builder in ("best_edges", "best_outgoing") and keep.any():
+        if builder != "components" and keep.any():
             sel = np.flatnonzero(keep)
             keep = np.zeros_like(keep)
-            best = best_edges(edges[:, sel], np.asarray(gnn_scores)[sel],
-                              outgoing_only=builder == "best_outgoing")
+            scores = np.asarray(gnn_scores)[sel]
+            if builder == "junction_removal":
+                best = junction_removal(edges[:, sel], scores)
+            else:
+                best = best_edges(edges[:, sel], scores,
+                                  outgoing_only=builder == "best_outgoing")
             keep[sel[best]] = True
         return keep
 
-    def run_many(self, events: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The labels of several events (node features ``[N_i, F]`` each), computed in one
-        pass: one embedding, filter and GNN call on all events' rows (bigger matrices, one
-        call's overhead), graph and track building per event. Each event's labels equal
-        :meth:`run`'s for it alone, bit for bit (the module docstring says why)."""
+    def run_many(self, events: Sequence[np.ndarray],
+                 module_ids: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The labels of several events (node features ``[N_i, F]`` each; with a module
+        map, each event's ``module_ids`` too), computed in one pass: one embedding, filter
+        and GNN call on all events' rows (bigger matrices, one call's overhead), graph and
+        track building per event. Each event's labels equal :meth:`run`'s for it alone, bit
+        for bit (the module docstring says why)."""
         feats = [self.prepare(f) for f in events]
         if not feats:
             return []
+        ids: list[np.ndarray | None] = list(module_ids) if module_ids is not None \
+            else [None] * len(feats)
+        if len(ids) != len(feats):
+            raise ValueError(f"run_many: {len(ids)} MODULE_IDS arrays for {len(feats)} events")
         sizes = [f.shape[0] for f in feats]
         # event i's rows at starts[i] (a multiple of ROW_ALIGN), its padding rows after them
         starts = np.cumsum([0, *(aligned_rows(n) if n else 0 for n in sizes)])
@@ -436,31 +510,36 @@ class Pipeline:
         for start, f in zip(starts, feats, strict=False):
             rows[start:start + f.shape[0]] = f
         x = self._tensor(rows)
-        with torch.inference_mode():
-            emb_all = self.embedding(x).cpu().numpy() if x.shape[0] else np.zeros(
-                (0, self.config.embedding.out_features), np.float32)
         edges = []
-        for start, f in zip(starts, feats, strict=False):
-            emb = np.ascontiguousarray(emb_all[start:start + f.shape[0]])
-            check_finite(emb, "embedding", "output")
-            edges.append(self.graph(emb, f))
+        if self.config.module_map:
+            edges = [self.graph(None, f, i) for f, i in zip(feats, ids, strict=True)]
+        else:
+            with torch.inference_mode():
+                emb_all = self.embedding(x).cpu().numpy() if x.shape[0] else np.zeros(
+                    (0, self.config.embedding.out_features), np.float32)
+            for start, f in zip(starts, feats, strict=False):
+                emb = np.ascontiguousarray(emb_all[start:start + f.shape[0]])
+                check_finite(emb, "embedding", "output")
+                edges.append(self.graph(emb, f))
         f_scores = _edge_pass(self.filter, x, starts, sizes, edges, self.config.edge_batch_size)
         f_edges = [e[:, self.filter_edge_mask(e, s)] for e, s in zip(edges, f_scores,
                                                                      strict=True)]
         g_scores = _edge_pass(self.gnn, x, starts, sizes, f_edges, None)
         return [self.tracks(n, e, g) for n, e, g in zip(sizes, f_edges, g_scores, strict=True)]
 
-    def run(self, features: np.ndarray, return_intermediates: bool = False) -> PipelineResult:
-        """Run the chain on node features ``[N, F]`` (float32, see ``features.py``)."""
+    def run(self, features: np.ndarray, return_intermediates: bool = False,
+            module_ids: np.ndarray | None = None) -> PipelineResult:
+        """Run the chain on node features ``[N, F]`` (float32, see ``features.py``); a
+        module map also needs each space point's ``module_ids`` (uint64 geometry ids)."""
         cfg = self.config
         t_start = time.perf_counter()
         feats = self.prepare(features)
         n = feats.shape[0]
         timer = StageTimer()
         with timer.stage("embedding"):
-            emb = self.embed(feats)
+            emb = None if cfg.module_map else self.embed(feats)
         with timer.stage("build_edges"):
-            edges = self.graph(emb, feats)
+            edges = self.graph(emb, feats, module_ids)
         with timer.stage("filter"):
             f_scores = self.score_filter(feats, edges)
             f_edges = edges[:, self.filter_edge_mask(edges, f_scores)]
@@ -513,19 +592,35 @@ def load_script(path: str | Path) -> torch.jit.ScriptModule:
 
 def save_models(
     model_dir: str | Path,
-    embedding: nn.Module,
+    embedding: nn.Module | None,
     filter: nn.Module,  # noqa: A002
     gnn: nn.Module,
     config: PipelineConfig,
+    *,
+    module_map: ModuleMap | None = None,
 ) -> Path:
     """Script (``torch.jit.script``) and write ``embedding.pt``, ``filter.pt``, ``gnn.pt``
-    and ``config.json`` into ``model_dir`` (created if needed)."""
+    and ``config.json`` into ``model_dir`` (created if needed). A module-map config writes
+    ``module_map.npz`` instead of ``embedding.pt``."""
     out = Path(model_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if config.module_map:
+        if module_map is None:
+            raise ExaTrkXConfigError("save_models: graph_construction 'module_map' needs the "
+                                     "module map")
+        module_map.save(out / MODULE_MAP_FILE)
+    elif embedding is None:
+        raise ExaTrkXConfigError("save_models: metric learning needs the embedding model")
     for name, module in (("embedding", embedding), ("filter", filter), ("gnn", gnn)):
-        script_module(module).save(str(out / MODEL_FILES[name]))
+        if name in model_stages(config):
+            script_module(module).save(str(out / MODEL_FILES[name]))
     write_config(out, config)
     return out
+
+
+def model_stages(config: PipelineConfig) -> tuple[str, ...]:
+    """The TorchScript models a configuration has (no embedding with a module map)."""
+    return ("filter", "gnn") if config.module_map else ("embedding", "filter", "gnn")
 
 
 #: config.json's record of the model files it belongs to: file -> stage and sha256.
@@ -546,7 +641,7 @@ def models_checksum(model_dir: str | Path) -> str:
     server whose models differ from its own."""
     folder = Path(model_dir)
     digest = hashlib.sha256()
-    for path in sorted([*folder.glob("*.pt"), folder / CONFIG_FILE]):
+    for path in sorted([*folder.glob("*.pt"), folder / CONFIG_FILE, folder / MODULE_MAP_FILE]):
         if path.is_file():
             digest.update(path.name.encode())
             digest.update(file_sha256(path).encode())
@@ -558,7 +653,10 @@ def write_config(model_dir: Path, config: PipelineConfig) -> Path:
     a file replaced by another stage's model (or another training) is refused at load."""
     data = config.to_dict()
     data[MODEL_RECORD] = {MODEL_FILES[name]: {"stage": name, "sha256": file_sha256(
-        model_dir / MODEL_FILES[name])} for name in ("embedding", "filter", "gnn")}
+        model_dir / MODEL_FILES[name])} for name in model_stages(config)}
+    if config.module_map:
+        data[MODEL_RECORD][MODULE_MAP_FILE] = {
+            "stage": "graph", "sha256": file_sha256(model_dir / MODULE_MAP_FILE)}
     path = model_dir / CONFIG_FILE
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
@@ -613,21 +711,34 @@ def _read_config_and_record(model_dir: Path
 
 def load_models(
     model_dir: str | Path,
-) -> tuple[torch.jit.ScriptModule, torch.jit.ScriptModule, torch.jit.ScriptModule, PipelineConfig]:
-    """Load what :func:`save_models` wrote: ``(embedding, filter, gnn, config)``."""
+) -> tuple[torch.jit.ScriptModule | None, torch.jit.ScriptModule, torch.jit.ScriptModule,
+           PipelineConfig]:
+    """Load what :func:`save_models` wrote: ``(embedding, filter, gnn, config)``; the
+    embedding is None for a module-map config (:func:`load_module_map` reads the map)."""
     d = Path(model_dir)
     if not d.is_dir():
         raise MissingModelFileError(f"model directory not found: {d}")
     config, record = _read_config_and_record(d)
-    models = []
-    for name in ("embedding", "filter", "gnn"):
+    models: dict[str, torch.jit.ScriptModule] = {}
+    for name in model_stages(config):
         path = d / MODEL_FILES[name]
         if not path.is_file():
             raise MissingModelFileError(f"stage '{name}': model file not found: {path}")
         check_model_file(path, name, record)
-        models.append(load_script(path))
-    emb, fil, gnn = models
-    return emb, fil, gnn, config
+        models[name] = load_script(path)
+    return models.get("embedding"), models["filter"], models["gnn"], config
+
+
+def load_module_map(model_dir: str | Path) -> ModuleMap:
+    """The module map of a models folder, refused unless it is the file config.json was
+    written with (its sha256)."""
+    d = Path(model_dir)
+    _, record = _read_config_and_record(d)
+    path = d / MODULE_MAP_FILE
+    if not path.is_file():
+        raise MissingModelFileError(f"stage 'graph': module map not found: {path}")
+    check_model_file(path, "graph", record)
+    return ModuleMap.load(path)
 
 
 __all__ = [
@@ -636,6 +747,8 @@ __all__ = [
     "Pipeline",
     "save_models",
     "load_models",
+    "load_module_map",
+    "model_stages",
     "set_num_threads",
     "apply_process_settings",
     "script_module",

@@ -16,6 +16,14 @@ edges)::
     FEATURES, FILTERED_EDGES -> gnn -> GNN_SCORES [Ef] (logits)
     FEATURES, FILTERED_EDGES, GNN_SCORES -> tracks -> LABELS [N]
 
+With ``graph_construction="module_map"`` there is no embed stage (:func:`pipeline_stages`)
+and the space points' module ids enter where the embedding did: ``MODULE_IDS`` UINT64
+``[N]`` (the ACTS ``geometry_id`` of each space point, as ACTS's ``ModuleMapCuda`` takes
+them beside the features) is an input of the whole pipeline (``exatrkx``, the ensemble) and
+of the graph stage::
+
+    FEATURES, MODULE_IDS -> graph -> EDGES [2,E]
+
 Each stage function calls the Pipeline's own stage methods (``embed``, ``graph``,
 ``score_filter`` + ``filter_edge_mask``, ``score_gnn``, ``tracks``), exactly what
 :meth:`Pipeline.run` is made of, so every placement of the stages (in process, per-stage
@@ -28,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +57,8 @@ DYNAMIC_MODEL = "exatrkx_dynamic"
 STAGE_MODELS: dict[str, str] = {stage: f"exatrkx_{stage}" for stage in STAGES}
 #: Optional input of ``exatrkx``: offsets ``[n_events + 1]`` of several events in one request.
 ROW_SPLITS = "ROW_SPLITS"
+#: Input of a module-map pipeline: each space point's module (ACTS geometry id).
+MODULE_IDS = "MODULE_IDS"
 #: The model parameter with the served models folder's checksum (``models_checksum``): a
 #: client refuses a server whose models differ from its own (identical tracks need it).
 MODELS_CHECKSUM = "MODELS_CHECKSUM"
@@ -170,11 +180,29 @@ def bind_dims(specs: Mapping[str, TensorSpec], tensors: Mapping[str, np.ndarray]
     return bound
 
 
+def pipeline_stages(config: PipelineConfig) -> tuple[str, ...]:
+    """The stages of the chain for ``config``, in order: :data:`STAGES`, without ``embed``
+    for a module map."""
+    if config.graph_construction == "module_map":
+        return tuple(s for s in STAGES if s != "embed")
+    return STAGES
+
+
 def stage_specs(stage: str, config: PipelineConfig) -> tuple[Specs, Specs]:
     """Input and output specs of ``stage``: one of :data:`STAGES`, ``"pipeline"`` (the whole
     chain, as the ensemble serves it) or ``"batched"`` (the ``exatrkx`` model: ``pipeline``
     plus the optional ``ROW_SPLITS``)."""
     feats = TensorSpec("FEATURES", "FP32", ("N", config.features.width))
+    if config.graph_construction == "module_map":
+        if stage == "embed":
+            raise SpecError("a module-map pipeline has no 'embed' stage; its stages are "
+                            f"{', '.join(pipeline_stages(config))}")
+        ids = TensorSpec(MODULE_IDS, "UINT64", ("N",))
+        if stage in ("pipeline", "batched", "graph"):
+            inputs, outputs = stage_specs(stage, _metric_learning(config))
+            inputs = by_name([feats, ids, *(s for n, s in inputs.items()
+                                            if n not in ("FEATURES", "EMBEDDING"))])
+            return inputs, outputs
     emb = TensorSpec("EMBEDDING", "FP32", ("N", config.embedding.out_features))
     edges = TensorSpec("EDGES", "INT64", (2, "E"))
     f_edges = TensorSpec("FILTERED_EDGES", "INT64", (2, "Ef"))
@@ -194,6 +222,10 @@ def stage_specs(stage: str, config: PipelineConfig) -> tuple[Specs, Specs]:
         raise SpecError(f"unknown ExaTrkX stage {stage!r}; one of {', '.join(table)}")
     inputs, outputs = table[stage]
     return by_name(inputs), by_name(outputs)
+
+
+def _metric_learning(config: PipelineConfig) -> PipelineConfig:
+    return replace(config, graph_construction="metric_learning")
 
 
 def prepare_features(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None
@@ -240,8 +272,23 @@ def _embed(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"EMBEDDING": p.embed(t["FEATURES"])}
 
 
+def _check_module_ids(ids: np.ndarray, rows: int) -> np.ndarray:
+    """``MODULE_IDS`` as uint64 ``[rows]``."""
+    a = np.asarray(ids)
+    if a.shape != (rows,):
+        raise ValueError(f"{MODULE_IDS} has shape {list(a.shape)}, expected [{rows}] (one "
+                         "module id per space point)")
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"{MODULE_IDS} must be integers (uint64 geometry ids), got {a.dtype}")
+    return a.astype(np.uint64, copy=False)
+
+
 def _graph(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    emb = _check_float("EMBEDDING", t["EMBEDDING"], t["FEATURES"].shape[0], "graph")
+    n = t["FEATURES"].shape[0]
+    if p.config.graph_construction == "module_map":
+        ids = _check_module_ids(t[MODULE_IDS], n)
+        return {"EDGES": p.graph(None, t["FEATURES"], ids).astype(np.int64, copy=False)}
+    emb = _check_float("EMBEDDING", t["EMBEDDING"], n, "graph")
     return {"EDGES": p.graph(emb, t["FEATURES"]).astype(np.int64, copy=False)}
 
 
@@ -284,17 +331,26 @@ def run_stage(pipeline: Pipeline, stage: str, tensors: Mapping[str, np.ndarray |
         return _STAGE_FUNCS[stage](pipeline, t)
 
 
-def run_pipeline(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None
-                 ) -> np.ndarray:
-    """Labels of the whole chain for one event: ``Pipeline.run`` itself."""
+def run_pipeline(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None,
+                 module_ids: np.ndarray | None = None) -> np.ndarray:
+    """Labels of the whole chain for one event: ``Pipeline.run`` itself (``module_ids``:
+    the ``MODULE_IDS`` of a module-map pipeline)."""
     feats = prepare_features(pipeline, features, max_spacepoints)
-    return pipeline.run(feats).labels.astype(np.int64, copy=False)
+    if pipeline.config.graph_construction == "module_map":
+        if module_ids is None:
+            raise ValueError(f"a module-map pipeline needs {MODULE_IDS} (each space point's "
+                             "geometry id) beside FEATURES")
+        module_ids = _check_module_ids(module_ids, feats.shape[0])
+    return pipeline.run(feats, module_ids=module_ids).labels.astype(np.int64, copy=False)
 
 
-def run_chain(pipeline: Pipeline, features: np.ndarray) -> np.ndarray:
+def run_chain(pipeline: Pipeline, features: np.ndarray,
+              module_ids: np.ndarray | None = None) -> np.ndarray:
     """Labels from the stages chained as in the ensemble (for tests, no server)."""
     tensors: dict[str, np.ndarray] = {"FEATURES": np.asarray(features)}
-    for stage in STAGES:
+    if module_ids is not None:
+        tensors[MODULE_IDS] = np.asarray(module_ids)
+    for stage in pipeline_stages(pipeline.config):
         inputs, _ = stage_specs(stage, pipeline.config)
         tensors.update(run_stage(pipeline, stage, {n: tensors[n] for n in inputs}))
     return tensors["LABELS"]

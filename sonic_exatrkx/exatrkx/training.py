@@ -18,6 +18,10 @@ every edge it keeps to join hits of one particle.
 2. Filter: edges built with the trained embedding (pipeline orientation), weighted BCE
    (positive weight = negatives / positives, clipped).
 3. GNN: edges kept by the trained filter, weighted BCE.
+
+With ``graph_construction="module_map"`` step 1 is the :class:`~.module_map.ModuleMap`
+(built from truth beforehand, :meth:`ModuleMap.from_events`, and passed in): the filter and
+GNN train on its graphs, which need each event's ``module_id``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from .features import check_finite, check_width
 from .graph import apply_cut, build_edges
 from .metrics import EdgeMetrics, edge_metrics, true_edges
 from .models import exact_tanh
+from .module_map import ModuleMap, coordinates
 from .pipeline import Pipeline, PipelineConfig, save_models
 
 
@@ -50,6 +55,7 @@ class TrainingEvent:
     features: np.ndarray
     particle_id: np.ndarray
     pt: np.ndarray | None = None
+    module_id: np.ndarray | None = None  # uint64 per space point (module-map graphs)
 
     def __post_init__(self) -> None:
         f = np.ascontiguousarray(np.asarray(self.features, dtype=np.float32))
@@ -63,12 +69,19 @@ class TrainingEvent:
         object.__setattr__(self, "particle_id", pid)
         if self.pt is not None:
             object.__setattr__(self, "pt", np.asarray(self.pt, dtype=np.float32).reshape(-1))
+        if self.module_id is not None:
+            ids = np.asarray(self.module_id).reshape(-1).astype(np.uint64)
+            if ids.size != pid.size:
+                raise ValueError(f"TrainingEvent: {ids.size} module ids for {pid.size} "
+                                 "space points")
+            object.__setattr__(self, "module_id", ids)
 
     @classmethod
     def coerce(cls, event: TrainingEvent | Mapping[str, Any]) -> TrainingEvent:
         if isinstance(event, TrainingEvent):
             return event
-        return cls(event["features"], event["particle_id"], event.get("pt"))
+        return cls(event["features"], event["particle_id"], event.get("pt"),
+                   event.get("module_id"))
 
 
 def phi_sectors(event: TrainingEvent, n: int, phi: np.ndarray) -> list[TrainingEvent]:
@@ -92,7 +105,8 @@ def phi_sectors(event: TrainingEvent, n: int, phi: np.ndarray) -> list[TrainingE
     for k in range(int(n)):
         m = sector == k
         pt = None if event.pt is None else event.pt[m]
-        out.append(TrainingEvent(event.features[m], event.particle_id[m], pt))
+        ids = None if event.module_id is None else event.module_id[m]
+        out.append(TrainingEvent(event.features[m], event.particle_id[m], pt, ids))
     return out
 
 
@@ -171,6 +185,15 @@ def _graph(embedding: nn.Module, ev: TrainingEvent, config: PipelineConfig) -> n
     with torch.inference_mode():
         emb = embedding(torch.from_numpy(ev.features)).numpy()
     return build_edges(emb, r=_r_of(ev.features, config), config=config.graph)
+
+
+def _map_graph(module_map: ModuleMap, ev: TrainingEvent, config: PipelineConfig
+               ) -> np.ndarray:
+    """The module map's graph of a training event (as :meth:`Pipeline.graph`)."""
+    if ev.module_id is None:
+        raise ValueError("training: a module-map pipeline needs each event's module_id")
+    r, phi, z = coordinates(ev.features, config.features)
+    return module_map.edges(ev.module_id, r, phi, z, config.graph.orientation)
 
 
 def _bce_weight(y: torch.Tensor, max_pos_weight: float) -> torch.Tensor:
@@ -391,6 +414,9 @@ def _check_same_models(trained: PipelineConfig, saved: PipelineConfig) -> None:
         raise ExaTrkXConfigError(
             "train_pipeline: saved_config has other features than training"
         )
+    if saved.graph_construction != trained.graph_construction:
+        raise ExaTrkXConfigError("train_pipeline: saved_config has another graph "
+                                 "construction than training")
     selection = ("cut", "max_degree")
     for stage in ("embedding", "filter", "gnn"):
         a = {k: v for k, v in getattr(trained, stage).to_dict().items() if k not in selection}
@@ -408,13 +434,15 @@ def train_pipeline(
     training: TrainingConfig | None = None,
     output_dir: str | Path | None = None,
     saved_config: PipelineConfig | None = None,
+    module_map: ModuleMap | None = None,
 ) -> tuple[Pipeline, TrainingHistory]:
     """Train embedding, filter and GNN in sequence; save them (TorchScript + config.json)
     and ``loss_curves.png`` into ``output_dir`` when given.
 
     ``saved_config``: the configuration written to ``config.json`` (default: ``config``),
     for inference settings that differ from training's (e.g. the graph radius); it must
-    describe the same models.
+    describe the same models. ``module_map``: the graph of a ``module_map`` config (no
+    embedding is trained; it is saved with the models).
     """
     cfg = config or PipelineConfig()
     tcfg = training or TrainingConfig()
@@ -425,16 +453,25 @@ def train_pipeline(
         raise ValueError("train_pipeline: no events")
     for ev in evs:
         check_width(ev.features, cfg.features.width, "training")
+    if cfg.module_map and module_map is None:
+        raise ExaTrkXConfigError("train_pipeline: graph_construction 'module_map' needs the "
+                                 "module map (ModuleMap.from_events)")
     torch.manual_seed(tcfg.seed)
-    pipe = Pipeline.from_config(cfg, seed=tcfg.seed)
+    pipe = Pipeline.from_config(cfg, seed=tcfg.seed, module_map=module_map)
     hist = TrainingHistory()
 
-    with exact_tanh(pipe.embedding, pipe.filter, pipe.gnn):
+    models = [m for m in (pipe.embedding, pipe.filter, pipe.gnn) if m is not None]
+    with exact_tanh(*models):
         t0 = time.perf_counter()
-        hist.embedding_loss = train_embedding(pipe.embedding, evs, cfg, tcfg)
-        graphs = [_graph(pipe.embedding, ev, cfg) for ev in evs]
+        if pipe.module_map is not None:
+            graphs = [_map_graph(pipe.module_map, ev, cfg) for ev in evs]
+        else:
+            assert pipe.embedding is not None
+            hist.embedding_loss = train_embedding(pipe.embedding, evs, cfg, tcfg)
+            graphs = [_graph(pipe.embedding, ev, cfg) for ev in evs]
         hist.edge_metrics["graph"] = _mean_edge_metrics(evs, graphs)
-        hist.seconds["embedding"] = time.perf_counter() - t0
+        hist.seconds["embedding" if pipe.module_map is None else "graph"] = (
+            time.perf_counter() - t0)
 
         hist.filter_loss, filtered = _train_edge_stage(
             hist, "filter", pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr,
@@ -444,7 +481,8 @@ def train_pipeline(
             tcfg)
 
     if output_dir is not None:
-        save_models(output_dir, pipe.embedding, pipe.filter, pipe.gnn, out_cfg)
+        save_models(output_dir, pipe.embedding, pipe.filter, pipe.gnn, out_cfg,
+                    module_map=pipe.module_map)
         if tcfg.plots:
             plot_losses(hist, Path(output_dir) / "loss_curves.png")
     return pipe, hist

@@ -151,26 +151,38 @@ def split_labels(labels: np.ndarray, row_splits: np.ndarray) -> list[np.ndarray]
     return split_events(labels, row_splits)
 
 
+#: One prepared event of a request: its node features and its MODULE_IDS (None unless the
+#: pipeline builds its graph from a module map).
+Event = tuple[np.ndarray, np.ndarray | None]
+
+
 def request_events(pipeline: Pipeline, features: np.ndarray, row_splits: np.ndarray | None,
-                   max_spacepoints: int | None, max_events: int | None) -> list[np.ndarray]:
-    """The checked, prepared events of one request of the ``exatrkx`` model: ``features``
-    alone is one event, with ``row_splits`` several (at most ``max_events``, checked
-    first, in O(1)); every event is checked before any is run."""
+                   max_spacepoints: int | None, max_events: int | None,
+                   module_ids: np.ndarray | None = None) -> list[Event]:
+    """The checked, prepared events of one request of the ``exatrkx`` model, each with its
+    ``MODULE_IDS`` slice (a module-map pipeline's; else None): ``features`` alone is one
+    event, with ``row_splits`` several (at most ``max_events``, checked first, in O(1));
+    every event is checked before any is run."""
     if row_splits is None:
-        return [prepare_features(pipeline, features, max_spacepoints)]
+        return [(prepare_features(pipeline, features, max_spacepoints), module_ids)]
     check_event_count(row_splits, max_events)
     events = split_events(np.asarray(features), row_splits, max_events)
+    ids = [None] * len(events) if module_ids is None else split_events(
+        np.asarray(module_ids), row_splits, max_events)
     prepared = []
     for i, event in enumerate(events):
         try:
             prepared.append(prepare_features(pipeline, event, max_spacepoints))
         except ValueError as exc:
             raise type(exc)(f"event {i} of {len(events)} in the request: {exc}") from None
-    return prepared
+    return list(zip(prepared, ids, strict=True))
 
 
-def _labels(pipeline: Pipeline, events: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return [lab.astype(np.int64, copy=False) for lab in pipeline.run_many(events)]
+def _labels(pipeline: Pipeline, events: Sequence[Event]) -> list[np.ndarray]:
+    ids = [i for _, i in events]
+    labels = pipeline.run_many([f for f, _ in events],
+                               ids if any(i is not None for i in ids) else None)
+    return [lab.astype(np.int64, copy=False) for lab in labels]
 
 
 def _joined(labels: Sequence[np.ndarray]) -> np.ndarray:
@@ -179,19 +191,22 @@ def _joined(labels: Sequence[np.ndarray]) -> np.ndarray:
 
 def run_batched(pipeline: Pipeline, features: np.ndarray, max_spacepoints: int | None = None,
                 row_splits: np.ndarray | None = None,
-                max_events: int | None = DEFAULT_MAX_EVENTS_PER_REQUEST) -> np.ndarray:
+                max_events: int | None = DEFAULT_MAX_EVENTS_PER_REQUEST,
+                module_ids: np.ndarray | None = None) -> np.ndarray:
     """Labels of the ``exatrkx`` model for one request.
 
     With ``row_splits`` (offsets ``[n_events + 1]``), ``features`` holds several events one
     after the other: all are checked, then computed in one pass, and the labels are
     concatenated in the same order, each event numbered as if it came alone.
     ``max_spacepoints`` applies per event, ``max_events`` (None: no bound) to the request,
-    before any other work.
+    before any other work. ``module_ids`` (a module-map pipeline's ``MODULE_IDS``, one per
+    row) are cut the same way.
     """
     if row_splits is None:
-        return run_pipeline(pipeline, features, max_spacepoints)
+        return run_pipeline(pipeline, features, max_spacepoints, module_ids)
     return _joined(_labels(pipeline, request_events(pipeline, features, row_splits,
-                                                    max_spacepoints, max_events)))
+                                                    max_spacepoints, max_events,
+                                                    module_ids)))
 
 
 #: One request of the ``exatrkx_dynamic`` model: its FEATURES ``[B, N, F]`` and its
@@ -231,7 +246,7 @@ def run_requests(pipeline: Pipeline, requests: Sequence[DynamicRequest],
 class _Items:
     """The prepared events of each of a request's B batch items, and N."""
 
-    def __init__(self, events: list[list[np.ndarray]], n_rows: int) -> None:
+    def __init__(self, events: list[list[Event]], n_rows: int) -> None:
         self.events = events
         self.n_rows = n_rows
 

@@ -11,10 +11,12 @@ Two ways to serve the same chain, both from one repository:
 Both take ``FEATURES`` FP32 ``[N, F]`` (the pipeline's node features) and return ``LABELS``
 INT64 ``[N]`` (one label per space point; unlike the reference's quirky N-1). ``exatrkx``
 also takes the optional ``ROW_SPLITS`` INT64 ``[n_events + 1]``: several events per request
-(:mod:`sonic_exatrkx.server.batching`), labels per event as in one-event requests. Every
-stage model can also be used alone (service options S1-S3). On request
-(``dynamic_batching``), ``exatrkx_dynamic``: the custom backend with Triton's dynamic
-batching of concurrent requests (``FEATURES [1, N, F]`` -> ``LABELS [1, N]``). Each model's
+(:mod:`sonic_exatrkx.server.batching`), labels per event as in one-event requests. A
+module-map pipeline has no ``exatrkx_embed`` model and takes ``MODULE_IDS`` UINT64 ``[N]``
+beside ``FEATURES`` (the contract: :mod:`sonic_exatrkx.exatrkx.stages`). Every stage model
+can also be used alone (service options S1-S3). On request (``dynamic_batching``),
+``exatrkx_dynamic``: the custom backend with Triton's dynamic batching of concurrent
+requests (``FEATURES [1, N, F]`` -> ``LABELS [1, N]``; metric learning only). Each model's
 ``model.py`` is a one-line import of :mod:`sonic_exatrkx.server.triton_models`; the pipeline's
 model directory (TorchScript + config.json) is copied into every version directory, so the
 repository is self-contained apart from the installed package.
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sonic_exatrkx.exatrkx import Pipeline
+from sonic_exatrkx.exatrkx.module_map import MODULE_MAP_FILE
 from sonic_exatrkx.exatrkx.pipeline import CONFIG_FILE, MODEL_FILES, models_checksum
 from sonic_exatrkx.exatrkx.stages import (
     DYNAMIC_MODEL,
@@ -36,6 +39,7 @@ from sonic_exatrkx.exatrkx.stages import (
     ROW_SPLITS,
     STAGE_MODELS,
     STAGES,
+    pipeline_stages,
     stage_specs,
 )
 
@@ -162,6 +166,10 @@ def exatrkx_model_configs(pipeline: Pipeline,
                                    instance_count=opts.instances, parameters=params,
                                    **placed))
     if opts.dynamic_batching is not None:
+        if cfg.module_map:
+            raise ModelConfigError(f"dynamic batching ({DYNAMIC_MODEL}) serves metric-learning "
+                                   "pipelines only; this one builds its graph from a module "
+                                   "map (serve it without --dynamic-batching)")
         inputs, outputs = stage_specs("batched", cfg)  # behind Triton's batch dimension
         dyn = opts.dynamic_batching
         params = _parameters(opts, MAX_EVENTS_PER_REQUEST=str(opts.max_events_per_request))
@@ -173,7 +181,7 @@ def exatrkx_model_configs(pipeline: Pipeline,
             **placed))
     if opts.ensemble:
         steps = []
-        for stage in STAGES:
+        for stage in pipeline_stages(cfg):
             inputs, outputs = stage_specs(stage, cfg)
             configs.append(ModelConfig(
                 STAGE_MODELS[stage], list(inputs.values()), list(outputs.values()),
@@ -209,7 +217,7 @@ def write_exatrkx_repository(repo_dir: str | Path, model_dir: str | Path,
     model_dir = Path(model_dir)
     pipeline = Pipeline.from_directory(model_dir)  # validates files and config
     # Only the files Pipeline.from_directory reads (not checkpoints or logs lying around).
-    wanted = [*MODEL_FILES.values(), CONFIG_FILE, "config.yaml", "config.yml"]
+    wanted = [*MODEL_FILES.values(), MODULE_MAP_FILE, CONFIG_FILE, "config.yaml", "config.yml"]
     pipeline_files: dict[str, bytes | str | Path] = {
         f"{PIPELINE_SUBDIR}/{name}": model_dir / name for name in wanted
         if (model_dir / name).is_file()}

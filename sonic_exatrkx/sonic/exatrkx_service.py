@@ -16,11 +16,13 @@ from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig, PipelineResult
 from sonic_exatrkx.exatrkx import stages as contract
 from sonic_exatrkx.exatrkx.stages import (
     ENSEMBLE_MODEL,
+    MODULE_IDS,
     PIPELINE_MODEL,
     STAGE_MODELS,
     STAGES,
     SpecError,
     Specs,
+    pipeline_stages,
 )
 from sonic_exatrkx.framework import ConfigurationError
 from sonic_exatrkx.sonic.client import InferenceClient, LocalClient
@@ -47,7 +49,8 @@ def local_stage(pipeline: Pipeline, stage: str) -> Callable[[Mapping[str, Any]],
         raise ConfigurationError(f"unknown ExaTrkX stage {stage!r}; one of "
                                  f"{', '.join(_LOCAL_STAGES)}")
     if stage == "pipeline":
-        return lambda t: {"LABELS": contract.run_pipeline(pipeline, t["FEATURES"])}
+        return lambda t: {"LABELS": contract.run_pipeline(pipeline, t["FEATURES"],
+                                                          module_ids=t.get(MODULE_IDS))}
     return lambda t: contract.run_stage(pipeline, stage, t)
 
 
@@ -70,7 +73,8 @@ def local_client(pipeline: Pipeline, *, max_workers: int = 1, stage: str = "pipe
                                  f"{stage!r} stage")
 
     def run(t: Mapping[str, Any]) -> dict[str, Any]:
-        result = pipeline.run(t["FEATURES"], return_intermediates=True)
+        result = pipeline.run(t["FEATURES"], return_intermediates=True,
+                              module_ids=t.get(MODULE_IDS))
         return {"LABELS": result.labels, INTERMEDIATES_OUTPUT: result}
 
     return LocalClient(run, name=name or "local:pipeline", inputs=inputs, outputs=outputs,
@@ -114,7 +118,7 @@ def exatrkx_client(
     stages: list[InferenceClient] = [
         remote(STAGE_MODELS[s], s) if s in option.stages
         else local_client(pipeline, max_workers=local_threads, stage=s)
-        for s in STAGES
+        for s in pipeline_stages(pipeline.config)  # a module map has no embed stage
     ]
     inputs, outputs = stage_specs("pipeline", pipeline.config)
     return StagedClient(stages, name=f"staged:{option}", inputs=inputs, outputs=outputs)

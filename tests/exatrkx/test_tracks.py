@@ -126,3 +126,35 @@ def test_track_builder_in_pipeline_config() -> None:
     assert pipe.tracks(4, edges, scores).tolist() == [0, 0, 1, 1]
     components = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, PipelineConfig())
     assert components.tracks(4, edges, scores).tolist() == [0, 0, 0, 0]
+
+
+def test_junction_removal_splits_tracks_merged_through_a_fake_edge() -> None:
+    from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig, junction_removal
+
+    # Two tracks 0 -> 1 -> 2 -> 3 and 4 -> 5 -> 6 -> 7 (GNN logits 3-5). The last hit of the
+    # first track, 3, has a fake continuation 3 -> 6 into the second track (logit 2), and
+    # 4 has a fake skip 4 -> 2 into the first (logit 1.5).
+    edges = np.array([[0, 1, 2, 4, 5, 6, 3, 4],
+                      [1, 2, 3, 5, 6, 7, 6, 2]])
+    scores = np.array([5.0, 4.0, 4.5, 3.0, 3.5, 4.0, 2.0, 1.5])
+    keep = junction_removal(edges, scores)
+    # 6 has two incoming edges (5 -> 6 best), 2 has two (1 -> 2 best), 4 two outgoing
+    # (4 -> 5 best): both fakes go; every point keeps one successor and one predecessor
+    assert keep.tolist() == [True, True, True, True, True, True, False, False]
+    kept = edges[:, keep]
+    assert np.bincount(kept[0]).max() == 1 and np.bincount(kept[1]).max() == 1
+    # the builders on the same graph: best_outgoing keeps 3 -> 6 (3's only successor)
+    # and merges the tracks; junction removal separates them
+    by_builder = {}
+    for builder in ("components", "best_outgoing", "junction_removal"):
+        pipe = Pipeline.from_config(PipelineConfig(track_builder=builder))
+        by_builder[builder] = pipe.tracks(8, edges, scores).tolist()
+    assert by_builder["components"] == [0] * 8
+    assert by_builder["best_outgoing"] == [0] * 8
+    assert by_builder["junction_removal"] == [0, 0, 0, 0, 1, 1, 1, 1]
+    # ties: the earlier edge stays; empty graphs; mismatched scores
+    tie = junction_removal(np.array([[0, 1], [2, 2]]), np.array([1.0, 1.0]))
+    assert tie.tolist() == [True, False]
+    assert junction_removal(np.zeros((2, 0), np.int64), np.zeros(0)).shape == (0,)
+    with pytest.raises(ValueError, match="build_tracks"):
+        junction_removal(edges, scores[:3])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sonic_exatrkx.exatrkx.stages import ROW_SPLITS
+from sonic_exatrkx.exatrkx.stages import MODULE_IDS, ROW_SPLITS
 from sonic_exatrkx.server.batching import run_batched
 
 from .common import ExaTrkXModel
@@ -25,4 +25,5 @@ class TritonPythonModel(ExaTrkXModel):
         features = tensors["FEATURES"]
         assert features is not None  # a required input: Triton refuses requests without it
         return {"LABELS": run_batched(self.pipeline, features, self.max_spacepoints,
-                                      tensors[ROW_SPLITS], self.max_events)}
+                                      tensors[ROW_SPLITS], self.max_events,
+                                      tensors.get(MODULE_IDS))}

@@ -1,0 +1,73 @@
+"""A module-map pipeline served like the metric-learning one: local and Triton (custom
+backend, ensemble, per-stage S1-S3) give identical tracks on a pileup-50 event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from algorithms import CsvEventReader
+from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
+from sonic_exatrkx.exatrkx import FeatureConfig, Pipeline, PipelineConfig
+from sonic_exatrkx.jobs.training import build_module_map
+from sonic_exatrkx.server import TritonServer
+from tests.sonic.conftest import run_job, start_server, write_repo
+
+
+@pytest.fixture(scope="module")
+def map_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained filter and GNN with a module map of a few simulated events."""
+    out = tmp_path_factory.mktemp("mm-models")
+    mm = build_module_map(3, 50.0, 11, FeatureConfig(), progress=False)
+    cfg = PipelineConfig(graph_construction="module_map", track_builder="junction_removal")
+    Pipeline.from_config(cfg, seed=3, module_map=mm).save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mu50_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sonic_exatrkx.sim import SimulationConfig, write_events
+
+    out = tmp_path_factory.mktemp("sim-mu50")
+    write_events(SimulationConfig(sample="hnl", pileup=50, seed=4242), out, 1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def map_server(triton_available: None, map_models: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    repo = write_repo(tmp_path_factory.mktemp("mm-repo"), map_models)
+    assert not (repo / "exatrkx_embed").exists()  # a module map has no embed stage
+    assert (repo / "exatrkx" / "1" / "pipeline" / "module_map.npz").is_file()
+    server = start_server(repo, tmp_path_factory.mktemp("mm-log"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def local_labels(mu50_events: Path, map_models: Path) -> dict[int, np.ndarray]:
+    out, summary = run_job(CsvEventReader(mu50_events),
+                           ExaTrkXTrackFinding(TrackFindingConfig(models=map_models)))
+    assert summary.processed == 1
+    labels = out.labels[0]
+    assert labels.size > 10_000 and np.unique(labels).size < labels.size  # real tracks
+    return out.labels
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("option", ["custom", "S4", "S3", "S2", "S1"])
+def test_served_module_map_tracks_equal_local(map_server, mu50_events, map_models,
+                                              local_labels, option):
+    alg = ExaTrkXTrackFinding(TrackFindingConfig(
+        models=map_models, inference="triton", servers=map_server.grpc_url,
+        service_option=option))
+    out, _ = run_job(CsvEventReader(mu50_events), alg)
+    assert sorted(out.labels) == sorted(local_labels)
+    np.testing.assert_array_equal(out.labels[0], local_labels[0])
+    remote = [s for s in alg.stats if s.name.startswith("triton:")]
+    assert remote and all(s.requests == 1 and s.failures == 0 for s in remote)
