@@ -25,6 +25,7 @@ class ServiceOptionName(str, Enum):
     """What is served (``sonic_exatrkx.sonic.service_option.SERVICE_OPTIONS``)."""
 
     custom = "custom"
+    custom_batched = "custom-batched"
     S0 = "S0"
     S1 = "S1"
     S2 = "S2"

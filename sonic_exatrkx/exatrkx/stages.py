@@ -190,9 +190,16 @@ def pipeline_stages(config: PipelineConfig) -> tuple[str, ...]:
 
 def stage_specs(stage: str, config: PipelineConfig) -> tuple[Specs, Specs]:
     """Input and output specs of ``stage``: one of :data:`STAGES`, ``"pipeline"`` (the whole
-    chain, as the ensemble serves it) or ``"batched"`` (the ``exatrkx`` model: ``pipeline``
-    plus the optional ``ROW_SPLITS``)."""
+    chain, as the ensemble serves it), ``"batched"`` (the ``exatrkx`` model: ``pipeline``
+    plus the optional ``ROW_SPLITS``) or ``"dynamic"`` (a client's view of
+    ``exatrkx_dynamic``: one event behind Triton's batch dimension, ``[1, N, F]`` ->
+    ``[1, N]``; metric learning only)."""
     feats = TensorSpec("FEATURES", "FP32", ("N", config.features.width))
+    if stage == "dynamic":
+        if config.graph_construction == "module_map":
+            raise SpecError(f"{DYNAMIC_MODEL} serves metric-learning pipelines only")
+        return (by_name([TensorSpec("FEATURES", "FP32", (1, "N", config.features.width))]),
+                by_name([TensorSpec("LABELS", "INT64", (1, "N"))]))
     if config.graph_construction == "module_map":
         if stage == "embed":
             raise SpecError("a module-map pipeline has no 'embed' stage; its stages are "

@@ -167,8 +167,11 @@ def place_inference(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> P
     option = finder.service_option
     budget = split_cores(cfg.cores or os.cpu_count() or 1, option, job_threads=cfg.threads)
     say(budget.line())
-    server = LocalTritonServer(finder.model_dir, budget, ensemble=option.name != "custom",
-                               say=say)
+    from sonic_exatrkx.server import DynamicBatching
+
+    dynamic = DynamicBatching() if option.whole == "dynamic" else None
+    server = LocalTritonServer(finder.model_dir, budget, ensemble=option.whole is None
+                               or option.whole == "ensemble", dynamic_batching=dynamic, say=say)
     return Placement(replace(finder, servers=server, local_threads=budget.local_threads),
                      server, budget)
 

@@ -15,6 +15,7 @@ from typing import Any
 from sonic_exatrkx.exatrkx import Pipeline, PipelineConfig, PipelineResult
 from sonic_exatrkx.exatrkx import stages as contract
 from sonic_exatrkx.exatrkx.stages import (
+    DYNAMIC_MODEL,
     ENSEMBLE_MODEL,
     MODULE_IDS,
     PIPELINE_MODEL,
@@ -25,13 +26,14 @@ from sonic_exatrkx.exatrkx.stages import (
     pipeline_stages,
 )
 from sonic_exatrkx.framework import ConfigurationError
+from sonic_exatrkx.sonic.batch_dim import BatchDimClient
 from sonic_exatrkx.sonic.client import InferenceClient, LocalClient
 from sonic_exatrkx.sonic.options import TritonOptions
 from sonic_exatrkx.sonic.service_option import ServiceOption
 from sonic_exatrkx.sonic.staged import StagedClient
 from sonic_exatrkx.sonic.triton import TritonClient
 
-_LOCAL_STAGES = ("pipeline", *STAGES)
+_LOCAL_STAGES = ("pipeline", "dynamic", *STAGES)
 
 
 def stage_specs(stage: str, config: PipelineConfig) -> tuple[Specs, Specs]:
@@ -51,6 +53,9 @@ def local_stage(pipeline: Pipeline, stage: str) -> Callable[[Mapping[str, Any]],
     if stage == "pipeline":
         return lambda t: {"LABELS": contract.run_pipeline(pipeline, t["FEATURES"],
                                                           module_ids=t.get(MODULE_IDS))}
+    if stage == "dynamic":  # one event behind the batch dimension (custom-batched's
+        # fallback): the pipeline's labels
+        return lambda t: {"LABELS": contract.run_pipeline(pipeline, t["FEATURES"][0])[None]}
     return lambda t: contract.run_stage(pipeline, stage, t)
 
 
@@ -113,6 +118,9 @@ def exatrkx_client(
 
     if option.whole == "pipeline":
         return remote(PIPELINE_MODEL, "pipeline")
+    if option.whole == "dynamic":
+        inputs, outputs = stage_specs("pipeline", pipeline.config)
+        return BatchDimClient(remote(DYNAMIC_MODEL, "dynamic"), inputs=inputs, outputs=outputs)
     if option.whole == "ensemble":
         return remote(ENSEMBLE_MODEL, "pipeline")
     stages: list[InferenceClient] = [

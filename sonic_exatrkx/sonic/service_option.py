@@ -1,15 +1,17 @@
 """Where the ExaTrkX stages run: the seeds' service options S0-S4, parsed once.
 
-===========  =====================================================================
-option       what runs on the server (the rest runs in this process)
-===========  =====================================================================
-``S0``       nothing: everything local
-``S1``       the torch models: embedding, filter, GNN (graph and track building local)
-``S2``       S1 plus graph building (track building local)
-``S3``       every stage, each as its own request
-``S4``       the ensemble (one request, stages chained server-side)
-``custom``   the custom backend (one request, whole pipeline in one model)
-===========  =====================================================================
+==================  ==============================================================
+option              what runs on the server (the rest runs in this process)
+==================  ==============================================================
+``S0``              nothing: everything local
+``S1``              the torch models: embedding, filter, GNN (graph and tracks local)
+``S2``              S1 plus graph building (track building local)
+``S3``              every stage, each as its own request
+``S4``              the ensemble (one request, stages chained server-side)
+``custom``          the custom backend (one request, whole pipeline in one model)
+``custom-batched``  the custom backend behind Triton's dynamic batcher
+                    (``exatrkx_dynamic``): concurrent events in one pass
+==================  ==============================================================
 
 A sequence of stage names (e.g. ``("graph",)``, or ``"embed+graph"`` on the command
 line) serves exactly those stages. :meth:`ServiceOption.parse` turns any of these into
@@ -32,18 +34,19 @@ SERVICE_OPTIONS: dict[str, tuple[str, ...] | str] = {
     "S3": STAGES,
     "S4": "ensemble",
     "custom": "pipeline",
+    "custom-batched": "dynamic",
 }
 #: Share of the cores a job keeps for the stages it runs itself (the thread budget).
-JOB_SHARE: dict[str, float] = {"custom": 0.0, "S4": 0.0, "S3": 0.0, "S2": 0.25, "S1": 0.5,
-                               "S0": 1.0}
+JOB_SHARE: dict[str, float] = {"custom": 0.0, "custom-batched": 0.0, "S4": 0.0, "S3": 0.0,
+                               "S2": 0.25, "S1": 0.5, "S0": 1.0}
 
 
 @dataclass(frozen=True)
 class ServiceOption:
     """A parsed service option. ``name``: the option ("S2", "custom", or stage names
-    joined by "+"). ``whole``: "pipeline" (custom backend) or "ensemble" (S4) when one
-    request runs the chain, else None. ``stages``: the stages served each on its own model
-    (S1-S3 and stage lists)."""
+    joined by "+"). ``whole``: "pipeline" (custom backend), "dynamic" (custom backend with
+    server-side batching) or "ensemble" (S4) when one request runs the chain, else None.
+    ``stages``: the stages served each on its own model (S1-S3 and stage lists)."""
 
     name: str
     whole: str | None

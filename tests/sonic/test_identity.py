@@ -1,4 +1,5 @@
-"""Same tracks whatever runs where: local vs Triton (custom, ensemble, S1-S3), all modes."""
+"""Same tracks whatever runs where: local vs Triton (custom, custom-batched, ensemble,
+S1-S3), all modes."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def assert_same(labels, expected):
 
 
 @pytest.mark.triton
-@pytest.mark.parametrize("option", ["custom", "S4", "S1", "S2", "S3"])
+@pytest.mark.parametrize("option", ["custom", "custom-batched", "S4", "S1", "S2", "S3"])
 def test_served_tracks_equal_local(exatrkx_server, sim_events, sonic_models, local_labels, option):
     alg = ExaTrkXTrackFinding(
         TrackFindingConfig(
@@ -43,6 +44,29 @@ def test_served_tracks_equal_local(exatrkx_server, sim_events, sonic_models, loc
     assert_same(out.labels, local_labels)
     remote = [s for s in alg.stats if s.name.startswith("triton:")]
     assert remote and all(s.requests == 4 and s.failures == 0 for s in remote)
+
+
+@pytest.mark.triton
+def test_custom_batched_computes_concurrent_events_together(exatrkx_server, sim_events,
+                                                           sonic_models, local_labels):
+    # Four events in flight to exatrkx_dynamic (its batcher waits up to 0.5 s for more):
+    # fewer executions than requests on the server, and the local tracks.
+    import tritonclient.grpc as tg
+
+    def counts() -> tuple[int, int]:
+        with tg.InferenceServerClient(exatrkx_server.grpc_url) as c:
+            stats = c.get_inference_statistics("exatrkx_dynamic", as_json=True)
+        model = stats["model_stats"][0]
+        return int(model.get("inference_count", 0)), int(model.get("execution_count", 0))
+
+    before = counts()
+    alg = ExaTrkXTrackFinding(TrackFindingConfig(
+        models=sonic_models, inference="triton", servers=exatrkx_server.grpc_url,
+        service_option="custom-batched", mode="async"))
+    out, _ = run_job(CsvEventReader(sim_events), alg, threads=2, in_flight=4)
+    assert_same(out.labels, local_labels)
+    inferences, executions = (a - b for a, b in zip(counts(), before, strict=True))
+    assert inferences == 4 and 1 <= executions < 4
 
 
 @pytest.mark.triton
@@ -120,3 +144,23 @@ def test_compression_and_headers_give_identical_tracks(
     )
     out, _ = run_job(CsvEventReader(sim_events), alg)
     assert_same(out.labels, local_labels)
+
+
+@pytest.mark.triton
+def test_custom_batched_falls_back_to_the_local_pipeline(triton_available, sim_events,
+                                                         sonic_models, local_labels):
+    # No server at the address: with --fallback-local every event runs here, through the
+    # batch dimension's local twin, and gets the local tracks.
+    from sonic_exatrkx.server import free_ports
+    from sonic_exatrkx.sonic import RetryPolicy
+
+    port = free_ports("127.0.0.1", 1)[0]
+    alg = ExaTrkXTrackFinding(TrackFindingConfig(
+        models=sonic_models, inference="triton", servers=f"127.0.0.1:{port}",
+        service_option="custom-batched",
+        triton=TritonOptions(fallback_local=True, retry=RetryPolicy(budget_s=0))))
+    out, summary = run_job(CsvEventReader(sim_events), alg)
+    assert summary.processed == 4 and not summary.failed
+    assert_same(out.labels, local_labels)
+    remote, local = alg.stats
+    assert remote.fallbacks == 4 and local.requests == 4
