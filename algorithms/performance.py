@@ -26,6 +26,7 @@ from sonic_exatrkx.exatrkx.metrics import (
 )
 from sonic_exatrkx.framework import AlgorithmContext, ConfigurationError, ReadHandle, Writer
 from sonic_exatrkx.paths import sample_events_dir
+from sonic_exatrkx.sonic.service_option import ServiceOption
 
 EDGE_STAGES = ("graph", "filter", "gnn", "tracks")
 #: The marker before the definitions in ``performance.txt`` (the job prints what is above).
@@ -41,7 +42,7 @@ def sample_label(input_path: str | os.PathLike[str]) -> str:
 
 def served_edge_note(service_option: str) -> str:
     """Why a served run has no per-stage edge figures (one line of the report)."""
-    if service_option in ("custom", "S4"):  # one request runs every stage in the server
+    if ServiceOption.parse(service_option).whole:  # one request runs every stage there
         why = "the server runs every stage and answers with the track labels only"
     else:
         why = "the job keeps only the track labels of the stages it has served"
