@@ -158,3 +158,24 @@ def test_truncated_and_empty_files_keep_their_errors(tmp_path: Path):
     with pytest.raises(InputFormatError) as err:  # blank line: careful reader, editor lines
         acts_csv.read_spacepoints(path)
     assert err.value.row == 4 and err.value.column == "var_z"
+
+
+@pytest.mark.parametrize("rows", [0, 1, 1000])
+def test_integer_tables_are_written_as_pandas_writes_them(tmp_path: Path, rows: int):
+    rng = np.random.default_rng(rows)
+    ids = rng.integers(0, 2**64 - 1, size=rows, dtype=np.uint64, endpoint=True)
+    if rows:
+        ids[0] = 2**64 - 1
+    table = pd.DataFrame({"measurement_id": ids,
+                          "hit_id": rng.integers(0, 10**6, size=rows).astype(U64)})
+    path = tmp_path / "event000000000-measurement-simhit-map.csv"
+    acts_csv.write_table(path, table, acts_csv.MEASUREMENT_SIMHIT_MAP)
+    assert path.read_text() == table.to_csv(index=False, lineterminator="\n")
+    labels = rng.integers(-1, 50, size=rows)
+    tracks = tmp_path / "event000000000-tracks.csv"
+    acts_csv.write_tracks_csv(tracks, labels)
+    assert tracks.read_text() == pd.DataFrame(
+        {"spacepoint_id": np.arange(rows), "track_id": labels}).to_csv(
+            index=False, lineterminator="\n")
+    back = acts_csv.read_measurement_simhit_map(path)  # 20-digit ids: the careful reader's
+    assert_same({c: back[c].to_numpy() for c in table}, {c: table[c].to_numpy() for c in table})
