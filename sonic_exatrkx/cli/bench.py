@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sonic_exatrkx.cli.bench_batch import bench_batch_cmd
+from sonic_exatrkx.cli.bench_job import bench_job_cmd
 from sonic_exatrkx.cli.bench_pipeline import bench_pipeline_cmd
 from sonic_exatrkx.cli.bench_serve import bench_serve_cmd
 from sonic_exatrkx.cli.bench_sonic import bench_sonic_cmd
@@ -20,6 +21,7 @@ bench_app.command("pipeline")(bench_pipeline_cmd)
 bench_app.command("serve")(bench_serve_cmd)
 bench_app.command("sonic")(bench_sonic_cmd)
 bench_app.command("batch")(bench_batch_cmd)
+bench_app.command("job")(bench_job_cmd)
 
 
 @bench_app.command("io")

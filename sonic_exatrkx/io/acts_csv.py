@@ -76,7 +76,7 @@ from .schema import (
     hits_schema,
     spacepoint_schema,
 )
-from .spacepoint_checks import check_envelope
+from .spacepoint_checks import COORDINATES, ENVELOPE_MM, check_envelope
 from .truth import BARCODE_LAYOUT, attach_truth, combine_particle_id, split_particle_id
 
 # Also the names of the modules split off this one, which callers import from here.
@@ -278,7 +278,8 @@ def _validated_frame(path: Path, schema: TableSchema, present: list[str],
     if first is not None and nonfinite == "raise":
         raise nonfinite_error(path, columns, first, event)
     df = pd.DataFrame(columns, columns=present)
-    retype = {c: schema.columns[c] for c in present if df[c].dtype != schema.columns[c]}
+    retype = {c: schema.columns[c] for c in present if columns[c].dtype != schema.columns[c]
+              or schema.columns[c] == STR}
     if retype:  # strings (pandas would infer its string dtype)
         df = df.astype(retype)
     if first is not None:  # nonfinite == "drop"
@@ -287,11 +288,18 @@ def _validated_frame(path: Path, schema: TableSchema, present: list[str],
             path.name, int(bad.sum()), len(df), line_of_row(path, first[0]), first[1],
         )
         df = df[~bad]
-    if check_range:
+    if check_range and not _inside_envelope(columns):  # only then the located error
         check_envelope(df, path, event, lambda row: line_of_row(path, row))
     df.attrs["path"] = str(path)
     df.attrs["event"] = event
     return df
+
+
+def _inside_envelope(columns: dict[str, np.ndarray]) -> bool:
+    """Whether every x, y, z is within `check_envelope`'s box (NaN passes, as there)."""
+    with np.errstate(invalid="ignore"):
+        return not any((np.abs(columns[c]) > ENVELOPE_MM).any()
+                       for c in COORDINATES if c in columns)
 
 
 def read_table(
