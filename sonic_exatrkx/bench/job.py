@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import platform
 import statistics
@@ -236,6 +237,7 @@ def _time_job(config: JobBenchConfig, events_dir: Path, output: Path, mode: str,
         finder=TrackFindingConfig(models=_models(config), pipeline_threads=config.threads)),
         say=lambda _line: None)
     seq = job.sequencer
+    logging.getLogger("sonic_exatrkx").setLevel(logging.WARNING)  # the study's lines only
     if mode == "job-inline":
         seq.read_ahead = seq.write_behind = 0
     seq.progress = False
