@@ -34,16 +34,24 @@ from .schema import F32, I32, I64, STR, U32, U64, TableSchema
 __all__ = ["CleanFile", "open_clean", "parse_clean"]
 
 _HEADER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*")
-#: Bytes a clean body may hold: digits, ``,``, newline, sign, point and exponent.
-_ALLOWED = np.zeros(256, dtype=bool)
-_ALLOWED[np.frombuffer(b"0123456789,\n+-.eE", dtype=np.uint8)] = True
-#: Bytes only a float field may hold (an integer field with one goes through float).
-_FLOAT_ONLY = np.zeros(256, dtype=bool)
-_FLOAT_ONLY[np.frombuffer(b".eE", dtype=np.uint8)] = True
-_MINUS = ord("-")
+#: The class of every byte of a clean body: separators, integer characters, characters
+#: only a float may hold (an integer field with one would go through float), minus, and
+#: everything else (quotes, spaces, letters, CR: not this engine's).
+_COMMA, _NEWLINE, _DIGIT, _FLOAT_ONLY, _MINUS, _OTHER = range(6)
+_CLASS = np.full(256, _OTHER, dtype=np.uint8)
+for _chars, _kind in ((b",", _COMMA), (b"\n", _NEWLINE), (b"0123456789+", _DIGIT),
+                      (b".eE", _FLOAT_ONLY), (b"-", _MINUS)):
+    _CLASS[np.frombuffer(_chars, dtype=np.uint8)] = _kind
 #: Longest integer token (sign included) that cannot overflow its dtype.
 _SAFE_LENGTH = {U64: 19, I64: 18, U32: 9, I32: 9}
 _SIGNED = {I64, I32}
+
+
+def _row(n: int) -> np.ndarray:
+    """The separator classes of one row of ``n`` fields."""
+    row = np.full(n, _COMMA, dtype=np.uint8)
+    row[-1] = _NEWLINE
+    return row
 
 
 @dataclass(frozen=True)
@@ -85,17 +93,18 @@ def parse_clean(clean: CleanFile, schema: TableSchema) -> dict[str, np.ndarray] 
     raw = clean.data[clean.body_start:]
     if raw[-1:] != b"\n":  # a last line without its newline
         raw += b"\n"
-    body = np.frombuffer(raw, dtype=np.uint8)
-    if raw[:1] == b"\n" or b"\n\n" in raw or not _ALLOWED[body].all():
-        return None  # a header-only file, blank lines (row positions shift), other bytes
-    ends = np.flatnonzero((body == 44) | (body == 10))  # where each field ends
+    kind = _CLASS[np.frombuffer(raw, dtype=np.uint8)]
+    if (kind == _OTHER).any():
+        return None
+    # Every row has the header's number of fields: commas, then a newline, n per row
+    # (a blank line or a header-only file breaks this or leaves an empty field below).
+    ends = np.flatnonzero(kind <= _NEWLINE)  # where each field ends
     n = len(header)
-    expected = np.where(np.arange(ends.size) % n == n - 1, 10, 44)
-    if ends.size % n or not np.array_equal(body[ends], expected):
-        return None  # a row with another number of fields than the header
-    special = np.flatnonzero(_FLOAT_ONLY[body] | (body == _MINUS))
+    if ends.size % n or not (kind[ends].reshape(-1, n) == _row(n)).all():
+        return None
+    special = np.flatnonzero(kind >= _FLOAT_ONLY)
     field = np.searchsorted(ends, special) % n
-    minus = body[special] == _MINUS
+    minus = kind[special] == _MINUS
     points = np.bincount(field[~minus], minlength=n)  # float-only characters per column
     # A float column written as integers only ("0", "-0") is what pandas reads as int64
     # and then casts (-0 -> +0): parse it the same way.
