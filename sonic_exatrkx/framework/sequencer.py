@@ -369,7 +369,11 @@ class _EventLoop:
         self.end_index: int | None = None
         self.fatal: BaseException | None = None
         self.fatal_index: int | None = None
-        self.computing = asyncio.Semaphore(seq.max_in_flight)  # slots of the algorithms
+        # Slots: events read but not yet in the algorithms, and events in the algorithms
+        # (FIFO: events take them in event order, so the next event to write never waits
+        # for a slot held by a later one).
+        self.ahead = asyncio.Semaphore(max(seq.read_ahead, 1))
+        self.computing = asyncio.Semaphore(seq.max_in_flight)
 
     @property
     def stop_index(self) -> int | None:
@@ -414,32 +418,55 @@ class _EventLoop:
             raise self.fatal
 
     async def process(self, index: int, event: int) -> None:
+        """One event: readers (ahead, on the reader thread, holding a read-ahead slot),
+        algorithms (holding one of the ``max_in_flight`` slots), then its writers in event
+        order (behind, on the writer thread, once within ``write_behind`` of the next
+        event to write)."""
         seq = self.seq
         ctx = AlgorithmContext(event=event, index=index, store=EventStore(event))
         write = False
-        slot = False  # holds one of the max_in_flight slots of the algorithms
+        held: list[asyncio.Semaphore] = []  # the slots this event holds now
         try:
             chain: tuple[Algorithm, ...] = (*seq.readers, *seq.algorithms)
             if seq.read_ahead:
+                await self._take(self.ahead, held)
                 if not await self.run_chain(seq.readers, ctx, self.read_pool):
                     return
                 chain = tuple(seq.algorithms)
             if self.dropped(index):
                 return
-            await self.computing.acquire()
-            slot = True
+            await self._take(self.computing, held)
+            if seq.read_ahead:
+                self._give(self.ahead, held)
             write = await self.run_chain(chain, ctx, self.pool)
             if seq.write_behind:  # the next event may start while this one is written
-                self.computing.release()
-                slot = False
+                # Within write_behind of the next event to write: events finish their
+                # algorithms out of order, and the next one to write must never wait for
+                # room taken by later ones.
+                async with self.turn:
+                    await self.turn.wait_for(
+                        lambda: index < self.write_turn + seq.write_behind)
+                self._give(self.computing, held)
         except _Stop:
             pass
         finally:
+            if self.ahead in held:
+                self._give(self.ahead, held)
             try:
                 await self.write_in_order(ctx, write)
             finally:
-                if slot:
-                    self.computing.release()
+                while held:
+                    held.pop().release()
+
+    @staticmethod
+    async def _take(slots: asyncio.Semaphore, held: list[asyncio.Semaphore]) -> None:
+        await slots.acquire()
+        held.append(slots)
+
+    @staticmethod
+    def _give(slots: asyncio.Semaphore, held: list[asyncio.Semaphore]) -> None:
+        held.remove(slots)
+        slots.release()
 
     async def run_chain(self, chain: Sequence[Algorithm], ctx: AlgorithmContext,
                         pool: ThreadPoolExecutor) -> bool:

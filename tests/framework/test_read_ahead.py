@@ -304,3 +304,46 @@ def test_the_reco_chain_writes_the_inline_loops_bytes(tmp_path):
         outputs[name] = {p.relative_to(out): p.read_bytes() for p in
                          [*sorted((out / "tracks").glob("*.csv")), out / "performance.json"]}
     assert len(outputs["inline"]) == 7 and outputs["ahead"] == outputs["inline"]
+
+
+class ShuffledWork(Algorithm):
+    """External work finishing in a shuffled order, failing or skipping some events."""
+
+    def __init__(self, seed: int, fail: set[int], skip: set[int], **kw):
+        super().__init__(**kw)
+        self.delay = dict(enumerate(np.random.default_rng(seed).uniform(0, 0.01, 40)))
+        self.fail, self.skip = fail, skip
+
+    def execute(self, ctx):
+        from concurrent.futures import Future
+
+        fut: Future = Future()
+
+        def done():
+            if ctx.event in self.fail:
+                fut.set_exception(ConnectionError(f"lost event {ctx.event}"))
+            else:
+                fut.set_result(ProcessCode.SKIP if ctx.event in self.skip else None)
+
+        threading.Timer(self.delay[ctx.event], done).start()
+        return fut
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_out_of_order_completion_never_stalls_and_keeps_the_order(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    fail, skip = {int(e) for e in rng.choice(40, 3)}, {int(e) for e in rng.choice(40, 3)}
+    skip -= fail
+    commits = EventCommits(tmp_path / "commits")
+    seq, out = toy_job(tmp_path, "s", reader=CountingReader(0, 40),
+                       extra=[ShuffledWork(seed, fail, skip, name="Remote")], commits=commits,
+                       continue_on_error=True, num_threads=int(rng.integers(1, 4)),
+                       max_in_flight=int(rng.integers(1, 12)),
+                       read_ahead=int(rng.integers(0, 4)), write_behind=int(rng.integers(0, 4)))
+    done = threading.Thread(target=seq.run, daemon=True)
+    done.start()
+    done.join(HANDSHAKE_S)
+    assert not done.is_alive(), "the event loop stalled"
+    written = [int(line.split()[0]) for line in (out / "out.txt").read_text().splitlines()]
+    assert written == sorted(set(range(40)) - fail - skip)
+    assert commits.events() == sorted(set(range(40)) - fail)
