@@ -214,7 +214,7 @@ def _time_pipeline(config: JobBenchConfig, arrays: Sequence[tuple[np.ndarray, ..
     pipe = Pipeline.from_directory(_models(config), num_threads=config.threads)
 
     def one(xyz: tuple[np.ndarray, ...]) -> Any:
-        return pipe.run(pipe.prepare(pipe.features(*xyz)), return_intermediates=True)
+        return pipe.run(pipe.features(*xyz), return_intermediates=True)
 
     one(arrays[0])  # warm-up, as `bench pipeline`
     wall, cpu = time.perf_counter(), time.process_time()
@@ -245,7 +245,7 @@ def _time_job(config: JobBenchConfig, events_dir: Path, output: Path, mode: str,
     pipe = job.finder.pipeline  # warm-up, as the pipeline's
     first = acts_csv.read_spacepoints(acts_csv.event_path(events_dir, seq.event_numbers()[0],
                                                           "spacepoint"))
-    pipe.run(pipe.prepare(pipe.features(*(first[c].to_numpy() for c in ("x", "y", "z")))),
+    pipe.run(pipe.features(*(first[c].to_numpy() for c in ("x", "y", "z"))),
              return_intermediates=True)
     cpu = time.process_time()
     summary = job.run().summary
