@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from sonic_exatrkx.cli.bench_batch import bench_batch_cmd
+from sonic_exatrkx.cli.bench_job import bench_job_cmd
 from sonic_exatrkx.cli.bench_pipeline import bench_pipeline_cmd
 from sonic_exatrkx.cli.bench_serve import bench_serve_cmd
 from sonic_exatrkx.cli.bench_sonic import bench_sonic_cmd
@@ -33,6 +34,7 @@ for _name, _command in STUDY_COMMANDS.items():
 bench_app.command("all")(bench_all_cmd)
 bench_app.command("compare")(bench_compare_cmd)
 bench_app.command("perf-input")(bench_perf_input_cmd)
+bench_app.command("job")(bench_job_cmd)
 
 
 @bench_app.command("io")

@@ -1,10 +1,19 @@
 """The event loop: runs readers, algorithms and writers over a slice of events.
 
 Events are coroutines on one asyncio loop; CPU work goes to a pool of `num_threads`
-threads and up to `max_in_flight` events are open at once. External work (an awaitable
-or Future returned by an algorithm) is awaited on the loop, so while a server computes
-one event no thread is blocked and other events keep moving. Writers run in event
-order, so outputs are identical whatever the thread and in-flight settings.
+threads and up to `max_in_flight` events are in the algorithms at once. External work (an
+awaitable or Future returned by an algorithm) is awaited on the loop, so while a server
+computes one event no thread is blocked and other events keep moving. Writers run in
+event order, so outputs are identical whatever the thread and in-flight settings.
+
+Read ahead and write behind keep the input and output off the algorithms' path, as a
+framework's I/O threads do: with ``read_ahead`` > 0 the readers run on their own thread,
+up to that many events ahead of the algorithms; with ``write_behind`` > 0 the writers
+(and the event's commit) run on their own thread, in event order, while the algorithms
+go on with up to that many later events. An event is committed only after its writers
+have finished, and commits stay in event order, so a killed job resumes as before. When
+an event fails (or an algorithm ends the job), the events before it are still written
+and committed; it and the later ones are not.
 """
 
 from __future__ import annotations
@@ -107,6 +116,8 @@ class Sequencer:
         progress: bool | None = None,
         shard: Shard | None = None,
         commits: EventCommits | None = None,
+        read_ahead: int = 2,
+        write_behind: int = 2,
     ) -> None:
         if events is not None and events < 0:
             raise ConfigurationError(f"Sequencer: events must be >= 0 or None, got {events}")
@@ -116,10 +127,19 @@ class Sequencer:
         check_count(num_threads, "Sequencer: num_threads", error=ConfigurationError)
         max_in_flight = max_in_flight or num_threads
         check_count(max_in_flight, "Sequencer: max_in_flight", error=ConfigurationError)
+        check_count(read_ahead, "Sequencer: read_ahead", minimum=0, error=ConfigurationError)
+        check_count(write_behind, "Sequencer: write_behind", minimum=0,
+                    error=ConfigurationError)
         self.events = events
         self.skip = skip
         self.num_threads = num_threads
         self.max_in_flight = max_in_flight
+        #: Events read ahead of the algorithms on a reader thread (0: readers run in the
+        #: event's slot on the worker threads).
+        self.read_ahead = read_ahead
+        #: Events whose writers may still run, on a writer thread, while the algorithms go
+        #: on with later ones (0: writers run in the event's slot on the worker threads).
+        self.write_behind = write_behind
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.continue_on_error = continue_on_error
         self.progress = progress
@@ -340,34 +360,56 @@ class Sequencer:
 
 
 class _EventLoop:
-    """One run's asyncio state: in-flight limit, writer order, stop flags."""
+    """One run's asyncio state: thread pools, slot limits, writer order, stop index."""
 
     def __init__(self, seq: Sequencer, summary: RunSummary) -> None:
         self.seq = seq
         self.summary = summary
         self.pool = ThreadPoolExecutor(seq.num_threads, thread_name_prefix="sequencer")
+        self.read_pool = (ThreadPoolExecutor(1, thread_name_prefix="sequencer-read")
+                          if seq.read_ahead else self.pool)
+        self.write_pool = (ThreadPoolExecutor(1, thread_name_prefix="sequencer-write")
+                           if seq.write_behind else self.pool)
         self.write_turn = 0
         self.skipped: set[int] = set()  # indices an algorithm skipped
         self.turn = asyncio.Condition()
         self.end_index: int | None = None
         self.fatal: BaseException | None = None
+        self.fatal_index: int | None = None
+        # Slots: events read but not yet in the algorithms, and events in the algorithms
+        # (FIFO: events take them in event order, so the next event to write never waits
+        # for a slot held by a later one).
+        self.ahead = asyncio.Semaphore(max(seq.read_ahead, 1))
+        self.computing = asyncio.Semaphore(seq.max_in_flight)
+
+    @property
+    def stop_index(self) -> int | None:
+        """The first event index not to write: where the job ended or failed."""
+        stops = [i for i in (self.end_index, self.fatal_index) if i is not None]
+        return min(stops) if stops else None
+
+    def dropped(self, index: int) -> bool:
+        stop = self.stop_index
+        return stop is not None and index >= stop
 
     async def run(self, events: Sequence[int], first_index: int = 0) -> None:
         loop = asyncio.get_running_loop()
+        seq = self.seq
         self.write_turn = first_index
-        slots = asyncio.Semaphore(self.seq.max_in_flight)
-        show = self.seq.progress if self.seq.progress is not None else sys.stderr.isatty()
+        # Events open at once: reading ahead, in the algorithms, waiting for the writers.
+        opened = asyncio.Semaphore(seq.max_in_flight + seq.read_ahead + seq.write_behind)
+        show = seq.progress if seq.progress is not None else sys.stderr.isatty()
         bar = tqdm(total=len(events), unit="evt", disable=not show, dynamic_ncols=True)
         tasks: list[asyncio.Task[None]] = []
         try:
             # Indices continue after the events restored from commits.
             for index, event in enumerate(events, start=first_index):
-                await slots.acquire()
-                if self.fatal is not None or self.end_index is not None:
-                    slots.release()
+                await opened.acquire()
+                if self.stop_index is not None:  # every earlier event is started already
+                    opened.release()
                     break
                 task = loop.create_task(self.process(index, event))
-                task.add_done_callback(lambda _t: (slots.release(), bar.update()))
+                task.add_done_callback(lambda _t: (opened.release(), bar.update()))
                 tasks.append(task)
             await asyncio.gather(*tasks)
         except BaseException:
@@ -377,35 +419,80 @@ class _EventLoop:
             raise
         finally:
             bar.close()
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            for pool in {self.read_pool, self.write_pool, self.pool}:
+                pool.shutdown(wait=True, cancel_futures=True)
         if self.fatal is not None:
             raise self.fatal
 
     async def process(self, index: int, event: int) -> None:
+        """One event: readers (ahead, on the reader thread, holding a read-ahead slot),
+        algorithms (holding one of the ``max_in_flight`` slots), then its writers in event
+        order (behind, on the writer thread, once within ``write_behind`` of the next
+        event to write)."""
+        seq = self.seq
         ctx = AlgorithmContext(event=event, index=index, store=EventStore(event))
         write = False
+        held: list[asyncio.Semaphore] = []  # the slots this event holds now
         try:
-            for alg in (*self.seq.readers, *self.seq.algorithms):
-                code = await self.call(alg, ctx)
-                if code is not ProcessCode.SUCCESS:
-                    self.on_code(alg, ctx, code)
-                    break
-            else:
-                write = True
+            chain: tuple[Algorithm, ...] = (*seq.readers, *seq.algorithms)
+            if seq.read_ahead:
+                await self._take(self.ahead, held)
+                if not await self.run_chain(seq.readers, ctx, self.read_pool):
+                    return
+                chain = tuple(seq.algorithms)
+            if self.dropped(index):
+                return
+            await self._take(self.computing, held)
+            if seq.read_ahead:
+                self._give(self.ahead, held)
+            write = await self.run_chain(chain, ctx, self.pool)
+            if seq.write_behind:  # the next event may start while this one is written
+                # Within write_behind of the next event to write: events finish their
+                # algorithms out of order, and the next one to write must never wait for
+                # room taken by later ones.
+                async with self.turn:
+                    await self.turn.wait_for(
+                        lambda: index < self.write_turn + seq.write_behind)
+                self._give(self.computing, held)
         except _Stop:
             pass
         finally:
-            await self.write_in_order(ctx, write)
+            if self.ahead in held:
+                self._give(self.ahead, held)
+            try:
+                await self.write_in_order(ctx, write)
+            finally:
+                while held:
+                    held.pop().release()
+
+    @staticmethod
+    async def _take(slots: asyncio.Semaphore, held: list[asyncio.Semaphore]) -> None:
+        await slots.acquire()
+        held.append(slots)
+
+    @staticmethod
+    def _give(slots: asyncio.Semaphore, held: list[asyncio.Semaphore]) -> None:
+        held.remove(slots)
+        slots.release()
+
+    async def run_chain(self, chain: Sequence[Algorithm], ctx: AlgorithmContext,
+                        pool: ThreadPoolExecutor) -> bool:
+        """Run ``chain`` on the event; False when an algorithm's code stopped it."""
+        for alg in chain:
+            code = await self.call(alg, ctx, pool)
+            if code is not ProcessCode.SUCCESS:
+                self.on_code(alg, ctx, code)
+                return False
+        return True
 
     async def write_in_order(self, ctx: AlgorithmContext, write: bool) -> None:
         async with self.turn:
             await self.turn.wait_for(lambda: self.write_turn == ctx.index)
         try:
-            dropped = self.end_index is not None and ctx.index >= self.end_index
-            if write and not dropped and self.fatal is None:
+            if write and not self.dropped(ctx.index):
                 states = {}
                 for writer in self.seq.writers:
-                    code = await self.call(writer, ctx)
+                    code = await self.call(writer, ctx, self.write_pool)
                     if code is not ProcessCode.SUCCESS:
                         self.on_code(writer, ctx, code)
                         break
@@ -415,7 +502,7 @@ class _EventLoop:
                 else:
                     self.summary.processed += 1
                     await self.commit(ctx, DONE, states)
-            if not dropped and self.fatal is None and ctx.index in self.skipped:
+            if not self.dropped(ctx.index) and ctx.index in self.skipped:
                 await self.commit(ctx, SKIPPED, {})
         except _Stop:
             pass
@@ -430,7 +517,7 @@ class _EventLoop:
         commits = self.seq.commits
         if commits is not None:
             await asyncio.get_running_loop().run_in_executor(
-                self.pool, commits.commit, ctx.event, status, states)
+                self.write_pool, commits.commit, ctx.event, status, states)
 
     def on_code(self, alg: Algorithm, ctx: AlgorithmContext, code: ProcessCode) -> None:
         if code is ProcessCode.SKIP:
@@ -442,29 +529,29 @@ class _EventLoop:
                 self.summary.ended_at = ctx.event
             log.info("'%s' ended the job at event %d", alg.name, ctx.event)
         elif code is ProcessCode.ABORT:
-            self.fail(JobAborted(alg.name, ctx.event))
+            self.fail(JobAborted(alg.name, ctx.event), ctx.index)
 
-    def fail(self, error: BaseException) -> None:
-        if self.fatal is None:
-            self.fatal = error
+    def fail(self, error: BaseException, index: int) -> None:
+        """The job fails with the error of its earliest failing event."""
+        if self.fatal_index is None or index < self.fatal_index:
+            self.fatal, self.fatal_index = error, index
 
-    async def call(self, alg: Algorithm, ctx: AlgorithmContext) -> ProcessCode:
-        """Run one algorithm on one event; returns its code or raises _Stop."""
+    async def call(self, alg: Algorithm, ctx: AlgorithmContext,
+                   pool: ThreadPoolExecutor) -> ProcessCode:
+        """Run one algorithm on one event in ``pool``; returns its code or raises _Stop."""
         loop = asyncio.get_running_loop()
         timing = self.summary.timing
         try:
             if isinstance(alg, ExternalWorkAlgorithm):
-                work, dt = await loop.run_in_executor(self.pool, _timed, alg.acquire, ctx)
+                work, dt = await loop.run_in_executor(pool, _timed, alg.acquire, ctx)
                 timing.add(alg.name, dt)
                 waited = time.perf_counter()
                 result = await _await_external(work)
                 timing.add(f"{alg.name}:external", time.perf_counter() - waited)
-                code, dt = await loop.run_in_executor(
-                    self.pool, _timed, alg.produce, ctx, result
-                )
+                code, dt = await loop.run_in_executor(pool, _timed, alg.produce, ctx, result)
                 timing.rows[alg.name].time_total_s += dt
             else:
-                code, dt = await loop.run_in_executor(self.pool, _timed, alg.execute, ctx)
+                code, dt = await loop.run_in_executor(pool, _timed, alg.execute, ctx)
                 timing.add(alg.name, dt)
                 if inspect.isawaitable(code) or isinstance(code, Future):
                     waited = time.perf_counter()
@@ -480,7 +567,7 @@ class _EventLoop:
                 log.error("%s", error)
                 self.summary.failed.append(FailedEvent(ctx.event, alg.name, str(exc)))
             else:
-                self.fail(error)
+                self.fail(error, ctx.index)
             raise _Stop from exc
 
 

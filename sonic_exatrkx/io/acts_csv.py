@@ -4,9 +4,12 @@ The pieces live in their own modules and are re-exported here, the one place cal
 import CSV I/O from: file naming (`acts_paths`), located-error diagnostics
 (`csv_diagnostics`), writing (`csv_writers`) and truth / barcodes (`truth`).
 
-Reading is one `pandas.read_csv` pass (the fast path); only when a column does not
-convert cleanly does a second, string-only diagnostic pass run to find the first bad
-line and column, so good files pay nothing for the error reporting.
+Reading takes the fastest engine that gives exact values: a clean numeric file (the
+usual, machine-written one) is parsed by numpy in one pass (`csv_fast`); any other file
+by one `pandas.read_csv` pass, and only when a column does not convert cleanly does a
+second, string-only diagnostic pass run to find the first bad line and column. Both
+engines give the same arrays, and every error comes from the careful pandas reader, so
+good files pay nothing for the error reporting and bad ones are reported as before.
 
 Decisions (see also the module docstrings of `errors` and `schema`):
 
@@ -45,6 +48,7 @@ from .csv_diagnostics import (
     nonfinite_error,
     nonfinite_rows,
 )
+from .csv_fast import CleanFile, open_clean, parse_clean
 from .csv_writers import write_event, write_table, write_tracks_csv
 from .errors import (
     EmptyFileError,
@@ -72,7 +76,7 @@ from .schema import (
     hits_schema,
     spacepoint_schema,
 )
-from .spacepoint_checks import check_envelope
+from .spacepoint_checks import COORDINATES, ENVELOPE_MM, check_envelope
 from .truth import BARCODE_LAYOUT, attach_truth, combine_particle_id, split_particle_id
 
 # Also the names of the modules split off this one, which callers import from here.
@@ -192,6 +196,12 @@ def _filled_ids(values: pd.Series, fill: np.ndarray | None) -> np.ndarray | None
 # ------------------------------------------------------------------------ reading
 
 
+def _open(path: Path, event: int | None) -> tuple[list[str], CleanFile | None]:
+    """The header, and the file's bytes when the fast engine may read it."""
+    clean = open_clean(path)
+    return (clean.header, clean) if clean is not None else (_read_header(path, event), None)
+
+
 def _read_validated(
     path: Path,
     schema: TableSchema,
@@ -200,8 +210,18 @@ def _read_validated(
     what: str = "",
     nonfinite: NonFinite = "raise",
     check_range: bool = True,
+    clean: CleanFile | None = None,
 ) -> pd.DataFrame:
     present = _check_columns(path, header, schema, event, what)
+    columns = parse_clean(clean, schema) if clean is not None else None
+    if columns is None:
+        columns = _parse_careful(path, schema, header, present, event)
+    return _validated_frame(path, schema, present, columns, event, nonfinite, check_range)
+
+
+def _parse_careful(path: Path, schema: TableSchema, header: list[str], present: list[str],
+                   event: int | None) -> dict[str, np.ndarray]:
+    """The careful reader: pandas, then the diagnostic pass that locates a bad value."""
     strings = [c for c in present if schema.columns[c] == STR]
     dtype: dict[str, object] = {c: object for c in strings}
     na_values = {c: NA_TOKENS for c in present if c not in dtype}
@@ -245,25 +265,42 @@ def _read_validated(
             raise diagnose(path, present, schema, event, column)
         columns[column] = arr
 
+    return columns
+
+
+def _validated_frame(path: Path, schema: TableSchema, present: list[str],
+                     columns: dict[str, np.ndarray], event: int | None,
+                     nonfinite: NonFinite, check_range: bool) -> pd.DataFrame:
+    """The checks every parsed table passes (finite values, the detector envelope)."""
     if nonfinite not in ("raise", "drop", "keep"):
         raise ValueError(f"nonfinite must be 'raise', 'drop' or 'keep', got {nonfinite!r}")
     bad, first = nonfinite_rows(columns) if nonfinite != "keep" else (None, None)
     if first is not None and nonfinite == "raise":
         raise nonfinite_error(path, columns, first, event)
     df = pd.DataFrame(columns, columns=present)
-    df = df.astype({c: schema.columns[c] for c in present})
+    retype = {c: schema.columns[c] for c in present if columns[c].dtype != schema.columns[c]
+              or schema.columns[c] == STR}
+    if retype:  # strings (pandas would infer its string dtype)
+        df = df.astype(retype)
     if first is not None:  # nonfinite == "drop"
         log.warning(
             "%s: dropping %d of %d rows with non-finite values (first: line %d, column '%s')",
             path.name, int(bad.sum()), len(df), line_of_row(path, first[0]), first[1],
         )
         df = df[~bad]
-    if check_range:
+    if check_range and not _inside_envelope(columns):  # only then the located error
         check_envelope(df, path, event, lambda row: line_of_row(path, row))
     df.attrs["path"] = str(path)
     df.attrs["event"] = event
     df.attrs["dropped_nonfinite"] = int(bad.sum()) if first is not None else 0
     return df
+
+
+def _inside_envelope(columns: dict[str, np.ndarray]) -> bool:
+    """Whether every x, y, z is within `check_envelope`'s box (NaN passes, as there)."""
+    with np.errstate(invalid="ignore"):
+        return not any((np.abs(columns[c]) > ENVELOPE_MM).any()
+                       for c in COORDINATES if c in columns)
 
 
 def read_table(
@@ -280,7 +317,8 @@ def read_table(
     path = Path(path)
     if event is None:
         event = event_from_name(path)
-    return _read_validated(path, schema, _read_header(path, event), event, nonfinite=nonfinite)
+    header, clean = _open(path, event)
+    return _read_validated(path, schema, header, event, nonfinite=nonfinite, clean=clean)
 
 
 def read_spacepoints(
@@ -300,7 +338,7 @@ def read_spacepoints(
     path = Path(path)
     if event is None:
         event = event_from_name(path)
-    header = _read_header(path, event)
+    header, clean = _open(path, event)
     if {"measurement_id_1", "measurement_id_2", "measurement_id"} & set(header):
         schema = spacepoint_schema(header)
     else:
@@ -313,7 +351,7 @@ def read_spacepoints(
         two = closeness("measurement_id_1") > closeness("measurement_id")
         schema = SPACEPOINT if two else SPACEPOINT_SINGLE
     return _read_validated(path, schema, header, event, "space point ", nonfinite,
-                           check_range)
+                           check_range, clean)
 
 
 def read_hits(
@@ -324,8 +362,9 @@ def read_hits(
     path = Path(path)
     if event is None:
         event = event_from_name(path)
-    header = _read_header(path, event)
-    return _read_validated(path, hits_schema(header), header, event, nonfinite=nonfinite)
+    header, clean = _open(path, event)
+    return _read_validated(path, hits_schema(header), header, event, nonfinite=nonfinite,
+                           clean=clean)
 
 
 def read_particles(
@@ -336,15 +375,16 @@ def read_particles(
     path = Path(path)
     if event is None:
         event = event_from_name(path)
-    header = _read_header(path, event)
+    header, clean = _open(path, event)
     if "particle_id" in header or not set(PARTICLE_ID_PARTS) & set(header):
-        return _read_validated(path, PARTICLES, header, event, nonfinite=nonfinite)
+        return _read_validated(path, PARTICLES, header, event, nonfinite=nonfinite,
+                               clean=clean)
     split = TableSchema(
         "particles",
         {**{c: U32 for c in PARTICLE_ID_PARTS},
          **{c: t for c, t in PARTICLES.columns.items() if c != "particle_id"}},
     )
-    df = _read_validated(path, split, header, event, nonfinite=nonfinite)
+    df = _read_validated(path, split, header, event, nonfinite=nonfinite, clean=clean)
     ids = combine_particle_id(df)
     df = df.drop(columns=list(PARTICLE_ID_PARTS))
     df.insert(0, "particle_id", ids)
@@ -444,9 +484,13 @@ def read_event(
     DataFrames.
     """
     d = Path(directory)
-    stems = event_files(d, f"event{event:09d}-*.csv")
-    have = sorted(s for s, events in stems.items() if event in events)
+
+    def present() -> list[str]:  # lists the folder: only for kinds=None and errors
+        stems = event_files(d, f"event{event:09d}-*.csv")
+        return sorted(s for s, events in stems.items() if event in events)
+
     if kinds is None:
+        have = present()
         kinds = [s for s in have if _readable(s)]
         if not kinds:
             raise MissingEventFileError(
@@ -457,6 +501,7 @@ def read_event(
     for kind in kinds:
         path = event_path(d, event, kind)
         if not path.is_file():
+            have = present()  # a missing folder is named here
             raise MissingEventFileError(
                 path,
                 f"missing {kind} file for event {event} in {d} "

@@ -74,14 +74,30 @@ def write_table(path: StrPath, df: pd.DataFrame, schema: TableSchema) -> None:
         raise MissingColumnError(path, missing, {}, [str(c) for c in df.columns],
                                  row=None, what="(in the table to write) ")
     columns = [c for c in schema.columns if c in df.columns]
-    typed = pd.DataFrame(
-        {c: _column_for_write(df[c], schema.columns[c], c) for c in columns}, columns=columns
-    )
+    arrays = {c: _column_for_write(df[c], schema.columns[c], c) for c in columns}
+    if all(a.dtype.kind in "iu" for a in arrays.values()):
+        text = _integer_csv(columns, arrays)  # what pandas writes, without pandas
 
-    def write(handle: TextIO) -> None:
-        typed.to_csv(handle, index=False, lineterminator="\n", na_rep="nan")
+        def write(handle: TextIO) -> None:
+            handle.write(text)
+    else:
+        typed = pd.DataFrame(arrays, columns=columns)
+
+        def write(handle: TextIO) -> None:
+            typed.to_csv(handle, index=False, lineterminator="\n", na_rep="nan")
 
     atomic_write_text(path, write)
+
+
+def _integer_csv(columns: list[str], arrays: dict[str, np.ndarray]) -> str:
+    """The CSV text of integer columns, as pandas writes it: header, then one ``%d`` per
+    field (Python ints, so uint64 stays exact), comma-separated, ``\n`` after each row."""
+    rows = len(next(iter(arrays.values()))) if arrays else 0
+    fields = np.empty((rows, len(columns)), dtype=object)
+    for j, c in enumerate(columns):
+        fields[:, j] = arrays[c].tolist()
+    line = ",".join(["%d"] * len(columns)) + "\n"
+    return ",".join(columns) + "\n" + (line * rows) % tuple(fields.ravel().tolist())
 
 
 def write_tracks_csv(path: StrPath, track_ids: np.ndarray | Iterable[int]) -> None:
