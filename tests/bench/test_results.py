@@ -52,7 +52,7 @@ def test_compare_overlays_two_runs(served_settings, tmp_path):
         config = study_config("throughput", settings=settings, options={"concurrency": (1,)})
         run_study(config, tmp_path / run)
     back = StudyResult.load(tmp_path / "before" / "throughput")
-    assert back.study == "throughput" and len(back.rows) == 3
+    assert back.study == "throughput" and len(back.rows) == 4  # paths x 1 concurrency
     assert back.machine["cores"] >= 1 and back.settings["settings"]["events"] == 2
     path = compare_runs([tmp_path / "before", tmp_path / "after"], tmp_path / "cmp")
     text = path.read_text()
