@@ -171,17 +171,16 @@ def bench_batching_cmd(
         min=1, help="Events per request (ROW_SPLITS; repeat; default 1 2 4 8).")] = None,
     concurrency: Annotated[list[int] | None, typer.Option(
         min=1, help="Requests in flight (repeat; default 1 2).")] = None,
-    server_batching: Annotated[bool, typer.Option(
-        help="Also measure server-side batching of concurrent one-event requests (needs a "
-             "server build with dynamic batching).")] = False,
+    server_batching: Annotated[bool | None, typer.Option(
+        show_default="on", help="Also measure server-side batching of concurrent one-event "
+        "requests (exatrkx_dynamic: a --server must run `serve --dynamic-batching`).")] = None,
     models: Models = None, events: Events = None, pileup: Pileup = None, seed: Seed = None,
     trials: Trials = None, server: Server = None, protocol: Proto = Protocol.grpc,
     server_instances: ServerInstances = None, server_threads: ServerThreads = None,
     output: Output = DEFAULT_OUTPUT, quick: Quick = False,
 ) -> None:
     """Several events per request (client-side ROW_SPLITS) and server-side batching."""
-    values = {**locals(), "server_batching": server_batching or None}
-    _run("batching", values, {"events_per_request": "events_per_request",
+    _run("batching", locals(), {"events_per_request": "events_per_request",
                               "concurrency": "concurrency",
                               "server_batching": "server_batching"})
 
