@@ -26,6 +26,8 @@ GNN train on its graphs, which need each event's ``module_id``.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +48,10 @@ from .metrics import EdgeMetrics, edge_metrics, true_edges
 from .models import exact_tanh
 from .module_map import ModuleMap, coordinates
 from .pipeline import Pipeline, PipelineConfig, save_models
+
+log = logging.getLogger(__name__)
+#: Without a bar (not a terminal, or --no-progress), a stage logs its loss this many times.
+LOSS_LINES = 5
 
 
 @dataclass(frozen=True)
@@ -221,8 +227,10 @@ def _fit(
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     sched = _scheduler(opt, epochs * n_events, training)
     history: list[float] = []
-    for _ in tqdm(range(epochs), desc=desc,
-                  disable=None if training.progress is None else not training.progress):
+    bar = training.progress if training.progress is not None else sys.stderr.isatty()
+    every = max(epochs // LOSS_LINES, 1)
+    t0 = time.perf_counter()
+    for epoch in tqdm(range(epochs), desc=desc, disable=not bar):
         losses = []
         for i in rng.permutation(n_events):
             loss = step(i)
@@ -235,6 +243,10 @@ def _fit(
                 sched.step()
             losses.append(loss.item())
         history.append(float(np.mean(losses)) if losses else float("nan"))
+        if not bar and ((epoch + 1) % every == 0 or epoch + 1 == epochs):  # a log line,
+            # not bar frames, where no terminal shows them (batch logs)
+            log.info("%s: epoch %d/%d, mean loss %.4g (%.0f s)", desc, epoch + 1, epochs,
+                     history[-1], time.perf_counter() - t0)
     model.eval()
     return history
 

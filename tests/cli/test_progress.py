@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,6 @@ def test_train_redirected_has_no_progress_frames(tmp_path):
                           "1", "--gnn-epochs", "1")
     assert "\r" not in result.stdout and "\r" not in result.stderr
     assert (tmp_path / "models" / "config.json").is_file()
+    log = result.stdout + result.stderr  # lines instead of bars: one per stage here
+    for stage in ("embedding", "filter", "gnn"):
+        assert re.search(rf"{stage}\S*: epoch 1/1, mean loss \S+ \(\d+ s\)", log), log
