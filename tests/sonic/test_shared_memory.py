@@ -64,7 +64,8 @@ def test_shared_memory_must_be_a_bool():
 @pytest.mark.triton
 @pytest.mark.parametrize(
     ("option", "protocol", "mode"),
-    [("custom", "grpc", "async"), ("custom", "http", "pseudo-async"), ("S3", "grpc", "async")],
+    [("custom", "grpc", "async"), ("custom", "http", "pseudo-async"), ("S3", "grpc", "async"),
+     ("custom-batched", "grpc", "async")],
 )
 def test_shared_memory_outputs_equal_network(
     exatrkx_server, sim_events, sonic_models, network_labels, option, protocol, mode
@@ -87,7 +88,7 @@ def test_shared_memory_outputs_equal_network(
         np.testing.assert_array_equal(out.labels[event], labels, err_msg=f"event {event}")
     remote = [s for s in alg.stats if s.name.startswith("triton:")]
     assert remote and all(s.bytes_shm > 0 and s.failures == 0 for s in remote)
-    if option == "custom":  # every tensor's size is known: nothing over the network
+    if option.startswith("custom"):  # every tensor's size is known: nothing over the network
         assert remote[0].bytes_sent == 0 and remote[0].bytes_received == 0
         assert "MB via shared memory" in remote[0].line()
     assert leftovers() == before
