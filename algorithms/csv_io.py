@@ -69,7 +69,7 @@ class CsvEventReader(Reader):
         truth: bool = False,
         on_bad_event: str = "fail",
         duplicates: str = "warn",
-        nonfinite: str = "raise",
+        nonfinite: str = "error",
         spacepoints_from: str | None = None,
         output_particle_ids: str = SPACEPOINT_PARTICLE_IDS,
         name: str | None = None,

@@ -19,20 +19,20 @@ from sonic_exatrkx.io.spacepoint_checks import DUPLICATES
 from sonic_exatrkx.io.spacepoints_from import SPACEPOINTS_FROM
 
 BAD_EVENT_POLICIES = ("fail", "skip")
-NONFINITE = ("raise", "drop")
+NONFINITE = ("error", "drop")
 
 
 @dataclass(frozen=True)
 class InputOptions:
     """``on_bad_event``: "fail" | "skip" a malformed event. ``duplicates``: "warn" |
-    "drop" exact duplicate space points. ``nonfinite``: "raise" (an error naming the
+    "drop" exact duplicate space points. ``nonfinite``: "error" (an error naming the
     line) | "drop" hits/space points with NaN/inf positions (ACTS-Fatras TrackML output
     has them). ``spacepoints_from``: None (the spacepoint files) | "measurements" |
     "hits", for ACTS CSV output that has no spacepoint file."""
 
     on_bad_event: str = "fail"
     duplicates: str = "warn"
-    nonfinite: str = "raise"
+    nonfinite: str = "error"
     spacepoints_from: str | None = None
 
     def __post_init__(self) -> None:

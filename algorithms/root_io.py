@@ -29,7 +29,7 @@ class RootSpacePointReader(Reader):
 
     The file is read once, on the first event, and kept in memory: fine for the
     small files this is for; split big productions into several files. ``nonfinite``
-    ("raise" | "drop" space points with NaN/inf positions or variances) and
+    ("error" | "drop" space points with NaN/inf positions or variances) and
     ``duplicates`` ("warn" | "drop" exact duplicate positions) as for the CSV reader;
     ``counts`` sums what was dropped.
     """
@@ -43,7 +43,7 @@ class RootSpacePointReader(Reader):
         tree: str = "spacePoints",
         output_spacepoints: str = SPACEPOINTS,
         duplicates: str = "warn",
-        nonfinite: str = "raise",
+        nonfinite: str = "error",
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)

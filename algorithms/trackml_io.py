@@ -52,7 +52,7 @@ class TrackMLReader(Reader):
         output_weights: str = SPACEPOINT_WEIGHTS,
         on_bad_event: str = "fail",
         duplicates: str = "warn",
-        nonfinite: str = "raise",
+        nonfinite: str = "error",
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -122,7 +122,7 @@ class TrackMLReader(Reader):
             kinds = ("truth", "particles") if self.particles is not None else ("truth",)
             # Truth and particles are kept whole: only the hits lose rows.
             files = trackml.read_trackml_event(self.input_dir, event, kinds,
-                                               nonfinite="keep" if drop else "raise")
+                                               nonfinite="keep" if drop else "error")
             truth = files["truth"]
             if self.weights is not None and "weight" not in truth.columns:
                 raise InputFormatError(

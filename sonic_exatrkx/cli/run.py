@@ -190,7 +190,7 @@ def run(
             skip=skip, threads=threads, in_flight=in_flight, cores=cores,
             performance=performance, on_bad_event="skip" if skip_bad_events else "fail",
             duplicates="drop" if drop_duplicates else "warn",
-            nonfinite="drop" if nonfinite is NonFinite.drop else "raise",
+            nonfinite=nonfinite.value,
             spacepoints_from=spacepoints_from.value if spacepoints_from else None,
             continue_on_error=continue_on_error, convert_only=convert_only,
             root_layout=root_layout.value, csv_output=csv_output, finder=finder, shard=shard,

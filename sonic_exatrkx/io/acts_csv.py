@@ -109,7 +109,7 @@ log = logging.getLogger(__name__)
 #: What to do with NaN/inf in `schema.FINITE_COLUMNS`: raise `NonFiniteValueError`
 #: (default), drop those rows (logged, counted in ``df.attrs["dropped_nonfinite"]``; the
 #: DataFrame index keeps the file row positions), or keep them.
-NonFinite = Literal["raise", "drop", "keep"]
+NonFinite = Literal["error", "drop", "keep"]
 
 # ------------------------------------------------------------------------ header
 
@@ -208,7 +208,7 @@ def _read_validated(
     header: list[str],
     event: int | None,
     what: str = "",
-    nonfinite: NonFinite = "raise",
+    nonfinite: NonFinite = "error",
     check_range: bool = True,
     clean: CleanFile | None = None,
 ) -> pd.DataFrame:
@@ -272,10 +272,10 @@ def _validated_frame(path: Path, schema: TableSchema, present: list[str],
                      columns: dict[str, np.ndarray], event: int | None,
                      nonfinite: NonFinite, check_range: bool) -> pd.DataFrame:
     """The checks every parsed table passes (finite values, the detector envelope)."""
-    if nonfinite not in ("raise", "drop", "keep"):
-        raise ValueError(f"nonfinite must be 'raise', 'drop' or 'keep', got {nonfinite!r}")
+    if nonfinite not in ("error", "drop", "keep"):
+        raise ValueError(f"nonfinite must be 'error', 'drop' or 'keep', got {nonfinite!r}")
     bad, first = nonfinite_rows(columns) if nonfinite != "keep" else (None, None)
-    if first is not None and nonfinite == "raise":
+    if first is not None and nonfinite == "error":
         raise nonfinite_error(path, columns, first, event)
     df = pd.DataFrame(columns, columns=present)
     retype = {c: schema.columns[c] for c in present if columns[c].dtype != schema.columns[c]
@@ -304,7 +304,7 @@ def _inside_envelope(columns: dict[str, np.ndarray]) -> bool:
 
 
 def read_table(
-    path: StrPath, schema: TableSchema, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, schema: TableSchema, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> pd.DataFrame:
     """Read one CSV file into a DataFrame with exactly the schema's dtypes.
 
@@ -322,7 +322,7 @@ def read_table(
 
 
 def read_spacepoints(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise",
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error",
     check_range: bool = True,
 ) -> pd.DataFrame:
     """Space points, in the variant the header shows (two-measurement or single).
@@ -355,7 +355,7 @@ def read_spacepoints(
 
 
 def read_hits(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> pd.DataFrame:
     """Simulated hits; keeps a single ``particle_id`` or the split ``particle_id_*``
     columns as the file has them (see `combine_particle_id`)."""
@@ -368,7 +368,7 @@ def read_hits(
 
 
 def read_particles(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> pd.DataFrame:
     """Particles (`PARTICLES` columns). A file with only the split barcode columns
     gets them packed into ``particle_id`` (`combine_particle_id`)."""
@@ -393,7 +393,7 @@ def read_particles(
 
 
 def read_measurements(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> pd.DataFrame:
     """Measurements; ``local_key`` is kept as the exact string in the file ("" when
     empty, "unknown", or a raw control byte as some ACTS versions write it)."""
@@ -401,14 +401,14 @@ def read_measurements(
 
 
 def read_measurement_simhit_map(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> pd.DataFrame:
     """measurement_id -> hit_id links (hit_id = 0-based row in the hits file)."""
     return read_table(path, MEASUREMENT_SIMHIT_MAP, event=event, nonfinite=nonfinite)
 
 
 def read_tracks_csv(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> np.ndarray:
     """Track label per space point (int64, index = spacepoint_id), from any row order.
 
@@ -475,7 +475,7 @@ def read_event(
     event: int,
     kinds: Iterable[str] | None = None,
     *,
-    nonfinite: NonFinite = "raise",
+    nonfinite: NonFinite = "error",
 ) -> dict[str, object]:
     """Read the files of one event: `kinds` (stems), or every readable kind present.
 

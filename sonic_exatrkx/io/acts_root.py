@@ -444,14 +444,14 @@ def _flat_groups(event_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def read_spacepoints_root(path: StrPath, tree: str = "spacePoints", *,
-                          nonfinite: str = "raise") -> dict[int, pd.DataFrame]:
+                          nonfinite: str = "error") -> dict[int, pd.DataFrame]:
     """All events of a space point tree, flat or jagged (detected), as event -> table."""
     return dict(iter_spacepoints_root(path, tree, step_size=None, nonfinite=nonfinite))
 
 
 def iter_spacepoints_root(
     path: StrPath, tree: str = "spacePoints", step_size: int | str | None = "100 MB", *,
-    nonfinite: str = "raise",
+    nonfinite: str = "error",
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield (event_id, table) one event at a time, reading `step_size` at once.
 
@@ -460,11 +460,11 @@ def iter_spacepoints_root(
     (`read_spacepoints_root` reads everything at once and has no such limit).
     Events come in file order; ``step_size=None`` reads the whole tree at once.
     ``nonfinite``: a NaN/inf position or variance is `NonFiniteValueError` naming the
-    event, space point and branch ("raise"), or the space point is left out ("drop",
+    event, space point and branch ("error"), or the space point is left out ("drop",
     counted in ``table.attrs["dropped_nonfinite"]``), as for CSV (`acts_csv.NonFinite`).
     """
-    if nonfinite not in ("raise", "drop"):
-        raise ValueError(f"nonfinite must be 'raise' or 'drop', got {nonfinite!r}")
+    if nonfinite not in ("error", "drop"):
+        raise ValueError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
     frames = _iter_frames(path, tree, step_size)
     while True:
         try:
@@ -489,7 +489,7 @@ def _finite(frame: pd.DataFrame, path: Path, event: int, nonfinite: str) -> pd.D
     if first is None:
         return frame
     row, column = first
-    if nonfinite == "raise":
+    if nonfinite == "error":
         raise NonFiniteValueError(
             path, f"event {event}, space point {row}: non-finite {column} = "
             f"{arrays[column][row]}, expected a finite float32 (--nonfinite drop leaves "

@@ -42,13 +42,13 @@ SPACEPOINTS_FROM = ("measurements", "hits")
 
 def spacepoints_from_measurements(
     measurements: pd.DataFrame, measurement_simhit_map: pd.DataFrame, hits: pd.DataFrame,
-    *, nonfinite: str = "raise",
+    *, nonfinite: str = "error",
 ) -> pd.DataFrame:
     """One space point per measurement with a simulated hit, at that hit's position.
 
     ``attrs["unplaced_measurements"]`` counts the measurements left out (no hit);
     ``nonfinite``: a hit with a NaN/inf position is `NonFiniteValueError` naming the hits
-    file line ("raise") or its space point is left out (``"drop"``, counted in
+    file line ("error") or its space point is left out (``"drop"``, counted in
     ``attrs["dropped_nonfinite"]``). The hits table must be whole (read with
     ``nonfinite="keep"``), since ``hit_id`` is its row number.
     """
@@ -64,7 +64,7 @@ def spacepoints_from_measurements(
     return _checked(table, hits, hit_row, measurements, nonfinite)
 
 
-def spacepoints_from_hits(hits: pd.DataFrame, *, nonfinite: str = "raise") -> pd.DataFrame:
+def spacepoints_from_hits(hits: pd.DataFrame, *, nonfinite: str = "error") -> pd.DataFrame:
     """One space point per simulated hit at its position; ``measurement_id`` = the hit's
     row (0-based, as ``hit_id`` in the map), so the particle of space point ``i`` is
     ``combine_particle_id(hits)[table["measurement_id"][i]]``. ``nonfinite``: as for
@@ -96,13 +96,13 @@ def _checked(table: pd.DataFrame, hits: pd.DataFrame, hit_row: np.ndarray,
              source: pd.DataFrame, nonfinite: str) -> pd.DataFrame:
     """Non-finite positions handled and coordinates inside any detector; errors name the
     hits file, line and column (the positions are the hits')."""
-    if nonfinite not in ("raise", "drop"):
-        raise ValueError(f"nonfinite must be 'raise' or 'drop', got {nonfinite!r}")
+    if nonfinite not in ("error", "drop"):
+        raise ValueError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
     hits_path = source_path(hits)
     event = source.attrs.get("event", hits.attrs.get("event"))
     xyz = table[["x", "y", "z"]].to_numpy()
     bad = ~np.isfinite(xyz)
-    if bad.any() and nonfinite == "raise":
+    if bad.any() and nonfinite == "error":
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise NonFiniteValueError(
             hits_path, f"non-finite hit position {xyz[row, col]} (a space point is built "

@@ -40,21 +40,21 @@ _PARTICLE_STEMS = ("particles", "fatras-particles")
 
 
 def read_trackml_hits(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> pd.DataFrame:
     """``hit_id, x, y, z, volume_id, layer_id, module_id``."""
     return read_table(path, TRACKML_HITS, event=event, nonfinite=nonfinite)
 
 
 def read_trackml_truth(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> pd.DataFrame:
     """``hit_id, particle_id, tx, ty, tz, tpx, tpy, tpz[, weight]`` (0 = noise)."""
     return read_table(path, TRACKML_TRUTH, event=event, nonfinite=nonfinite)
 
 
 def read_trackml_particles(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "raise"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
 ) -> pd.DataFrame:
     """``particle_id, vx, vy, vz, px, py, pz, q[, nhits]``."""
     return read_table(path, TRACKML_PARTICLES, event=event, nonfinite=nonfinite)
@@ -89,7 +89,7 @@ def read_trackml_event(
     event: int,
     kinds: tuple[str, ...] = ("hits", "truth", "particles"),
     *,
-    nonfinite: NonFinite = "raise",
+    nonfinite: NonFinite = "error",
 ) -> dict[str, pd.DataFrame]:
     """Read the TrackML files of one event (`kinds` among hits, truth, particles).
 

@@ -67,7 +67,7 @@ class RecoJobConfig:
     events open at once (None: the cores, or the thread budget of a server the job
     starts). ``cores``: what a job that starts its own server splits between itself and
     the server (None: all). ``performance`` None: when the input has truth.
-    ``nonfinite``: "raise" | "drop" hits with NaN/inf positions; ``spacepoints_from``:
+    ``nonfinite``: "error" | "drop" hits with NaN/inf positions; ``spacepoints_from``:
     None | "measurements" | "hits", for ACTS CSV without spacepoint files (`InputOptions`).
     ``convert_only``: no track finding, write the space points as ROOT (``root_layout``,
     and CSV with ``csv_output``). ``finder``: the track finding (where and how).
@@ -86,7 +86,7 @@ class RecoJobConfig:
     performance: bool | None = None
     on_bad_event: str = "fail"
     duplicates: str = "warn"
-    nonfinite: str = "raise"
+    nonfinite: str = "error"
     spacepoints_from: str | None = None
     continue_on_error: bool = False
     convert_only: bool = False

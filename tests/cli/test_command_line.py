@@ -135,7 +135,10 @@ def test_every_choice_is_listed_in_help():
 
 def test_choices_are_the_library_words():
     from algorithms.exatrkx_track_finding import INFERENCE
+    from algorithms.input_options import NONFINITE
+    from sonic_exatrkx.exatrkx.pipeline import GRAPH_CONSTRUCTIONS
     from sonic_exatrkx.exatrkx.tracks import TRACK_BUILDERS
+    from sonic_exatrkx.io.spacepoints_from import SPACEPOINTS_FROM
     from sonic_exatrkx.sim.config import SAMPLES
     from sonic_exatrkx.sonic.options import BALANCE, COMPRESSION
     from sonic_exatrkx.sonic.producer import MODES
@@ -153,6 +156,9 @@ def test_choices_are_the_library_words():
     assert words(choices.Balance) == set(BALANCE)
     assert words(choices.Sample) == set(SAMPLES)
     assert words(choices.TrackBuilder) == set(TRACK_BUILDERS)
+    assert words(choices.NonFinite) == set(NONFINITE)
+    assert words(choices.SpacepointsFrom) == set(SPACEPOINTS_FROM)
+    assert words(choices.GraphConstruction) == set(GRAPH_CONSTRUCTIONS)
 
 
 def test_run_help_is_grouped_into_panels():
