@@ -127,6 +127,7 @@ class RecoJobConfig:
         a job and its restart (the manifest keeps them)."""
         finder = self.finder
         performance = self.resolved_performance()
+        cuts = read_config(finder.model_dir)
         return {
             "input": str(self.input_path.resolve()), "input_format": self.input_format,
             "events": self.events, "skip": self.skip, "on_bad_event": self.on_bad_event,
@@ -136,8 +137,7 @@ class RecoJobConfig:
             "inference": finder.inference,
             "service_option": finder.service_option.name if finder.remote else None,
             "edge_performance": performance and not finder.remote,
-            "gnn_cut": read_config(finder.model_dir).gnn.cut,
-            "filter_cut": read_config(finder.model_dir).filter.cut,
+            "gnn_cut": cuts.gnn.cut, "filter_cut": cuts.filter.cut,
         }
 
 
