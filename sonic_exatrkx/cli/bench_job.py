@@ -18,8 +18,9 @@ def bench_job_cmd(
     pileup: Annotated[float, typer.Option(help="Pileup (mu) of the events.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Simulation seed (bench pipeline's by default).")]
     = DEFAULT_SEED,
-    threads: Annotated[int, typer.Option(min=1, help="Torch / FAISS threads per event.")] = 1,
-    workers: Annotated[int, typer.Option(
+    pipeline_threads: Annotated[int, typer.Option(
+        min=1, help="Torch / FAISS threads per event.")] = 1,
+    in_flight: Annotated[int, typer.Option(
         min=1, help="Events in flight: pipeline threads, and the job's --threads.")] = 1,
     repeats: Annotated[int, typer.Option(min=1, help="Trials per mode (median).")] = 3,
     models: Annotated[Path | None, typer.Option(
@@ -33,8 +34,8 @@ def bench_job_cmd(
     alone on the same events and settings: events/s of each and their ratio."""
     from sonic_exatrkx.bench.job import JobBenchConfig, run_job_bench
 
-    config = JobBenchConfig(events=events, pileup=pileup, seed=seed, threads=threads,
-                            workers=workers, repeats=repeats, models=models, input=input)
+    config = JobBenchConfig(events=events, pileup=pileup, seed=seed, threads=pipeline_threads,
+                            workers=in_flight, repeats=repeats, models=models, input=input)
     result = run_job_bench(config, say=lambda line: typer.echo(line, err=True))
     for line in result.lines():
         typer.echo(line)

@@ -23,9 +23,9 @@ def bench_pipeline_cmd(
     = [0.0, 50.0, 200.0],  # noqa: B006 - typer needs a literal default
     seed: Annotated[int, typer.Option(help="Simulation seed (keep it apart from training's).")]
     = DEFAULT_BENCH_SEED,
-    threads: Annotated[int, typer.Option(
+    pipeline_threads: Annotated[int, typer.Option(
         min=1, help="Torch / FAISS threads of the pipeline.")] = 1,
-    workers: Annotated[int, typer.Option(
+    in_flight: Annotated[int, typer.Option(
         min=1, help="Events in flight at once, on threads of this one process.")] = 1,
     max_k: Annotated[int | None, typer.Option(
         min=1, help="Replace the models' graph max_k (neighbours per space point): fewer "
@@ -45,8 +45,9 @@ def bench_pipeline_cmd(
     from sonic_exatrkx.bench.pipeline import PipelineBenchConfig, run_pipeline_bench
 
     config = PipelineBenchConfig(models=models, events=events, pileups=tuple(pileups),
-                                 seed=seed, threads=threads, workers=workers, max_k=max_k,
-                                 neighbour_budget=neighbour_budget, max_degree=max_degree)
+                                 seed=seed, threads=pipeline_threads, workers=in_flight,
+                                 max_k=max_k, neighbour_budget=neighbour_budget,
+                                 max_degree=max_degree)
     result = run_pipeline_bench(config, say=typer.echo,
                                 progress=lambda line: typer.echo(line, err=True))
     typer.echo(result.table())

@@ -18,7 +18,8 @@ def bench_sonic_cmd(
     events: Annotated[int, typer.Option(help="Simulated events per pileup.")] = 8,
     pileup: Annotated[list[float], typer.Option(help="Pileups (HNL signal + mu).")] = [0.0, 50.0],  # noqa: B006
     in_flight: Annotated[list[int], typer.Option(help="Events in flight to try.")] = [1, 2, 4, 8],  # noqa: B006
-    option: Annotated[list[str], typer.Option(help="local, custom, S4, S1, S2, S3.")]
+    service_option: Annotated[list[str], typer.Option(help="local, custom, S4, S1, S2, S3 "
+                                                      "(repeat).")]
     = list(OPTIONS),  # noqa: B006, B008
     models: Annotated[Path | None, typer.Option(help="Model folder (default: the shipped "
                       "data/models).")] = None,
@@ -35,14 +36,14 @@ def bench_sonic_cmd(
     from algorithms.exatrkx_track_finding import default_model_dir
     from sonic_exatrkx.bench.sonic import SonicBenchConfig, run_sonic_bench
 
-    unknown = sorted(set(option) - set(OPTIONS))
+    unknown = sorted(set(service_option) - set(OPTIONS))
     if unknown or events < 1 or any(k < 1 for k in in_flight) or not in_flight:
         typer.echo(f"error: options are {', '.join(OPTIONS)} (got unknown {unknown}); "
                    "events and in-flight must be >= 1", err=True)
         raise typer.Exit(code=2)
     config = SonicBenchConfig(models=models or default_model_dir(), events=events,
                               pileups=tuple(pileup), in_flight=tuple(in_flight),
-                              options=tuple(o for o in OPTIONS if o in option),
+                              options=tuple(o for o in OPTIONS if o in service_option),
                               cores=cores or os.cpu_count() or 1, delay_ms=delay_ms,
                               delay_events=delay_events, seed=seed)
     if run_sonic_bench(config, say=lambda m: typer.echo(m)).mismatches:

@@ -143,7 +143,7 @@ def test_train_rejects_bad_options(tmp_path):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_bench_pipeline_prints_speed_and_physics(workers):
     result = runner.invoke(app, ["bench", "pipeline", "--events", "2", "--pileup", "0",
-                                 "--workers", str(workers)])
+                                 "--in-flight", str(workers)])
     assert result.exit_code == 0, result.output
     assert f"1 thread(s) x {workers} worker(s)" in result.output
     from sonic_exatrkx.exatrkx.allocator import keep_freed_memory
@@ -212,9 +212,9 @@ def test_bench_pipeline_filter_max_degree_override():
     assert result.exit_code == 2 and "--filter-max-degree" in result.output
 
 
-def test_bench_pipeline_rejects_bad_workers():
-    result = runner.invoke(app, ["bench", "pipeline", "--workers", "0"])
-    assert result.exit_code == 2 and "--workers" in result.output
+def test_bench_pipeline_rejects_bad_in_flight():
+    result = runner.invoke(app, ["bench", "pipeline", "--in-flight", "0"])
+    assert result.exit_code == 2 and "--in-flight" in result.output
 
 
 def test_train_old_threads_name_still_works_with_a_warning(tmp_path):

@@ -34,8 +34,9 @@ def test_bench_sonic_tiny(triton_available, sonic_models):
     before = tritonservers()
     result = CliRunner().invoke(app, [
         "bench", "sonic", "--models", str(sonic_models), "--events", "2", "--pileup", "0",
-        "--in-flight", "1", "--in-flight", "2", "--option", "local", "--option", "custom",
-        "--option", "S4", "--option", "S1", "--delay-events", "4", "--delay-ms", "20",
+        "--in-flight", "1", "--in-flight", "2", "--service-option", "local",
+        "--service-option", "custom", "--service-option", "S4", "--service-option", "S1",
+        "--delay-events", "4", "--delay-ms", "20",
         "--cores", "2"])
     out = result.output
     assert result.exit_code == 0, out
