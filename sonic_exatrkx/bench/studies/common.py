@@ -19,10 +19,9 @@ import numpy as np
 from sonic_exatrkx.checks import check_count
 
 __all__ = ["BATCH_QUEUE_DELAY_US", "DEFAULT_SEED", "PROTOCOLS", "SERVER_BATCHING_OPTION",
-           "BenchError",
-           "BenchSettings", "Say", "Served", "event_features", "load_pipeline",
-           "model_stats", "quiet", "server_batching", "served", "server_timing",
-           "usable_cores"]
+           "BenchError", "BenchSettings", "Say", "Served", "check_among", "check_counts",
+           "event_features", "load_pipeline", "model_stats", "quiet", "server_batching",
+           "served", "server_timing", "usable_cores"]
 
 #: Held out: no training, tuning or test event uses this seed.
 DEFAULT_SEED = 97531
@@ -50,6 +49,21 @@ def quiet(_line: str) -> None:
 
 class BenchError(ValueError):
     """A study that cannot run as configured (one line, naming the setting)."""
+
+
+def check_counts(values: Sequence[int], what: str) -> None:
+    """A study's list of counts (threads, requests in flight, ...): at least one, each >= 1."""
+    if not values:
+        raise BenchError(f"{what}: give at least one value")
+    for v in values:
+        check_count(v, what, error=BenchError)
+
+
+def check_among(values: Sequence[str], allowed: Sequence[str], what: str) -> None:
+    """A study's choices (paths, modes, service options): at least one, each known."""
+    unknown = sorted(set(values) - set(allowed))
+    if unknown or not values:
+        raise BenchError(f"{what} must be among {', '.join(allowed)}, got {list(values)}")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,14 @@ import pandas as pd
 
 from sonic_exatrkx.bench import plots
 from sonic_exatrkx.bench.results import StudyResult, cell, markdown_table, summarize
-from sonic_exatrkx.bench.studies.common import BenchError, BenchSettings, Say, quiet, served
+from sonic_exatrkx.bench.studies.common import (
+    BenchError,
+    BenchSettings,
+    Say,
+    check_among,
+    quiet,
+    served,
+)
 from sonic_exatrkx.checks import check_count
 
 __all__ = ["MODES", "LatencyConfig", "plot_latency", "run_latency"]
@@ -44,9 +51,7 @@ class LatencyConfig:
     def __post_init__(self) -> None:
         if not self.delays_ms or any(not d >= 0 for d in self.delays_ms):
             raise BenchError(f"delays must be >= 0 ms, got {list(self.delays_ms)}")
-        unknown = sorted(set(self.modes) - set(MODES))
-        if unknown or not self.modes:
-            raise BenchError(f"modes must be among {', '.join(MODES)}, got {list(self.modes)}")
+        check_among(self.modes, MODES, "modes")
         check_count(self.in_flight, "in flight", error=BenchError)
         if self.cores is not None:
             check_count(self.cores, "cores", error=BenchError)

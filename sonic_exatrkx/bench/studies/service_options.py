@@ -29,9 +29,9 @@ from sonic_exatrkx.bench import plots
 from sonic_exatrkx.bench.references import A100, V100_NOTES
 from sonic_exatrkx.bench.results import StudyResult, markdown_table, summarize
 from sonic_exatrkx.bench.studies.common import (
-    BenchError,
     BenchSettings,
     Say,
+    check_among,
     event_features,
     load_pipeline,
     model_stats,
@@ -53,10 +53,7 @@ class ServiceOptionsConfig:
     options: tuple[str, ...] = OPTIONS
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.options) - set(OPTIONS))
-        if unknown or not self.options:
-            raise BenchError(f"service options must be among {', '.join(OPTIONS)}, got "
-                             f"{list(self.options)}")
+        check_among(self.options, OPTIONS, "service options")
 
 
 def _client(pipe: Any, option: str, url: str, protocol: str) -> Any:

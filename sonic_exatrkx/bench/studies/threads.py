@@ -28,15 +28,15 @@ from sonic_exatrkx.bench.results import (
     summarize,
 )
 from sonic_exatrkx.bench.studies.common import (
-    BenchError,
     BenchSettings,
     Say,
+    check_among,
+    check_counts,
     event_features,
     load_pipeline,
     quiet,
     served,
 )
-from sonic_exatrkx.checks import check_count
 
 __all__ = ["PATHS", "ThreadsConfig", "plot_threads", "run_threads"]
 
@@ -51,13 +51,8 @@ class ThreadsConfig:
     paths: tuple[str, ...] = PATHS
 
     def __post_init__(self) -> None:
-        if not self.threads:
-            raise BenchError("threads: give at least one value")
-        for t in self.threads:
-            check_count(t, "threads", error=BenchError)
-        unknown = sorted(set(self.paths) - set(PATHS))
-        if unknown or not self.paths:
-            raise BenchError(f"paths must be among {', '.join(PATHS)}, got {list(self.paths)}")
+        check_counts(self.threads, "threads")
+        check_among(self.paths, PATHS, "paths")
 
 
 def _row(trial: int, path: str, threads: int, events: int, wall: float) -> dict[str, Any]:

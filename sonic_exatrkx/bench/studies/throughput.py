@@ -24,16 +24,16 @@ from sonic_exatrkx.bench.references import A100
 from sonic_exatrkx.bench.results import Stat, StudyResult, markdown_table, summarize
 from sonic_exatrkx.bench.studies.common import (
     SERVER_BATCHING_OPTION,
-    BenchError,
     BenchSettings,
     Say,
+    check_among,
+    check_counts,
     event_features,
     load_pipeline,
     quiet,
     served,
     server_batching,
 )
-from sonic_exatrkx.checks import check_count
 from sonic_exatrkx.exatrkx.stages import DYNAMIC_MODEL
 
 __all__ = ["PATHS", "ThroughputConfig", "plot_throughput", "run_throughput"]
@@ -53,13 +53,8 @@ class ThroughputConfig:
     paths: tuple[str, ...] = PATHS
 
     def __post_init__(self) -> None:
-        if not self.concurrency:
-            raise BenchError("concurrency: give at least one value")
-        for c in self.concurrency:
-            check_count(c, "concurrency", error=BenchError)
-        unknown = sorted(set(self.paths) - set(PATHS))
-        if unknown or not self.paths:
-            raise BenchError(f"paths must be among {', '.join(PATHS)}, got {list(self.paths)}")
+        check_counts(self.concurrency, "concurrency")
+        check_among(self.paths, PATHS, "paths")
 
 
 def rows_frame(rows: list[Any], trial: int) -> list[dict[str, Any]]:
