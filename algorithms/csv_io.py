@@ -167,16 +167,21 @@ class CsvEventReader(Reader):
         source = self.options.spacepoints_from
         # Only the space points lose rows; the other tables stay whole (row = hit id).
         tables: dict[str, pd.DataFrame] = {}
+        # hits read for the space points' particle ids only (not to build space points,
+        # nor asked for as a table): their particle id columns alone
+        truth_only = ("hits",) if source is None and "hits" not in self.kinds else ()
         if not drop:
-            tables.update(acts_csv.read_event(self.input_dir, event, self._read_kinds))
+            tables.update(acts_csv.read_event(self.input_dir, event, self._read_kinds,
+                                              truth_only=truth_only))
         else:  # in file order: a missing spacepoint file is reported first
             for group, policy in ((("spacepoint",), "drop"),
                                   (tuple(k for k in self._read_kinds if k != "spacepoint"),
                                    "keep")):
                 kinds = [k for k in group if k in self._read_kinds]
                 if kinds:
-                    tables.update(acts_csv.read_event(self.input_dir, event, kinds,
-                                                      nonfinite=policy))  # type: ignore[arg-type]
+                    tables.update(acts_csv.read_event(
+                        self.input_dir, event, kinds, nonfinite=policy,  # type: ignore[arg-type]
+                        truth_only=truth_only))
         if "spacepoint" in self.kinds and source == "measurements":
             tables["spacepoint"] = spacepoints_from_measurements(
                 tables["measurements"], tables["measurement-simhit-map"], tables["hits"],

@@ -18,8 +18,8 @@ from sonic_exatrkx.exatrkx import PipelineResult, apply_cut, sigmoid
 from sonic_exatrkx.exatrkx.metrics import (
     DEFAULT_ETA_BINS,
     DEFAULT_PT_BINS,
-    EdgeMetrics,
-    edge_metrics,
+    EdgeTruth,
+    StageEdges,
     efficiency_vs,
     track_metrics,
     trackml_score,
@@ -96,28 +96,8 @@ def particle_kinematics(
     return pt, eta
 
 
-@dataclass
-class _EdgeCounts:
-    n_true: int = 0  # consecutive truth edges
-    n_found: int = 0  # of those, predicted
-    n_pred: int = 0
-    n_pure: int = 0  # predicted edges joining two hits of one particle
-
-    def add(self, consecutive: EdgeMetrics, any_pair: EdgeMetrics) -> None:
-        self.n_true += consecutive.n_true
-        self.n_found += consecutive.n_true_pred
-        self.n_pred += any_pair.n_pred
-        self.n_pure += any_pair.n_true_pred
-
-    def summary(self) -> dict[str, float]:
-        return {
-            "efficiency": self.n_found / self.n_true if self.n_true else float("nan"),
-            "purity": self.n_pure / self.n_pred if self.n_pred else float("nan"),
-            "n_true": self.n_true,
-            "n_found": self.n_found,
-            "n_pred": self.n_pred,
-            "n_pure": self.n_pure,
-        }
+def _edge_summary(counts: StageEdges) -> dict[str, float]:
+    return {"efficiency": counts.efficiency, "purity": counts.purity, **asdict(counts)}
 
 
 @dataclass
@@ -132,8 +112,8 @@ class _Accumulated:
     scores: dict[str, list[tuple[np.ndarray, np.ndarray]]] = field(
         default_factory=lambda: {"filter": [], "gnn": []}
     )
-    edges: dict[str, _EdgeCounts] = field(
-        default_factory=lambda: {s: _EdgeCounts() for s in EDGE_STAGES}
+    edges: dict[str, StageEdges] = field(
+        default_factory=lambda: {s: StageEdges() for s in EDGE_STAGES}
     )
     scores_per_event: list[float] = field(default_factory=list)
     weights: list[np.ndarray] = field(default_factory=list)
@@ -241,13 +221,12 @@ class TrackFindingPerformance(Writer):
         if self.gnn_cut is not None and res.filtered_edges is not None \
                 and res.gnn_scores is not None:
             gnn_edges = res.filtered_edges[:, apply_cut(res.gnn_scores, self.gnn_cut)]
+        edge_truth = EdgeTruth.of(pids, r)  # sorted once for the four stages
         for stage, edges in (("graph", res.edges), ("filter", res.filtered_edges),
                              ("gnn", gnn_edges), ("tracks", res.track_edges)):
             if edges is not None:
-                counts = _EdgeCounts()
-                counts.add(edge_metrics(edges, pids, r, mode="consecutive"),
-                           edge_metrics(edges, pids, r, mode="all_pairs"))
-                record[f"edges_{stage}"] = np.array(astuple(counts), dtype=np.int64)
+                record[f"edges_{stage}"] = np.array(astuple(edge_truth.stage(edges)),
+                                                    dtype=np.int64)
         for stage, edges, scores in (("filter", res.edges, res.filter_scores),
                                      ("gnn", res.filtered_edges, res.gnn_scores)):
             if edges is not None and scores is not None and edges.shape[1]:
@@ -278,10 +257,7 @@ class TrackFindingPerformance(Writer):
             acc.particle_offset += int(dense.max(initial=-1)) + 1
             for stage in EDGE_STAGES:
                 if f"edges_{stage}" in rec:
-                    counts = acc.edges[stage]
-                    for name, value in zip(("n_true", "n_found", "n_pred", "n_pure"),
-                                           rec[f"edges_{stage}"].tolist(), strict=True):
-                        setattr(counts, name, getattr(counts, name) + value)
+                    acc.edges[stage] += StageEdges(*rec[f"edges_{stage}"].tolist())
             for stage in ("filter", "gnn"):
                 if f"scores_{stage}" in rec:
                     acc.scores[stage].append((rec[f"scores_{stage}"], rec[f"truth_{stage}"]))
@@ -344,7 +320,7 @@ class TrackFindingPerformance(Writer):
             }
         out["cuts"] = {"filter": self.filter_cut, "gnn": self.gnn_cut}
         if self.intermediates is not None:
-            out["edges"] = {s: c.summary() for s, c in acc.edges.items()
+            out["edges"] = {s: _edge_summary(c) for s, c in acc.edges.items()
                             if s != "gnn" or self.gnn_cut is not None}
         return out
 

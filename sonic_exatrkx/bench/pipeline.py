@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["DEFAULT_BENCH_SEED", "STAGES", "BlockResult", "PipelineBenchConfig",
-           "PipelineBenchResult", "bench_block", "format_results", "merge_events",
+           "PipelineBenchResult", "bench_block", "format_results",
            "run_pipeline_bench"]
 
 STAGES = ("features", "embedding", "build_edges", "filter", "gnn", "build_tracks", "total")
@@ -54,26 +54,6 @@ class BlockResult:
     neighbours: tuple[int, int] = (0, 0)  # fewest / most neighbours per space point searched
 
 
-def merge_events(per_event: Sequence[dict[str, np.ndarray]], labels: Sequence[np.ndarray]) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray
-]:
-    """Concatenate events with labels and particle ids made unique across events."""
-    labs, pids, pts = [], [], []
-    lab_off = 0
-    pid_off = 1
-    for a, lab in zip(per_event, labels, strict=True):
-        lab = np.asarray(lab, dtype=np.int64)
-        labs.append(np.where(lab >= 0, lab + lab_off, -1))
-        lab_off += int(lab.max()) + 1 if lab.size and lab.max() >= 0 else 0
-        uniq, inv = np.unique(a["particle_id"], return_inverse=True)
-        local = inv.reshape(-1).astype(np.int64) + pid_off
-        local[a["particle_id"] == 0] = 0
-        pids.append(local.astype(np.uint64))
-        pid_off += uniq.size + 1
-        pts.append(a["pt"])
-    return np.concatenate(labs), np.concatenate(pids), np.concatenate(pts)
-
-
 def bench_block(
     pipeline: Any, arrays: Sequence[dict[str, np.ndarray]], pileup: float, warmup: bool = True,
     workers: int = 1,
@@ -88,7 +68,8 @@ def bench_block(
 
     from sonic_exatrkx.exatrkx import apply_cut
     from sonic_exatrkx.exatrkx.metrics import (
-        stage_edge_metrics,
+        EdgeTruth,
+        merge_events,
         sum_edge_metrics,
         track_metrics,
         trackml_score,
@@ -126,12 +107,12 @@ def bench_block(
         times["total"].append(t_total)
         r = feats[:, pipeline.config.features.index("r")]
         gnn_cut = res.filtered_edges[:, apply_cut(res.gnn_scores, pipeline.config.gnn.cut)]
+        truth = EdgeTruth.of(a["particle_id"], r)  # once per event, for every stage
+        truth_pt = EdgeTruth.of(a["particle_id"], r, pt=a["pt"], pt_min=1.0)
         for stage, e in (("graph", res.edges), ("filter", res.filtered_edges),
                          ("gnn", gnn_cut), ("tracks", res.track_edges)):
-            edge_parts[stage].append(stage_edge_metrics(e, a["particle_id"], r))
-            edge_parts_pt[stage].append(
-                stage_edge_metrics(e, a["particle_id"], r, pt=a["pt"], pt_min=1.0)
-            )
+            edge_parts[stage].append(truth.stage(e).metrics())
+            edge_parts_pt[stage].append(truth_pt.stage(e).metrics())
             n_edges[stage].append(int(e.shape[1]))
         labels.append(res.labels)
         scores.append(trackml_score(res.labels, a["particle_id"]))
@@ -224,6 +205,7 @@ class PipelineBenchConfig:
     max_k: int | None = None
     neighbour_budget: int | None = None
     max_degree: int | None = None  # filter.max_degree
+    sample: str = "hnl"  # the simulation's physics sample (sonic_exatrkx.sim SAMPLES)
 
 
 @dataclass(frozen=True)
@@ -261,14 +243,15 @@ def run_pipeline_bench(config: PipelineBenchConfig, say: Callable[[str], None] =
     # what the pipeline does on its first event anyway; said here because it moves timings
     malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     say(f"models {models}, {config.threads} thread(s) x {config.workers} worker(s), "
-        f"{config.events} HNL events per pileup, seed {config.seed}, graph max_k "
+        f"{config.events} {config.sample} events per pileup, seed {config.seed}, graph max_k "
         f"{cfg.graph.max_k}, neighbour budget {cfg.graph.neighbour_budget or 'off'}, filter "
         f"max_degree {cfg.filter.max_degree}; "
         f"freed memory {malloc}; "
         f"baseline RSS {_maxrss_mib():.0f} MiB")
     results = []
     for k, mu in enumerate(config.pileups):
-        arrays = list(simulate_arrays(mu, config.seed + k, config.events))
+        arrays = list(simulate_arrays(mu, config.seed + k, config.events,
+                                      sample=config.sample))
         res = bench_block(pipe, arrays, mu, workers=config.workers)
         results.append(res)
         progress(f"mu={mu:g}: {res.events_per_s:.1f} events/s, "

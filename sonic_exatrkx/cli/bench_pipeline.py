@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sonic_exatrkx.bench.pipeline import DEFAULT_BENCH_SEED
+from sonic_exatrkx.cli.choices import Sample
 
 __all__ = ["bench_pipeline_cmd"]
 
@@ -18,6 +19,8 @@ def bench_pipeline_cmd(
         help="Model folder (config.json + TorchScript); default: the shipped data/models.")]
     = None,
     events: Annotated[int, typer.Option(min=1, help="Held-out events per pileup value.")] = 20,
+    sample: Annotated[Sample, typer.Option(
+        help="Physics sample of the events (the pileup is added to it).")] = Sample.hnl,
     pileups: Annotated[list[float], typer.Option(
         "--pileup", "--pileups", help="Pileup values (repeat the option).")]
     = [0.0, 50.0, 200.0],  # noqa: B006 - typer needs a literal default
@@ -40,11 +43,12 @@ def bench_pipeline_cmd(
         help="Replace the models' filter.max_degree (filtered edges kept per space point "
              "and direction; 0: all); default: config.json.")] = None,
 ) -> None:
-    """Per-stage timing, events/s, peak memory and physics of the pipeline on held-out HNL
-    events at each pileup."""
+    """Per-stage timing, events/s, peak memory and physics of the pipeline on held-out
+    simulated events (HNL or ttbar-like) at each pileup."""
     from sonic_exatrkx.bench.pipeline import PipelineBenchConfig, run_pipeline_bench
 
     config = PipelineBenchConfig(models=models, events=events, pileups=tuple(pileups),
+                                 sample=sample.value,
                                  seed=seed, threads=pipeline_threads, workers=in_flight,
                                  max_k=max_k, neighbour_budget=neighbour_budget,
                                  max_degree=max_degree)

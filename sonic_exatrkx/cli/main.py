@@ -20,6 +20,7 @@ from sonic_exatrkx.cli.run import run
 from sonic_exatrkx.cli.serve import serve
 from sonic_exatrkx.cli.simulate import simulate
 from sonic_exatrkx.cli.train import train
+from sonic_exatrkx.cli.tune import tune
 
 #: Set by --debug: commands re-raise errors (with their traceback) instead of one line.
 DEBUG_ENV = "SONIC_EXATRKX_DEBUG"
@@ -41,6 +42,7 @@ app.command("merge")(merge)
 app.command("simulate")(simulate)
 app.command("serve")(serve)
 app.command("train")(train)
+app.command("tune")(tune)
 app.add_typer(bench_app, name="bench")
 
 

@@ -32,6 +32,7 @@ Definitions (one set, used by the tests and the performance algorithms):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -359,6 +360,74 @@ def trackml_score(
     return float(w_pair[good].sum() / total)
 
 
+def _pair_keys(edges: np.ndarray, n: int) -> np.ndarray:
+    """Sorted unique undirected keys ``lo * n + hi`` of ``edges [2, E]``."""
+    e = np.asarray(edges, dtype=np.int64).reshape(2, -1)
+    return np.unique(np.minimum(e[0], e[1]) * n + np.maximum(e[0], e[1]))
+
+
+@dataclass(frozen=True)
+class StageEdges:
+    """Edge counts of one stage: consecutive truth edges and how many it found; predicted
+    edges and how many join two space points of one particle (all-pairs truth)."""
+
+    n_true: int = 0
+    n_found: int = 0
+    n_pred: int = 0
+    n_pure: int = 0
+
+    def __add__(self, other: StageEdges) -> StageEdges:
+        return StageEdges(self.n_true + other.n_true, self.n_found + other.n_found,
+                          self.n_pred + other.n_pred, self.n_pure + other.n_pure)
+
+    @property
+    def efficiency(self) -> float:
+        return _ratio(self.n_found, self.n_true)
+
+    @property
+    def purity(self) -> float:
+        return _ratio(self.n_pure, self.n_pred)
+
+    def metrics(self) -> EdgeMetrics:
+        """As :class:`EdgeMetrics` (``n_true_pred``: the found truth edges)."""
+        return EdgeMetrics(n_true=self.n_true, n_pred=self.n_pred, n_true_pred=self.n_found,
+                           efficiency=self.efficiency, purity=self.purity)
+
+
+@dataclass(frozen=True)
+class EdgeTruth:
+    """One event's edge truth, sorted once and shared by the figures of every stage (the
+    graph, the filter, the GNN, the tracks): the truth sort costs more than a stage's
+    own figures."""
+
+    particle_id: np.ndarray  # uint64 per space point
+    true_keys: np.ndarray  # sorted undirected keys of the consecutive truth edges
+
+    @classmethod
+    def of(cls, particle_id: np.ndarray, r: np.ndarray, *, pt: np.ndarray | None = None,
+           pt_min: float | None = None) -> EdgeTruth:
+        """Consecutive truth edges by ``r``; with ``pt_min``, only those of particles with
+        ``pt > pt_min`` (``pt`` per space point)."""
+        pid = _pid(particle_id)
+        t = true_edges(pid, r, mode="consecutive")
+        if pt_min is not None:
+            if pt is None:
+                raise ValueError("EdgeTruth: pt_min needs pt per space point")
+            t = t[:, np.asarray(pt, dtype=np.float64).reshape(-1)[t[0]] > pt_min]
+        return cls(pid, _pair_keys(t, pid.size))
+
+    def stage(self, edges: np.ndarray) -> StageEdges:
+        """The counts of one stage's ``edges [2, E]`` (direction and repeats ignored)."""
+        pid = self.particle_id
+        n = pid.size
+        pred = _pair_keys(edges, n)
+        a, b = pred // n, pred % n
+        pa = pid[a]
+        n_pure = int(((pa == pid[b]) & (pa != 0)).sum())
+        n_found = int(np.isin(self.true_keys, pred, assume_unique=True).sum())
+        return StageEdges(int(self.true_keys.size), n_found, int(pred.size), n_pure)
+
+
 def stage_edge_metrics(
     edges: np.ndarray,
     particle_id: np.ndarray,
@@ -372,29 +441,10 @@ def stage_edge_metrics(
     Efficiency: consecutive truth edges (see :func:`true_edges`) found, direction ignored;
     with ``pt_min``, only truth edges of particles with ``pt > pt_min`` (``pt`` per space
     point). Purity: share of the predicted edges joining two space points of one particle
-    (all-pairs truth: a same-particle edge that skips a layer is not impure).
+    (all-pairs truth: a same-particle edge that skips a layer is not impure). Several
+    stages of one event: :class:`EdgeTruth` once, then :meth:`EdgeTruth.stage`.
     """
-    pid = _pid(particle_id)
-    n = pid.size
-    e = np.asarray(edges, dtype=np.int64).reshape(2, -1)
-    pred_keys = np.unique(np.minimum(e[0], e[1]) * n + np.maximum(e[0], e[1]))
-    a, b = pred_keys // n, pred_keys % n
-    n_same = int(((pid[a] == pid[b]) & (pid[a] != 0)).sum())
-    t = true_edges(pid, r, mode="consecutive")
-    if pt_min is not None:
-        if pt is None:
-            raise ValueError("stage_edge_metrics: pt_min needs pt per space point")
-        t = t[:, np.asarray(pt, dtype=np.float64).reshape(-1)[t[0]] > pt_min]
-    true_keys = np.unique(np.minimum(t[0], t[1]) * n + np.maximum(t[0], t[1]))
-    n_found = int(np.isin(true_keys, pred_keys, assume_unique=True).sum())
-    # n_true_pred holds the found truth edges; purity uses the same-particle count.
-    return EdgeMetrics(
-        n_true=int(true_keys.size),
-        n_pred=int(pred_keys.size),
-        n_true_pred=n_found,
-        efficiency=_ratio(n_found, true_keys.size),
-        purity=_ratio(n_same, pred_keys.size),
-    )
+    return EdgeTruth.of(particle_id, r, pt=pt, pt_min=pt_min).stage(edges).metrics()
 
 
 def sum_edge_metrics(parts: list[EdgeMetrics]) -> EdgeMetrics:
@@ -410,3 +460,22 @@ def sum_edge_metrics(parts: list[EdgeMetrics]) -> EdgeMetrics:
         efficiency=_ratio(n_found, n_true),
         purity=_ratio(round(n_same), n_pred),
     )
+
+
+def merge_events(per_event: Sequence[Mapping[str, np.ndarray]], labels: Sequence[np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate events with labels and particle ids made unique across events."""
+    labs, pids, pts = [], [], []
+    lab_off = 0
+    pid_off = 1
+    for a, lab in zip(per_event, labels, strict=True):
+        lab = np.asarray(lab, dtype=np.int64)
+        labs.append(np.where(lab >= 0, lab + lab_off, -1))
+        lab_off += int(lab.max()) + 1 if lab.size and lab.max() >= 0 else 0
+        uniq, inv = np.unique(a["particle_id"], return_inverse=True)
+        local = inv.reshape(-1).astype(np.int64) + pid_off
+        local[a["particle_id"] == 0] = 0
+        pids.append(local.astype(np.uint64))
+        pid_off += uniq.size + 1
+        pts.append(a["pt"])
+    return np.concatenate(labs), np.concatenate(pids), np.concatenate(pts)

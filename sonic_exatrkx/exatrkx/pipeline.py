@@ -67,7 +67,7 @@ from .models import (
 )
 from .module_map import MODULE_MAP_FILE, ModuleMap, coordinates
 from .timing import StageTimer
-from .tracks import TRACK_BUILDERS, best_edges, build_tracks, junction_removal
+from .tracks import TRACK_BUILDERS, build_tracks, track_edge_mask
 
 MODEL_FILES: dict[str, str] = {"embedding": "embedding.pt", "filter": "filter.pt", "gnn": "gnn.pt"}
 CONFIG_FILE = "config.json"
@@ -475,19 +475,8 @@ class Pipeline:
 
     def track_edge_mask(self, edges: np.ndarray, gnn_scores: np.ndarray) -> np.ndarray:
         """Bool ``[E]``: the edges track building joins (GNN cut and ``track_builder``)."""
-        keep = apply_cut(gnn_scores, self.config.gnn.cut)
-        builder = self.config.track_builder
-        if builder != "components" and keep.any():
-            sel = np.flatnonzero(keep)
-            keep = np.zeros_like(keep)
-            scores = np.asarray(gnn_scores)[sel]
-            if builder == "junction_removal":
-                best = junction_removal(edges[:, sel], scores)
-            else:
-                best = best_edges(edges[:, sel], scores,
-                                  outgoing_only=builder == "best_outgoing")
-            keep[sel[best]] = True
-        return keep
+        return track_edge_mask(edges, gnn_scores, apply_cut(gnn_scores, self.config.gnn.cut),
+                               self.config.track_builder)
 
     def run_many(self, events: Sequence[np.ndarray],
                  module_ids: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:

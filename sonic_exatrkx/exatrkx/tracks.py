@@ -85,6 +85,26 @@ def junction_removal(edges: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return _best_of_each(e[0], s) & _best_of_each(e[1], s)
 
 
+def track_edge_mask(edges: np.ndarray, gnn_scores: np.ndarray, keep: np.ndarray,
+                    builder: str) -> np.ndarray:
+    """Bool ``[E]``: of the edges passing the GNN cut (``keep``), those track building
+    joins with ``builder`` (one of :data:`TRACK_BUILDERS`; "components": all of them).
+    One implementation for the pipeline and for cut scans on its scores."""
+    if builder not in TRACK_BUILDERS:
+        raise ValueError(f"unknown track builder {builder!r}; known: {list(TRACK_BUILDERS)}")
+    if builder == "components" or not keep.any():
+        return keep
+    sel = np.flatnonzero(keep)
+    out = np.zeros_like(keep)
+    scores = np.asarray(gnn_scores)[sel]
+    if builder == "junction_removal":
+        best = junction_removal(edges[:, sel], scores)
+    else:
+        best = best_edges(edges[:, sel], scores, outgoing_only=builder == "best_outgoing")
+    out[sel[best]] = True
+    return out
+
+
 def renumber_first_appearance(labels: np.ndarray) -> np.ndarray:
     """Map arbitrary integer labels to ``0..T-1`` in order of first appearance.
 

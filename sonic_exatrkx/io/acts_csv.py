@@ -355,16 +355,23 @@ def read_spacepoints(
 
 
 def read_hits(
-    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error"
+    path: StrPath, *, event: int | None = None, nonfinite: NonFinite = "error",
+    particle_ids_only: bool = False,
 ) -> pd.DataFrame:
     """Simulated hits; keeps a single ``particle_id`` or the split ``particle_id_*``
-    columns as the file has them (see `combine_particle_id`)."""
+    columns as the file has them (see `combine_particle_id`).
+
+    ``particle_ids_only``: only those columns (one row per hit, as always), for the truth
+    of space points (`attach_truth`): a third of the parsing, and the hit positions and
+    momenta that truth does not use are not read."""
     path = Path(path)
     if event is None:
         event = event_from_name(path)
     header, clean = _open(path, event)
-    return _read_validated(path, hits_schema(header), header, event, nonfinite=nonfinite,
-                           clean=clean)
+    schema = hits_schema(header)
+    if particle_ids_only:
+        schema = schema.only(("particle_id", *PARTICLE_ID_PARTS))
+    return _read_validated(path, schema, header, event, nonfinite=nonfinite, clean=clean)
 
 
 def read_particles(
@@ -476,13 +483,16 @@ def read_event(
     kinds: Iterable[str] | None = None,
     *,
     nonfinite: NonFinite = "error",
+    truth_only: Iterable[str] = (),
 ) -> dict[str, object]:
     """Read the files of one event: `kinds` (stems), or every readable kind present.
 
     A kind missing for this event is `MissingEventFileError` naming the file and the
     kinds the event does have. Tracks come back as a track id array, tables as
-    DataFrames.
+    DataFrames. Kinds in `truth_only` are read for the particle ids of space points
+    only (hits: `read_hits` with ``particle_ids_only``).
     """
+    truth_only = set(truth_only)
     d = Path(directory)
 
     def present() -> list[str]:  # lists the folder: only for kinds=None and errors
@@ -508,7 +518,11 @@ def read_event(
                 f"(files this event has: {', '.join(have) if have else 'none'})",
                 event=event,
             )
-        out[kind] = _reader_for(kind)(path, event=event, nonfinite=nonfinite)
+        if kind == "hits" and kind in truth_only:
+            out[kind] = read_hits(path, event=event, nonfinite=nonfinite,
+                                  particle_ids_only=True)
+        else:
+            out[kind] = _reader_for(kind)(path, event=event, nonfinite=nonfinite)
     return out
 
 

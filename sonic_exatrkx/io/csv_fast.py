@@ -84,12 +84,16 @@ def open_clean(path: Path) -> CleanFile | None:
 
 
 def parse_clean(clean: CleanFile, schema: TableSchema) -> dict[str, np.ndarray] | None:
-    """Every column of a clean file in its schema dtype, or None when the file is not
-    clean enough for this engine (the careful reader then runs)."""
+    """Every schema column of a clean file in its schema dtype, or None when the file is
+    not clean enough for this engine (the careful reader then runs). The file's columns
+    outside the schema are skipped, as the careful reader drops them: their bytes must
+    still be clean, but they are neither converted nor checked as numbers."""
     header = clean.header
-    if any(c not in schema.columns or schema.columns[c] == STR for c in header):
+    wanted = [j for j, c in enumerate(header) if c in schema.columns]
+    if not wanted or any(schema.columns[header[j]] == STR for j in wanted):
         return None
-    dtypes = [schema.columns[c] for c in header]
+    # a skipped column is checked as a float one: any clean token is fine there
+    dtypes = [schema.columns.get(c, F32) for c in header]
     raw = clean.data[clean.body_start:]
     if raw[-1:] != b"\n":  # a last line without its newline
         raw += b"\n"
@@ -116,15 +120,17 @@ def parse_clean(clean: CleanFile, schema: TableSchema) -> dict[str, np.ndarray] 
     widths = (np.diff(ends, prepend=-1) - 1).reshape(-1, n)  # characters of each field
     if (widths == 0).any():
         return None
-    for j, dtype in enumerate(parsed):
-        if dtype != F32 and widths[:, j].max() > _SAFE_LENGTH[dtype]:
+    for j in wanted:
+        if parsed[j] != F32 and widths[:, j].max() > _SAFE_LENGTH[parsed[j]]:
             return None  # could overflow: the careful reader range-checks it
     text = raw.decode("ascii")
+    names = [header[j] for j in wanted]
     try:
         table = np.loadtxt(io.StringIO(text), delimiter=",", comments=None, ndmin=1,
-                           dtype=np.dtype(list(zip(header, parsed, strict=True))))
+                           usecols=wanted,
+                           dtype=np.dtype([(header[j], parsed[j]) for j in wanted]))
     except ValueError:
         return None
     if table.shape[0] != widths.shape[0]:
         return None
-    return {c: table[c].astype(d) for c, d in zip(header, dtypes, strict=True)}
+    return {c: table[c].astype(schema.columns[c]) for c in names}

@@ -33,6 +33,13 @@ class TableSchema:
     def required(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c not in self.optional)
 
+    def only(self, columns: Iterable[str]) -> TableSchema:
+        """The schema of ``columns`` alone (schema order): what a reader that needs only
+        those parses and checks; the file's other columns are skipped."""
+        keep = set(columns)
+        return TableSchema(self.kind, {c: t for c, t in self.columns.items() if c in keep},
+                           tuple(c for c in self.optional if c in keep))
+
 
 # Current ACTS space points: strip space points have two measurements; pixel ones
 # repeat measurement_id_1 (or leave the second empty / 0).

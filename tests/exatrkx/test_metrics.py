@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from sonic_exatrkx.exatrkx.metrics import (
+    EdgeTruth,
+    StageEdges,
     edge_metrics,
     efficiency_vs,
     performance_summary,
@@ -112,6 +114,31 @@ def test_true_edges_and_edge_metrics() -> None:
     assert (m.n_true, m.n_true_pred) == (4, 3) and m.purity == 0.75
     empty = edge_metrics(np.zeros((2, 0), np.int64), pid, r)
     assert empty.efficiency == 0.0 and np.isnan(empty.purity)
+
+
+def test_edge_truth_shared_by_stages_gives_each_stage_its_own_counts() -> None:
+    pid = np.array([1, 1, 1, 2, 2, 0], dtype=np.uint64)
+    r = np.array([3.0, 1.0, 2.0, 5.0, 4.0, 1.0])
+    truth = EdgeTruth.of(pid, r)  # consecutive truth: (1,2), (2,0), (4,3)
+    pred = np.array([[2, 0, 3, 5, 1], [1, 1, 4, 0, 2]])  # (1,2) twice, skip, (3,4), noise
+    stage = truth.stage(pred)
+    # found: (1,2), (3,4); predicted: 4 distinct pairs, 3 of one particle
+    assert stage == StageEdges(n_true=3, n_found=2, n_pred=4, n_pure=3)
+    # the same figures as the two truth modes of edge_metrics
+    cons, allp = edge_metrics(pred, pid, r), edge_metrics(pred, pid, mode="all_pairs")
+    assert (stage.n_true, stage.n_found) == (cons.n_true, cons.n_true_pred)
+    assert (stage.n_pred, stage.n_pure) == (allp.n_pred, allp.n_true_pred)
+    # a second stage from the same truth, and the sum over stages
+    kept = truth.stage(pred[:, :1])
+    assert kept == StageEdges(3, 1, 1, 1)
+    total = stage + kept
+    assert total == StageEdges(6, 3, 5, 4)
+    assert total.efficiency == 0.5 and total.purity == 0.8
+    # pT selection: only particle 1 (pt 2) keeps truth edges
+    pt = np.array([2.0, 2.0, 2.0, 0.5, 0.5, 0.0])
+    assert EdgeTruth.of(pid, r, pt=pt, pt_min=1.0).stage(pred).n_true == 2
+    with pytest.raises(ValueError, match="pt_min needs pt"):
+        EdgeTruth.of(pid, r, pt_min=1.0)
 
 
 def test_pt_selected_fake_rate_is_over_the_tracks_of_the_selection() -> None:

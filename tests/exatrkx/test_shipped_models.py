@@ -42,7 +42,7 @@ def held_out() -> list[dict[str, np.ndarray]]:
 def _merged_track_metrics(
     pipe: Pipeline, events: list[dict[str, np.ndarray]]
 ) -> tuple[object, object, list]:
-    from sonic_exatrkx.bench.pipeline import merge_events
+    from sonic_exatrkx.exatrkx.metrics import merge_events
 
     labels, gnn_edges = [], []
     for a in events:

@@ -80,6 +80,34 @@ def test_simulated_files_take_the_fast_engine_with_the_careful_arrays(simulated:
     assert all(df[c].dtype == HITS.columns[c] for c in df.columns)
 
 
+def test_a_column_subset_is_parsed_alone_with_the_careful_values(simulated: Path):
+    path = acts_csv.event_path(simulated, 0, "hits")
+    full = careful(path, HITS)
+    subset = HITS.only(["particle_id", "tz", "index"])
+    assert list(subset.columns) == ["particle_id", "tz", "index"]
+    got = fast(path, subset)
+    assert got is not None
+    assert_same(got, {c: full[c] for c in subset.columns})
+    # the truth reader: particle ids only, one row per hit, the full read's values
+    ids = acts_csv.read_hits(path, particle_ids_only=True)
+    assert list(ids.columns) == ["particle_id"] and len(ids) == len(full["particle_id"])
+    assert ids["particle_id"].to_numpy().tobytes() == full["particle_id"].tobytes()
+    assert ids.index.equals(pd.RangeIndex(len(ids)))  # hit_id is still the row
+
+
+def test_skipped_columns_must_be_clean_and_the_read_ones_are_still_checked(tmp_path: Path):
+    path = tmp_path / "event000000000-hits.csv"
+    # a stray quoted token in a skipped column: not this engine's, the careful one reads it
+    path.write_text('particle_id,tx\n5,"1.0"\n6,2.0\n')
+    assert fast(path, HITS.only(["particle_id"])) is None
+    ids = acts_csv.read_hits(path, particle_ids_only=True)
+    assert ids["particle_id"].tolist() == [5, 6]
+    # a float token in the particle id column: still refused with its line and column
+    path.write_text("particle_id,tx\n5,1.0\n6.5,2.0\n")
+    with pytest.raises(InputFormatError, match=r"line 3.*particle_id|particle_id.*line 3"):
+        acts_csv.read_hits(path, particle_ids_only=True)
+
+
 def test_random_float32_and_extreme_ids_round_trip_through_both_engines(tmp_path: Path):
     rng = np.random.default_rng(7)
     n = 2000

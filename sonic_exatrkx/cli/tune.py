@@ -1,0 +1,69 @@
+"""`sonic-exatrkx tune`: scan the filter and GNN cuts of a models folder on validation
+events and write a copy with the chosen ones.
+
+Options only; the engine is :func:`sonic_exatrkx.jobs.tuning.run_cut_scan` (what it
+measures and how it chooses: that module; imported in the command: ``--help`` imports no
+torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sonic_exatrkx.cli.choices import Sample
+
+__all__ = ["tune"]
+
+#: The scan's defaults, as :class:`sonic_exatrkx.jobs.tuning.CutScanConfig` has them
+#: (that module is not imported here: it would bring numpy into --help).
+FILTER_CUTS = [0.1, 0.2, 0.3, 0.5, 0.7, 0.9]
+GNN_CUTS = [0.5, 0.7, 0.8, 0.9, 0.95]
+
+
+def tune(
+    models: Annotated[Path, typer.Option(
+        help="Models folder to tune (config.json + models).")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write a copy of the models with the chosen cuts here, with "
+        "cut_scan.csv / cut_scan.json; without it, only the table is printed.")] = None,
+    pileup: Annotated[float, typer.Option(min=0.0, help="Pileup of the validation events.")]
+    = 200.0,
+    sample: Annotated[Sample, typer.Option(help="Physics sample of the validation events.")]
+    = Sample.ttbar_like,
+    events: Annotated[int, typer.Option(min=1, help="Validation events.")] = 3,
+    seed: Annotated[int, typer.Option(
+        help="Simulation seed of the validation events (never the held-out 12345).")] = 777,
+    filter_cuts: Annotated[list[float], typer.Option(
+        "--filter-cut", help="Filter cuts to scan (repeat the option).")]
+    = FILTER_CUTS,  # noqa: B006 - typer needs a literal default
+    gnn_cuts: Annotated[list[float], typer.Option(
+        "--gnn-cut", help="GNN cuts to scan (repeat the option).")]
+    = GNN_CUTS,  # noqa: B006 - typer needs a literal default
+    max_gnn_edges: Annotated[int, typer.Option(
+        min=0, help="Mean GNN input edges per event allowed (the time budget; 0: none).")]
+    = 250_000,
+    pipeline_threads: Annotated[int, typer.Option(
+        min=1, help="Torch / FAISS threads of the pipeline.")] = 2,
+) -> None:
+    """Choose the filter and GNN cuts on validation events: the pair with the best pT > 1
+    GeV efficiency minus fake rate whose GNN input fits the budget."""
+    from sonic_exatrkx.jobs.tuning import CutScanConfig, run_cut_scan
+
+    try:
+        config = CutScanConfig(
+            models=models, pileup=pileup, sample=sample.value, events=events, seed=seed,
+            filter_cuts=tuple(filter_cuts), gnn_cuts=tuple(gnn_cuts),
+            max_gnn_edges=max_gnn_edges or None, threads=pipeline_threads)
+        result = run_cut_scan(config, output,
+                              say=lambda line: typer.echo(line, err=True))
+    except (ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in result.lines():
+        typer.echo(line)
+    if output is not None:
+        typer.echo(f"wrote {output} (config.json with the chosen cuts, cut_scan.csv, "
+                   "cut_scan.json)")

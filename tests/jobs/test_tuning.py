@@ -1,0 +1,102 @@
+"""Cut scans (`sonic-exatrkx tune`): the figures of each pair are the pipeline's own with
+those cuts, the choice follows its rule, and held-out events are refused."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sonic_exatrkx.cli import tune as tune_cli
+from sonic_exatrkx.cli.main import app
+from sonic_exatrkx.exatrkx import Pipeline
+from sonic_exatrkx.exatrkx.metrics import merge_events, track_metrics
+from sonic_exatrkx.jobs.training import simulate_arrays
+from sonic_exatrkx.jobs.tuning import CutScanConfig, run_cut_scan
+from sonic_exatrkx.paths import data_dir
+
+MODELS = data_dir() / "models"
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("tuned")
+    config = CutScanConfig(models=MODELS, pileup=10.0, sample="hnl", events=2, seed=778,
+                           filter_cuts=(0.05, 0.5), gnn_cuts=(0.3, 0.9), threads=1)
+    return run_cut_scan(config, out, say=lambda _line: None), out
+
+
+def test_every_pair_is_scanned_and_the_cuts_act_as_cuts(scan):
+    result, _ = scan
+    pairs = [(r.filter_cut, r.gnn_cut) for r in result.rows]
+    assert sorted(pairs) == [(0.05, 0.3), (0.05, 0.9), (0.5, 0.3), (0.5, 0.9)]
+    by = {(r.filter_cut, r.gnn_cut): r for r in result.rows}
+    # a higher filter cut leaves the GNN fewer edges; a higher GNN cut purer kept edges
+    assert by[(0.5, 0.3)].gnn_input_edges < by[(0.05, 0.3)].gnn_input_edges
+    for fc in (0.05, 0.5):
+        assert by[(fc, 0.9)].edge_purity >= by[(fc, 0.3)].edge_purity
+        assert by[(fc, 0.9)].edge_efficiency <= by[(fc, 0.3)].edge_efficiency
+    for r in result.rows:
+        assert 0.0 < r.efficiency <= 1.0 and 0.0 <= r.fake_rate <= 1.0 and r.gnn_s > 0
+    cfg = Pipeline.from_directory(MODELS).config
+    assert result.current == (cfg.filter.cut, cfg.gnn.cut)
+
+
+def test_the_chosen_pair_follows_the_rule_and_its_figures_are_the_pipelines(scan):
+    result, out = scan
+    best = result.best
+    assert best is not None
+    assert best.objective == max(r.objective for r in result.rows)
+    # the written folder runs with the chosen cuts and gives the scan's figures exactly
+    tuned = Pipeline.from_directory(out, num_threads=1)
+    assert (tuned.config.filter.cut, tuned.config.gnn.cut) == (best.filter_cut, best.gnn_cut)
+    events = list(simulate_arrays(10.0, 778, 2, sample="hnl"))
+    labels = [tuned.run(tuned.features(a["x"], a["y"], a["z"])).labels for a in events]
+    lab, pid, pt = merge_events(events, labels)
+    m = track_metrics(lab, pid, pt=pt, pt_min=1.0)
+    assert (m.efficiency, m.fake_rate, m.duplicate_rate) == (
+        best.efficiency, best.fake_rate, best.duplicate_rate)
+    report = json.loads((out / "cut_scan.json").read_text())
+    assert report["chosen"]["filter_cut"] == best.filter_cut
+    assert len((out / "cut_scan.csv").read_text().splitlines()) == 1 + len(result.rows)
+    assert "**chosen**" in "\n".join(result.lines())
+
+
+def test_over_budget_pairs_are_never_chosen(scan):
+    result, _ = scan
+    tight = min(r.gnn_input_edges for r in result.rows)
+    budget = type(result)(CutScanConfig(models=MODELS, max_gnn_edges=int(np.ceil(tight))),
+                          rows=result.rows)
+    assert budget.best is not None and budget.best.gnn_input_edges <= tight
+    none = type(result)(CutScanConfig(models=MODELS, max_gnn_edges=1), rows=result.rows)
+    assert none.best is None
+    assert "no pair within the GNN input budget" in "\n".join(none.lines())
+
+
+def test_held_out_events_and_bad_grids_are_refused():
+    with pytest.raises(ValueError, match="held-out"):
+        CutScanConfig(models=MODELS, seed=12345)
+    with pytest.raises(ValueError, match="gnn_cuts"):
+        CutScanConfig(models=MODELS, gnn_cuts=(1.5,))
+    with pytest.raises(ValueError, match="unknown sample"):
+        CutScanConfig(models=MODELS, sample="zprime")
+
+
+def test_command_line_defaults_are_the_libraries_and_errors_are_one_line(tmp_path: Path):
+    defaults = {f.name: f.default for f in fields(CutScanConfig)}
+    assert tuple(tune_cli.FILTER_CUTS) == defaults["filter_cuts"]
+    assert tuple(tune_cli.GNN_CUTS) == defaults["gnn_cuts"]
+    runner = CliRunner()
+    res = runner.invoke(app, ["tune", "--models", str(MODELS), "--seed", "12345"])
+    assert res.exit_code == 1
+    assert res.output.strip().count("\n") == 0 and "held-out" in res.output
+    res = runner.invoke(app, ["tune", "--models", str(MODELS), "--pileup", "0", "--sample",
+                              "hnl", "--events", "1", "--filter-cut", "0.1", "--gnn-cut",
+                              "0.5", "--pipeline-threads", "1", "-o", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    assert "chosen: filter cut 0.1, GNN cut 0.5" in res.output
+    assert (tmp_path / "t" / "config.json").is_file()
