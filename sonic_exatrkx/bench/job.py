@@ -8,7 +8,8 @@ Three modes, alternated trial by trial so a load change on the machine hits them
   ``workers`` threads of this process;
 * ``job``: `run` on the events' ACTS CSV files (read with truth, track finding, tracks
   CSV + ROOT, performance, per-event commits), with the event loop's read ahead and
-  write behind (the Sequencer's defaults);
+  write behind (the Sequencer's defaults); with ``performance=False`` the job of a data
+  run: space points only in, no truth, no performance;
 * ``job-inline``: the same job with readers and writers in the events' slots on the
   worker threads (``read_ahead=0, write_behind=0``), i.e. what read ahead and write
   behind buy.
@@ -67,6 +68,7 @@ class JobBenchConfig:
     models: Path | None = None
     input: Path | None = None
     modes: tuple[str, ...] = MODES
+    performance: bool = True  # the job reads truth and computes the performance
 
     def __post_init__(self) -> None:
         for name in ("events", "threads", "workers", "repeats"):
@@ -129,8 +131,10 @@ class JobBenchResult:
 
     def lines(self) -> list[str]:
         c = self.config
+        job = "with truth and performance" if c.performance else "without truth"
         rows = [f"{c.events} HNL events at mu={c.pileup:g} ({self.spacepoints_per_event:.0f} "
-                f"space points/event), {c.workers} worker(s) x {c.threads} thread(s), "
+                f"space points/event), job {job}, {c.workers} worker(s) x {c.threads} "
+                f"thread(s), "
                 f"{c.repeats} trials per mode (median, min-max)",
                 "| mode | events/s | min-max | CPU ms/event | / pipeline |",
                 "|---|---|---|---|---|"]
@@ -216,8 +220,8 @@ def _time_pipeline(config: JobBenchConfig, arrays: Sequence[tuple[np.ndarray, ..
 
     pipe = Pipeline.from_directory(_models(config), num_threads=config.threads)
 
-    def one(xyz: tuple[np.ndarray, ...]) -> Any:
-        return pipe.run(pipe.features(*xyz), return_intermediates=True)
+    def one(xyz: tuple[np.ndarray, ...]) -> Any:  # intermediates: what the performance reads
+        return pipe.run(pipe.features(*xyz), return_intermediates=config.performance)
 
     one(arrays[0])  # warm-up, as `bench pipeline`
     wall, cpu = time.perf_counter(), time.process_time()
@@ -236,7 +240,7 @@ def _time_job(config: JobBenchConfig, events_dir: Path, output: Path, mode: str,
 
     job = build_reco_job(RecoJobConfig(
         input=events_dir, output=output, events=config.events, threads=config.workers,
-        plots=False,
+        plots=False, performance=config.performance,
         finder=TrackFindingConfig(models=_models(config), pipeline_threads=config.threads)),
         say=lambda _line: None)
     seq = job.sequencer

@@ -29,13 +29,18 @@ def bench_job_cmd(
         "--input", "-i", help="ACTS CSV events with truth instead of simulated ones.")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Folder for job.csv and job.json.")] = None,
+    performance: Annotated[bool, typer.Option(
+        help="The job reads the truth and computes the performance (as `run` on simulated "
+             "events); --no-performance: only space points in, tracks out (a job on "
+             "data).")] = True,
 ) -> None:
     """The whole `run` job (read, track finding, write, performance) against the pipeline
     alone on the same events and settings: events/s of each and their ratio."""
     from sonic_exatrkx.bench.job import JobBenchConfig, run_job_bench
 
     config = JobBenchConfig(events=events, pileup=pileup, seed=seed, threads=pipeline_threads,
-                            workers=in_flight, repeats=repeats, models=models, input=input)
+                            workers=in_flight, repeats=repeats, models=models, input=input,
+                            performance=performance)
     result = run_job_bench(config, say=lambda line: typer.echo(line, err=True))
     for line in result.lines():
         typer.echo(line)

@@ -80,6 +80,7 @@ class ScanRow:
     filter_cut: float
     gnn_cut: float
     gnn_input_edges: float  # mean per event
+    filter_efficiency: float  # of the GNN input: pT > 1 GeV consecutive truth kept
     gnn_s: float  # mean GNN seconds per event
     edge_efficiency: float  # GNN-kept edges, pT > 1 GeV consecutive truth
     edge_purity: float
@@ -117,15 +118,17 @@ class CutScanResult:
         out = [f"cut scan of {c.models}: {c.events} {c.sample} events at mu={c.pileup:g}, "
                f"seed {c.seed} (validation), GNN input budget {budget} edges/event, "
                f"{self.seconds:.0f} s",
-               "| filter cut | GNN cut | GNN input edges | GNN s/event | edge eff. pT>1 "
-               "| edge purity | track eff. pT>1 | fake pT>1 | dup. pT>1 |",
-               "|---|---|---|---|---|---|---|---|---|"]
+               "| filter cut | GNN cut | GNN input edges | its edge eff. pT>1 | GNN s/event "
+               "| kept edge eff. pT>1 | kept purity | track eff. pT>1 | fake pT>1 "
+               "| dup. pT>1 |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
         best = self.best
         for r in self.rows:
             mark = " **chosen**" if r is best else ("" if self.within_budget(r)
                                                       else " (over budget)")
             out.append(f"| {r.filter_cut:g} | {r.gnn_cut:g}{mark} | {r.gnn_input_edges:,.0f} | "
-                       f"{r.gnn_s:.2f} | {r.edge_efficiency:.3f} | {r.edge_purity:.3f} | "
+                       f"{r.filter_efficiency:.3f} | {r.gnn_s:.2f} | {r.edge_efficiency:.3f} | "
+                       f"{r.edge_purity:.3f} | "
                        f"{r.efficiency:.3f} | {r.fake_rate:.3f} | {r.duplicate_rate:.3f} |")
         if best is None:
             out.append("no pair within the GNN input budget: raise --max-gnn-edges or scan "
@@ -172,11 +175,12 @@ def run_cut_scan(config: CutScanConfig, output: Path | None = None,
     per_pair: dict[tuple[float, float], list[np.ndarray]] = {}
     stage_edges: dict[tuple[float, float], Any] = {}
     gnn_edges: dict[float, list[int]] = {c: [] for c in config.filter_cuts}
+    filtered: dict[float, Any] = {}  # filter cut -> StageEdges of the GNN input
     gnn_time: dict[float, list[float]] = {c: [] for c in config.filter_cuts}
     for i, a in enumerate(events):
-        _scan_event(pipe, a, config, per_pair, stage_edges, gnn_edges, gnn_time)
+        _scan_event(pipe, a, config, per_pair, stage_edges, filtered, gnn_edges, gnn_time)
         say(f"event {i + 1}/{len(events)}: {a['x'].size} space points scanned")
-    result.rows = _rows(config, events, per_pair, stage_edges, gnn_edges, gnn_time)
+    result.rows = _rows(events, per_pair, stage_edges, filtered, gnn_edges, gnn_time)
     result.seconds = time.perf_counter() - t0
     if output is not None:
         _write_models(config.models, output, result)
@@ -185,7 +189,7 @@ def run_cut_scan(config: CutScanConfig, output: Path | None = None,
 
 def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
                 per_pair: dict[tuple[float, float], list[np.ndarray]],
-                stage_edges: dict[tuple[float, float], Any],
+                stage_edges: dict[tuple[float, float], Any], filtered: dict[float, Any],
                 gnn_edges: dict[float, list[int]], gnn_time: dict[float, list[float]]) -> None:
     """One event: graph and filter scores once, the GNN once per filter cut, track
     building once per pair."""
@@ -206,6 +210,8 @@ def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
         g_scores = pipe.score_gnn(feats, f_edges)
         gnn_time[fc].append(time.perf_counter() - start)
         gnn_edges[fc].append(int(f_edges.shape[1]))
+        counts = truth.stage(f_edges)
+        filtered[fc] = counts if fc not in filtered else filtered[fc] + counts
         for gc in config.gnn_cuts:
             keep = apply_cut(g_scores, gc)
             mask = track_edge_mask(f_edges, g_scores, keep, cfg.track_builder)
@@ -216,9 +222,10 @@ def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
                 else stage_edges[(fc, gc)] + counts
 
 
-def _rows(config: CutScanConfig, events: Sequence[dict[str, np.ndarray]],
+def _rows(events: Sequence[dict[str, np.ndarray]],
           per_pair: dict[tuple[float, float], list[np.ndarray]],
-          stage_edges: dict[tuple[float, float], Any], gnn_edges: dict[float, list[int]],
+          stage_edges: dict[tuple[float, float], Any], filtered: dict[float, Any],
+          gnn_edges: dict[float, list[int]],
           gnn_time: dict[float, list[float]]) -> list[ScanRow]:
     from sonic_exatrkx.exatrkx.metrics import merge_events, track_metrics
 
@@ -227,7 +234,8 @@ def _rows(config: CutScanConfig, events: Sequence[dict[str, np.ndarray]],
         lab, pid, pt = merge_events(events, labels)
         m = track_metrics(lab, pid, pt=pt, pt_min=1.0)
         edges = stage_edges[(fc, gc)]
-        rows.append(ScanRow(fc, gc, float(np.mean(gnn_edges[fc])), float(np.mean(gnn_time[fc])),
+        rows.append(ScanRow(fc, gc, float(np.mean(gnn_edges[fc])), filtered[fc].efficiency,
+                            float(np.mean(gnn_time[fc])),
                             edges.efficiency, edges.purity, m.efficiency, m.fake_rate,
                             m.duplicate_rate))
     return rows

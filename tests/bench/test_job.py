@@ -32,3 +32,14 @@ def test_bench_job_tiny_run_writes_sane_values(tmp_path):
         modes["pipeline"]["events_per_s"]
     for m in modes.values():
         assert m["min_events_per_s"] <= m["events_per_s"] <= m["max_events_per_s"]
+
+
+def test_bench_job_without_truth_runs_the_data_job(tmp_path):
+    out = tmp_path / "study"
+    result = CliRunner().invoke(app, ["bench", "job", "--events", "2", "--repeats", "1",
+                                      "--no-performance", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "job without truth" in result.output
+    report = json.loads((out / "job.json").read_text())
+    assert report["settings"]["performance"] is False
+    assert report["modes"]["job"]["events_per_s"] > 0
