@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from sonic_exatrkx.cli.choices import Sample
+from sonic_exatrkx.cli.choices import Sample, TrackBuilder
 
 __all__ = ["tune"]
 
@@ -42,6 +42,9 @@ def tune(
     gnn_cuts: Annotated[list[float], typer.Option(
         "--gnn-cut", help="GNN cuts to scan (repeat the option).")]
     = GNN_CUTS,  # noqa: B006 - typer needs a literal default
+    track_builders: Annotated[list[TrackBuilder] | None, typer.Option(
+        "--track-builder", help="Track builders to compare on every pair (repeat the "
+        "option); default: the folder's own.")] = None,
     max_gnn_edges: Annotated[int, typer.Option(
         min=0, help="Mean GNN input edges per event allowed (the time budget; 0: none).")]
     = 250_000,
@@ -56,6 +59,7 @@ def tune(
         config = CutScanConfig(
             models=models, pileup=pileup, sample=sample.value, events=events, seed=seed,
             filter_cuts=tuple(filter_cuts), gnn_cuts=tuple(gnn_cuts),
+            track_builders=tuple(b.value for b in track_builders or ()),
             max_gnn_edges=max_gnn_edges or None, threads=pipeline_threads)
         result = run_cut_scan(config, output,
                               say=lambda line: typer.echo(line, err=True))

@@ -12,6 +12,9 @@ once on the edges that pass; per GNN cut only track building runs again. The fig
 pT > 1 GeV track efficiency, fake and duplicate rates, the GNN-kept edges' efficiency and
 purity, the mean GNN input edges and GNN seconds per event.
 
+With several ``track_builders`` every (filter cut, GNN cut) pair is built with each, and
+the choice is among all of them (the folder's own builder by default).
+
 Choice: the pair with the highest ``efficiency - fake rate`` (pT > 1 GeV) among those
 whose mean GNN input is within ``max_gnn_edges`` (the time budget); ties go to the
 smaller GNN input. A scan whose every filter cut is over the budget chooses nothing.
@@ -24,7 +27,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,7 @@ class CutScanConfig:
     seed: int = VALIDATION_SEED
     filter_cuts: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
     gnn_cuts: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95)
+    track_builders: tuple[str, ...] = ()  # () : the folder's own
     max_gnn_edges: int | None = 250_000  # mean GNN input edges per event; None: no budget
     threads: int = 2
 
@@ -69,6 +73,12 @@ class CutScanConfig:
             cuts = getattr(self, name)
             if not cuts or any(not 0.0 <= c < 1.0 for c in cuts):
                 raise ValueError(f"cut scan: {name} must be cuts in [0, 1), got {list(cuts)}")
+        from sonic_exatrkx.exatrkx.tracks import TRACK_BUILDERS
+
+        unknown = [b for b in self.track_builders if b not in TRACK_BUILDERS]
+        if unknown:
+            raise ValueError(f"cut scan: unknown track builders {unknown}; known: "
+                             f"{list(TRACK_BUILDERS)}")
         if self.max_gnn_edges is not None and self.max_gnn_edges < 1:
             raise ValueError("cut scan: max_gnn_edges must be >= 1 (or None: no budget)")
 
@@ -79,6 +89,7 @@ class ScanRow:
 
     filter_cut: float
     gnn_cut: float
+    track_builder: str
     gnn_input_edges: float  # mean per event
     filter_efficiency: float  # of the GNN input: pT > 1 GeV consecutive truth kept
     gnn_s: float  # mean GNN seconds per event
@@ -97,7 +108,7 @@ class ScanRow:
 class CutScanResult:
     config: CutScanConfig
     rows: list[ScanRow] = field(default_factory=list)
-    current: tuple[float, float] = (0.0, 0.0)  # the folder's own cuts
+    current: tuple[float, float, str] = (0.0, 0.0, "")  # the folder's cuts and builder
     seconds: float = 0.0
 
     def within_budget(self, row: ScanRow) -> bool:
@@ -118,15 +129,16 @@ class CutScanResult:
         out = [f"cut scan of {c.models}: {c.events} {c.sample} events at mu={c.pileup:g}, "
                f"seed {c.seed} (validation), GNN input budget {budget} edges/event, "
                f"{self.seconds:.0f} s",
-               "| filter cut | GNN cut | GNN input edges | its edge eff. pT>1 | GNN s/event "
-               "| kept edge eff. pT>1 | kept purity | track eff. pT>1 | fake pT>1 "
-               "| dup. pT>1 |",
-               "|---|---|---|---|---|---|---|---|---|---|"]
+               "| filter cut | GNN cut | track builder | GNN input edges | its edge eff. pT>1 "
+               "| GNN s/event | kept edge eff. pT>1 | kept purity | track eff. pT>1 "
+               "| fake pT>1 | dup. pT>1 |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
         best = self.best
         for r in self.rows:
             mark = " **chosen**" if r is best else ("" if self.within_budget(r)
                                                       else " (over budget)")
-            out.append(f"| {r.filter_cut:g} | {r.gnn_cut:g}{mark} | {r.gnn_input_edges:,.0f} | "
+            out.append(f"| {r.filter_cut:g} | {r.gnn_cut:g} | {r.track_builder}{mark} | "
+                       f"{r.gnn_input_edges:,.0f} | "
                        f"{r.filter_efficiency:.3f} | {r.gnn_s:.2f} | {r.edge_efficiency:.3f} | "
                        f"{r.edge_purity:.3f} | "
                        f"{r.efficiency:.3f} | {r.fake_rate:.3f} | {r.duplicate_rate:.3f} |")
@@ -134,8 +146,9 @@ class CutScanResult:
             out.append("no pair within the GNN input budget: raise --max-gnn-edges or scan "
                        "higher filter cuts")
         else:
-            out.append(f"chosen: filter cut {best.filter_cut:g}, GNN cut {best.gnn_cut:g} "
-                       f"(the folder has {self.current[0]:g} / {self.current[1]:g})")
+            out.append(f"chosen: filter cut {best.filter_cut:g}, GNN cut {best.gnn_cut:g}, "
+                       f"{best.track_builder} (the folder has {self.current[0]:g}, "
+                       f"{self.current[1]:g}, {self.current[2]})")
         return out
 
     def write(self, folder: Path) -> list[Path]:
@@ -154,7 +167,8 @@ class CutScanResult:
                     for k, v in asdict(self.config).items()}
         report.write_text(json.dumps({
             "settings": settings, "seconds": self.seconds,
-            "current": {"filter_cut": self.current[0], "gnn_cut": self.current[1]},
+            "current": {"filter_cut": self.current[0], "gnn_cut": self.current[1],
+                        "track_builder": self.current[2]},
             "chosen": None if best is None else asdict(best),
             "rows": [asdict(r) for r in self.rows]}, indent=2) + "\n")
         return [table, report]
@@ -169,10 +183,11 @@ def run_cut_scan(config: CutScanConfig, output: Path | None = None,
 
     t0 = time.perf_counter()
     pipe = Pipeline.from_directory(config.models, num_threads=config.threads)
-    result = CutScanResult(config, current=(pipe.config.filter.cut, pipe.config.gnn.cut))
+    result = CutScanResult(config, current=(pipe.config.filter.cut, pipe.config.gnn.cut,
+                                            pipe.config.track_builder))
     events = list(simulate_arrays(config.pileup, config.seed, config.events,
                                   sample=config.sample))
-    per_pair: dict[tuple[float, float], list[np.ndarray]] = {}
+    per_pair: dict[tuple[float, float, str], list[np.ndarray]] = {}
     stage_edges: dict[tuple[float, float], Any] = {}
     gnn_edges: dict[float, list[int]] = {c: [] for c in config.filter_cuts}
     filtered: dict[float, Any] = {}  # filter cut -> StageEdges of the GNN input
@@ -188,7 +203,7 @@ def run_cut_scan(config: CutScanConfig, output: Path | None = None,
 
 
 def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
-                per_pair: dict[tuple[float, float], list[np.ndarray]],
+                per_pair: dict[tuple[float, float, str], list[np.ndarray]],
                 stage_edges: dict[tuple[float, float], Any], filtered: dict[float, Any],
                 gnn_edges: dict[float, list[int]], gnn_time: dict[float, list[float]]) -> None:
     """One event: graph and filter scores once, the GNN once per filter cut, track
@@ -198,6 +213,7 @@ def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
     from sonic_exatrkx.exatrkx.tracks import build_tracks, track_edge_mask
 
     cfg = pipe.config
+    builders = config.track_builders or (cfg.track_builder,)
     feats = pipe.prepare(pipe.features(a["x"], a["y"], a["z"]))
     emb = None if cfg.module_map else pipe.embed(feats)
     edges = pipe.graph(emb, feats, a["module_id"])
@@ -214,27 +230,29 @@ def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
         filtered[fc] = counts if fc not in filtered else filtered[fc] + counts
         for gc in config.gnn_cuts:
             keep = apply_cut(g_scores, gc)
-            mask = track_edge_mask(f_edges, g_scores, keep, cfg.track_builder)
-            labels = build_tracks(feats.shape[0], f_edges, mask, min_hits=cfg.min_hits)
-            per_pair.setdefault((fc, gc), []).append(labels)
+            for builder in builders:
+                mask = track_edge_mask(f_edges, g_scores, keep, builder)
+                labels = build_tracks(feats.shape[0], f_edges, mask, min_hits=cfg.min_hits)
+                per_pair.setdefault((fc, gc, builder), []).append(labels)
             counts = truth.stage(f_edges[:, keep])
             stage_edges[(fc, gc)] = counts if (fc, gc) not in stage_edges \
                 else stage_edges[(fc, gc)] + counts
 
 
 def _rows(events: Sequence[dict[str, np.ndarray]],
-          per_pair: dict[tuple[float, float], list[np.ndarray]],
+          per_pair: dict[tuple[float, float, str], list[np.ndarray]],
           stage_edges: dict[tuple[float, float], Any], filtered: dict[float, Any],
           gnn_edges: dict[float, list[int]],
           gnn_time: dict[float, list[float]]) -> list[ScanRow]:
     from sonic_exatrkx.exatrkx.metrics import merge_events, track_metrics
 
     rows = []
-    for (fc, gc), labels in per_pair.items():
+    for (fc, gc, builder), labels in per_pair.items():
         lab, pid, pt = merge_events(events, labels)
         m = track_metrics(lab, pid, pt=pt, pt_min=1.0)
         edges = stage_edges[(fc, gc)]
-        rows.append(ScanRow(fc, gc, float(np.mean(gnn_edges[fc])), filtered[fc].efficiency,
+        rows.append(ScanRow(fc, gc, builder, float(np.mean(gnn_edges[fc])),
+                            filtered[fc].efficiency,
                             float(np.mean(gnn_time[fc])),
                             edges.efficiency, edges.purity, m.efficiency, m.fake_rate,
                             m.duplicate_rate))
@@ -256,5 +274,5 @@ def _write_models(models: Path, output: Path, result: CutScanResult) -> None:
             shutil.copy2(path, output / path.name)
     tuned = read_config(Path(models)).with_cuts(filter_cut=best.filter_cut,
                                                 gnn_cut=best.gnn_cut)
-    write_config(output, tuned)
+    write_config(output, replace(tuned, track_builder=best.track_builder))
     result.write(output)

@@ -26,15 +26,17 @@ MODELS = data_dir() / "models"
 def scan(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("tuned")
     config = CutScanConfig(models=MODELS, pileup=10.0, sample="hnl", events=2, seed=778,
-                           filter_cuts=(0.05, 0.5), gnn_cuts=(0.3, 0.9), threads=1)
+                           filter_cuts=(0.05, 0.5), gnn_cuts=(0.3, 0.9),
+                           track_builders=("best_outgoing", "components"), threads=1)
     return run_cut_scan(config, out, say=lambda _line: None), out
 
 
 def test_every_pair_is_scanned_and_the_cuts_act_as_cuts(scan):
     result, _ = scan
-    pairs = [(r.filter_cut, r.gnn_cut) for r in result.rows]
-    assert sorted(pairs) == [(0.05, 0.3), (0.05, 0.9), (0.5, 0.3), (0.5, 0.9)]
-    by = {(r.filter_cut, r.gnn_cut): r for r in result.rows}
+    pairs = sorted((r.filter_cut, r.gnn_cut, r.track_builder) for r in result.rows)
+    assert pairs == [(fc, gc, b) for fc in (0.05, 0.5) for gc in (0.3, 0.9)
+                     for b in ("best_outgoing", "components")]
+    by = {(r.filter_cut, r.gnn_cut): r for r in result.rows if r.track_builder == "components"}
     # a higher filter cut leaves the GNN fewer edges; a higher GNN cut purer kept edges
     assert by[(0.5, 0.3)].gnn_input_edges < by[(0.05, 0.3)].gnn_input_edges
     for fc in (0.05, 0.5):
@@ -42,8 +44,13 @@ def test_every_pair_is_scanned_and_the_cuts_act_as_cuts(scan):
         assert by[(fc, 0.9)].edge_efficiency <= by[(fc, 0.3)].edge_efficiency
     for r in result.rows:
         assert 0.0 < r.efficiency <= 1.0 and 0.0 <= r.fake_rate <= 1.0 and r.gnn_s > 0
+        assert 0.0 < r.filter_efficiency <= 1.0
+    # the builder only changes the tracks: the edges are the same for both
+    outgoing = {(r.filter_cut, r.gnn_cut): r for r in result.rows
+                if r.track_builder == "best_outgoing"}
+    assert all(outgoing[k].edge_purity == by[k].edge_purity for k in by)
     cfg = Pipeline.from_directory(MODELS).config
-    assert result.current == (cfg.filter.cut, cfg.gnn.cut)
+    assert result.current == (cfg.filter.cut, cfg.gnn.cut, cfg.track_builder)
 
 
 def test_the_chosen_pair_follows_the_rule_and_its_figures_are_the_pipelines(scan):
@@ -53,7 +60,8 @@ def test_the_chosen_pair_follows_the_rule_and_its_figures_are_the_pipelines(scan
     assert best.objective == max(r.objective for r in result.rows)
     # the written folder runs with the chosen cuts and gives the scan's figures exactly
     tuned = Pipeline.from_directory(out, num_threads=1)
-    assert (tuned.config.filter.cut, tuned.config.gnn.cut) == (best.filter_cut, best.gnn_cut)
+    assert (tuned.config.filter.cut, tuned.config.gnn.cut, tuned.config.track_builder) == (
+        best.filter_cut, best.gnn_cut, best.track_builder)
     events = list(simulate_arrays(10.0, 778, 2, sample="hnl"))
     labels = [tuned.run(tuned.features(a["x"], a["y"], a["z"])).labels for a in events]
     lab, pid, pt = merge_events(events, labels)
@@ -84,6 +92,8 @@ def test_held_out_events_and_bad_grids_are_refused():
         CutScanConfig(models=MODELS, gnn_cuts=(1.5,))
     with pytest.raises(ValueError, match="unknown sample"):
         CutScanConfig(models=MODELS, sample="zprime")
+    with pytest.raises(ValueError, match="unknown track builders"):
+        CutScanConfig(models=MODELS, track_builders=("walk",))
 
 
 def test_command_line_defaults_are_the_libraries_and_errors_are_one_line(tmp_path: Path):
@@ -98,5 +108,5 @@ def test_command_line_defaults_are_the_libraries_and_errors_are_one_line(tmp_pat
                               "hnl", "--events", "1", "--filter-cut", "0.1", "--gnn-cut",
                               "0.5", "--pipeline-threads", "1", "-o", str(tmp_path / "t")])
     assert res.exit_code == 0, res.output
-    assert "chosen: filter cut 0.1, GNN cut 0.5" in res.output
+    assert "chosen: filter cut 0.1, GNN cut 0.5, best_outgoing" in res.output
     assert (tmp_path / "t" / "config.json").is_file()
