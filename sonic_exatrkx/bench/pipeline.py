@@ -205,6 +205,7 @@ class PipelineBenchConfig:
     max_k: int | None = None
     neighbour_budget: int | None = None
     max_degree: int | None = None  # filter.max_degree
+    max_edges: int | None = None  # filter.max_edges
     sample: str = "hnl"  # the simulation's physics sample (sonic_exatrkx.sim SAMPLES)
 
 
@@ -239,13 +240,15 @@ def run_pipeline_bench(config: PipelineBenchConfig, say: Callable[[str], None] =
         cfg = replace(cfg, graph=replace(cfg.graph, neighbour_budget=config.neighbour_budget))
     if config.max_degree is not None:
         cfg = replace(cfg, filter=replace(cfg.filter, max_degree=config.max_degree))
+    if config.max_edges is not None:
+        cfg = replace(cfg, filter=replace(cfg.filter, max_edges=config.max_edges))
     pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, cfg, pipe.module_map)
     # what the pipeline does on its first event anyway; said here because it moves timings
     malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     say(f"models {models}, {config.threads} thread(s) x {config.workers} worker(s), "
         f"{config.events} {config.sample} events per pileup, seed {config.seed}, graph max_k "
         f"{cfg.graph.max_k}, neighbour budget {cfg.graph.neighbour_budget or 'off'}, filter "
-        f"max_degree {cfg.filter.max_degree}; "
+        f"max_degree {cfg.filter.max_degree}, max_edges {cfg.filter.max_edges or 'off'}; "
         f"freed memory {malloc}; "
         f"baseline RSS {_maxrss_mib():.0f} MiB")
     results = []

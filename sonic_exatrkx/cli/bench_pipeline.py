@@ -42,6 +42,10 @@ def bench_pipeline_cmd(
         "--filter-max-degree", min=0,
         help="Replace the models' filter.max_degree (filtered edges kept per space point "
              "and direction; 0: all); default: config.json.")] = None,
+    max_edges: Annotated[int | None, typer.Option(
+        "--filter-max-edges", min=0,
+        help="Replace the models' filter.max_edges (GNN input edges per event, the highest "
+             "filter scores; 0: all); default: config.json.")] = None,
 ) -> None:
     """Per-stage timing, events/s, peak memory and physics of the pipeline on held-out
     simulated events (HNL or ttbar-like) at each pileup."""
@@ -51,7 +55,7 @@ def bench_pipeline_cmd(
                                  sample=sample.value,
                                  seed=seed, threads=pipeline_threads, workers=in_flight,
                                  max_k=max_k, neighbour_budget=neighbour_budget,
-                                 max_degree=max_degree)
+                                 max_degree=max_degree, max_edges=max_edges)
     result = run_pipeline_bench(config, say=typer.echo,
                                 progress=lambda line: typer.echo(line, err=True))
     typer.echo(result.table())

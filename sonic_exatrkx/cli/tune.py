@@ -29,11 +29,12 @@ def tune(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write a copy of the models with the chosen cuts here, with "
         "cut_scan.csv / cut_scan.json; without it, only the table is printed.")] = None,
-    pileup: Annotated[float, typer.Option(min=0.0, help="Pileup of the validation events.")]
-    = 200.0,
+    pileups: Annotated[list[float], typer.Option(
+        "--pileup", help="Pileup of the validation events (repeat the option: one setting "
+        "is chosen for all).")] = [200.0],  # noqa: B006 - typer needs a literal default
     sample: Annotated[Sample, typer.Option(help="Physics sample of the validation events.")]
     = Sample.ttbar_like,
-    events: Annotated[int, typer.Option(min=1, help="Validation events.")] = 3,
+    events: Annotated[int, typer.Option(min=1, help="Validation events per pileup.")] = 3,
     seed: Annotated[int, typer.Option(
         help="Simulation seed of the validation events (never the held-out 12345).")] = 777,
     filter_cuts: Annotated[list[float], typer.Option(
@@ -45,19 +46,24 @@ def tune(
     track_builders: Annotated[list[TrackBuilder] | None, typer.Option(
         "--track-builder", help="Track builders to compare on every pair (repeat the "
         "option); default: the folder's own.")] = None,
+    filter_max_edges: Annotated[int | None, typer.Option(
+        min=0, help="The filter's max_edges: at most this many GNN input edges per event, "
+        "the highest scores (0: all); default: the folder's.")] = None,
     max_gnn_edges: Annotated[int, typer.Option(
         min=0, help="Mean GNN input edges per event allowed (the time budget; 0: none).")]
     = 250_000,
     pipeline_threads: Annotated[int, typer.Option(
         min=1, help="Torch / FAISS threads of the pipeline.")] = 2,
 ) -> None:
-    """Choose the filter and GNN cuts on validation events: the pair with the best pT > 1
-    GeV efficiency minus fake rate whose GNN input fits the budget."""
+    """Choose the filter and GNN cuts (and track builder) on validation events: the
+    setting with the best mean pT > 1 GeV efficiency minus fake rate over the pileups whose
+    GNN input fits the budget at each."""
     from sonic_exatrkx.jobs.tuning import CutScanConfig, run_cut_scan
 
     try:
         config = CutScanConfig(
-            models=models, pileup=pileup, sample=sample.value, events=events, seed=seed,
+            models=models, pileups=tuple(pileups), sample=sample.value, events=events,
+            seed=seed, filter_max_edges=filter_max_edges,
             filter_cuts=tuple(filter_cuts), gnn_cuts=tuple(gnn_cuts),
             track_builders=tuple(b.value for b in track_builders or ()),
             max_gnn_edges=max_gnn_edges or None, threads=pipeline_threads)

@@ -166,7 +166,8 @@ class FilterConfig(_ConfigMixin):
     ``max_degree`` (0: off, as the reference): after the cut, each space point keeps at most
     this many outgoing and this many incoming edges, highest score first
     (:func:`~sonic_exatrkx.exatrkx.graph.cut_and_cap`); at inference only, the GNN trains
-    on every edge past the cut.
+    on every edge past the cut. ``max_edges`` (0: off): then at most this many edges per
+    event, the highest scores: the GNN input budget of dense events (inference only too).
     """
 
     in_features: int = 3
@@ -178,6 +179,7 @@ class FilterConfig(_ConfigMixin):
     cut: float = 0.21
     geometry: tuple[float, float, float] | None = None
     max_degree: int = 0
+    max_edges: int = 0
 
     def __post_init__(self) -> None:
         _check_geometry("FilterConfig", self)
@@ -187,6 +189,8 @@ class FilterConfig(_ConfigMixin):
         _check_activation("FilterConfig", self.activation)
         _check_cut("FilterConfig", self.cut)
         check_count(self.max_degree, "FilterConfig: max_degree", minimum=0,
+                    error=ExaTrkXConfigError)
+        check_count(self.max_edges, "FilterConfig: max_edges", minimum=0,
                     error=ExaTrkXConfigError)
 
 

@@ -455,9 +455,9 @@ class Pipeline:
 
     def filter_edge_mask(self, edges: np.ndarray, filter_scores: np.ndarray) -> np.ndarray:
         """Bool ``[E]``: the graph edges the GNN sees (``filter.cut``, then
-        ``filter.max_degree``)."""
+        ``filter.max_degree``, then ``filter.max_edges``)."""
         f = self.config.filter
-        return cut_and_cap(edges, filter_scores, f.cut, f.max_degree)
+        return cut_and_cap(edges, filter_scores, f.cut, f.max_degree, f.max_edges)
 
     def score_gnn(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """GNN logits ``[E]`` (one pass: message passing needs the whole graph)."""

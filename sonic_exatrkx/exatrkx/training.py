@@ -429,7 +429,7 @@ def _check_same_models(trained: PipelineConfig, saved: PipelineConfig) -> None:
     if saved.graph_construction != trained.graph_construction:
         raise ExaTrkXConfigError("train_pipeline: saved_config has another graph "
                                  "construction than training")
-    selection = ("cut", "max_degree")
+    selection = ("cut", "max_degree", "max_edges")
     for stage in ("embedding", "filter", "gnn"):
         a = {k: v for k, v in getattr(trained, stage).to_dict().items() if k not in selection}
         b = {k: v for k, v in getattr(saved, stage).to_dict().items() if k not in selection}

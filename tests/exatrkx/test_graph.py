@@ -7,7 +7,15 @@ import logging
 import numpy as np
 import pytest
 
-from sonic_exatrkx.exatrkx import GraphConfig, apply_cut, build_edges, degree_cap, sigmoid
+from sonic_exatrkx.exatrkx import (
+    GraphConfig,
+    PipelineConfig,
+    apply_cut,
+    build_edges,
+    cut_and_cap,
+    degree_cap,
+    sigmoid,
+)
 from sonic_exatrkx.exatrkx.graph import unique_edges
 
 
@@ -157,6 +165,29 @@ def test_degree_cap_keeps_each_space_points_best_edges() -> None:
         degree_cap(edges, scores, -1)
     with pytest.raises(ValueError, match="E scores"):
         degree_cap(edges, scores[:3], 2)
+
+
+def test_max_edges_keeps_the_best_scored_edges_past_the_cut() -> None:
+    edges = np.array([[0, 0, 1, 1, 2, 3], [1, 2, 2, 3, 3, 4]])
+    logits = np.array([2.0, -5.0, 1.0, 3.0, 1.0, 0.5], np.float32)  # edge 1 fails the cut
+    assert cut_and_cap(edges, logits, 0.1).tolist() == [True, False, True, True, True, True]
+    # three of the five passing: the highest logits (3, 2, then the earlier of the two 1s)
+    assert cut_and_cap(edges, logits, 0.1, max_edges=3).tolist() == [
+        True, False, True, True, False, False]
+    assert cut_and_cap(edges, logits, 0.1, max_edges=10).sum() == 5  # under budget: all
+    assert cut_and_cap(edges, logits, 0.1, max_edges=0).sum() == 5  # 0: off
+    # after the degree cap (node 1 keeps its best outgoing edge only)
+    assert cut_and_cap(edges, logits, 0.1, max_degree=1, max_edges=2).tolist() == [
+        True, False, False, True, False, False]
+    # in config.json; a config from before the setting reads as off
+    cfg = PipelineConfig()
+    d = cfg.to_dict()
+    assert d["filter"]["max_edges"] == 0
+    del d["filter"]["max_edges"]
+    assert PipelineConfig.from_dict(d).filter.max_edges == 0
+    with pytest.raises(ValueError, match="max_edges"):
+        PipelineConfig.from_dict({**cfg.to_dict(), "filter": {**cfg.to_dict()["filter"],
+                                                              "max_edges": -1}})
 
 
 @pytest.mark.parametrize("seed", range(4))

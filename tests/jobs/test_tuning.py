@@ -25,7 +25,7 @@ MODELS = data_dir() / "models"
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("tuned")
-    config = CutScanConfig(models=MODELS, pileup=10.0, sample="hnl", events=2, seed=778,
+    config = CutScanConfig(models=MODELS, pileups=(10.0,), sample="hnl", events=2, seed=778,
                            filter_cuts=(0.05, 0.5), gnn_cuts=(0.3, 0.9),
                            track_builders=("best_outgoing", "components"), threads=1)
     return run_cut_scan(config, out, say=lambda _line: None), out
@@ -50,14 +50,17 @@ def test_every_pair_is_scanned_and_the_cuts_act_as_cuts(scan):
                 if r.track_builder == "best_outgoing"}
     assert all(outgoing[k].edge_purity == by[k].edge_purity for k in by)
     cfg = Pipeline.from_directory(MODELS).config
-    assert result.current == (cfg.filter.cut, cfg.gnn.cut, cfg.track_builder)
+    assert result.current == {"filter_cut": cfg.filter.cut, "gnn_cut": cfg.gnn.cut,
+                              "track_builder": cfg.track_builder,
+                              "filter_max_edges": cfg.filter.max_edges}
+    assert {r.pileup for r in result.rows} == {10.0}
 
 
 def test_the_chosen_pair_follows_the_rule_and_its_figures_are_the_pipelines(scan):
     result, out = scan
     best = result.best
     assert best is not None
-    assert best.objective == max(r.objective for r in result.rows)
+    assert best.objective == max(r.objective for r in result.rows)  # one pileup: its own
     # the written folder runs with the chosen cuts and gives the scan's figures exactly
     tuned = Pipeline.from_directory(out, num_threads=1)
     assert (tuned.config.filter.cut, tuned.config.gnn.cut, tuned.config.track_builder) == (
@@ -66,8 +69,11 @@ def test_the_chosen_pair_follows_the_rule_and_its_figures_are_the_pipelines(scan
     labels = [tuned.run(tuned.features(a["x"], a["y"], a["z"])).labels for a in events]
     lab, pid, pt = merge_events(events, labels)
     m = track_metrics(lab, pid, pt=pt, pt_min=1.0)
+    row = next(r for r in result.rows
+               if (r.filter_cut, r.gnn_cut, r.track_builder) ==
+               (best.filter_cut, best.gnn_cut, best.track_builder))
     assert (m.efficiency, m.fake_rate, m.duplicate_rate) == (
-        best.efficiency, best.fake_rate, best.duplicate_rate)
+        row.efficiency, row.fake_rate, row.duplicate_rate)
     report = json.loads((out / "cut_scan.json").read_text())
     assert report["chosen"]["filter_cut"] == best.filter_cut
     assert len((out / "cut_scan.csv").read_text().splitlines()) == 1 + len(result.rows)
@@ -79,10 +85,14 @@ def test_over_budget_pairs_are_never_chosen(scan):
     tight = min(r.gnn_input_edges for r in result.rows)
     budget = type(result)(CutScanConfig(models=MODELS, max_gnn_edges=int(np.ceil(tight))),
                           rows=result.rows)
-    assert budget.best is not None and budget.best.gnn_input_edges <= tight
+    best = budget.best
+    assert best is not None
+    assert all(r.gnn_input_edges <= tight for r in result.rows
+               if (r.filter_cut, r.gnn_cut, r.track_builder) ==
+               (best.filter_cut, best.gnn_cut, best.track_builder))
     none = type(result)(CutScanConfig(models=MODELS, max_gnn_edges=1), rows=result.rows)
     assert none.best is None
-    assert "no pair within the GNN input budget" in "\n".join(none.lines())
+    assert "no setting within the GNN input budget" in "\n".join(none.lines())
 
 
 def test_held_out_events_and_bad_grids_are_refused():
@@ -110,3 +120,20 @@ def test_command_line_defaults_are_the_libraries_and_errors_are_one_line(tmp_pat
     assert res.exit_code == 0, res.output
     assert "chosen: filter cut 0.1, GNN cut 0.5, best_outgoing" in res.output
     assert (tmp_path / "t" / "config.json").is_file()
+
+
+def test_one_setting_is_chosen_for_every_pileup_by_its_mean(tmp_path: Path):
+    config = CutScanConfig(models=MODELS, pileups=(0.0, 10.0), sample="hnl", events=1,
+                           seed=781, filter_cuts=(0.1, 0.6), gnn_cuts=(0.5,),
+                           filter_max_edges=300, threads=1)
+    result = run_cut_scan(config, tmp_path / "tuned", say=lambda _line: None)
+    settings = {(r.filter_cut, r.gnn_cut, r.track_builder) for r in result.rows}
+    assert len(result.rows) == 2 * len(settings)  # every setting at both pileups
+    mean = {s: np.mean([r.objective for r in result.rows
+                        if (r.filter_cut, r.gnn_cut, r.track_builder) == s]) for s in settings}
+    best = result.best
+    assert best is not None
+    assert best.objective == pytest.approx(max(mean.values()))
+    assert all(r.gnn_input_edges <= 300 for r in result.rows)  # the budget of max_edges
+    tuned = Pipeline.from_directory(tmp_path / "tuned").config
+    assert tuned.filter.max_edges == 300 and tuned.filter.cut == best.filter_cut
