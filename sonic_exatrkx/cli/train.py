@@ -70,6 +70,10 @@ def train(
         min=0, help="Filtered edges kept per space point and direction, best first (0: all; "
                     "7 helps at pileup, see docs/models.md); written to config.json for "
                     "inference only: the GNN trains on every edge past the cut (better).")] = 0,
+    filter_max_edges: Annotated[int, typer.Option(
+        min=0, help="GNN input edges per event, the best filter scores (0: all): written to "
+                    "config.json, and the GNN trains on graphs cut the same way (each pileup "
+                    "sector gets its share of the budget).")] = 0,
     track_builder: Annotated[TrackBuilder, typer.Option(
         help="Track building from the GNN's edges (see PipelineConfig).")]
     = TrackBuilder.best_outgoing,
@@ -115,7 +119,8 @@ def train(
         max_k=max_k, neighbour_budget=neighbour_budget, embedding_dim=embedding_dim,
         embedding_hidden=embedding_hidden, filter_hidden=filter_hidden, gnn_hidden=gnn_hidden,
         gnn_iterations=gnn_iterations, filter_cut=filter_cut, gnn_cut=gnn_cut,
-        filter_max_degree=filter_max_degree, track_builder=track_builder.value,
+        filter_max_degree=filter_max_degree, filter_max_edges=filter_max_edges,
+        track_builder=track_builder.value,
         geometry=geometry, threads=pipeline_threads, progress=progress,
         graph_construction=graph_construction.value, module_map_events=module_map_events,
         module_map_pileup=module_map_pileup, module_map_pt_min=module_map_pt_min,

@@ -43,7 +43,7 @@ from sonic_exatrkx.checks import check_count
 
 from .errors import ExaTrkXConfigError
 from .features import check_finite, check_width
-from .graph import apply_cut, build_edges
+from .graph import build_edges, cut_and_cap
 from .metrics import EdgeMetrics, edge_metrics, true_edges
 from .models import exact_tanh
 from .module_map import ModuleMap, coordinates
@@ -136,6 +136,9 @@ class TrainingConfig:
     max_pairs: int = 200_000  # cap on positive pairs per event and step
     max_pos_weight: float = 50.0
     margin: float | None = None  # embedding hinge margin; None: the graph radius
+    # at most this many GNN training edges per training event, the best filter scores (as
+    # filter.max_edges at inference; 0: all past the cut)
+    gnn_input_max_edges: int = 0
     cosine_lr: bool = False  # cosine-anneal every stage's learning rate to 0 over its epochs
     progress: bool | None = None  # bars; None: only when stderr is a terminal
     plots: bool = True
@@ -154,6 +157,8 @@ class TrainingConfig:
         if self.negatives_per_positive < 0:
             raise ExaTrkXConfigError("TrainingConfig: negatives_per_positive must be >= 0")
         check_count(self.max_pairs, "TrainingConfig: max_pairs", error=ExaTrkXConfigError)
+        check_count(self.gnn_input_max_edges, "TrainingConfig: gnn_input_max_edges",
+                    minimum=0, error=ExaTrkXConfigError)
         if self.margin is not None and not self.margin > 0:
             raise ExaTrkXConfigError(f"TrainingConfig: margin must be > 0, got {self.margin}")
 
@@ -376,6 +381,7 @@ def _mean_edge_metrics(
 def _train_edge_stage(
     hist: TrainingHistory, stage: str, model: nn.Module, evs: list[TrainingEvent],
     edges: list[np.ndarray], epochs: int, lr: float, cut: float, tcfg: TrainingConfig,
+    max_edges: int = 0,
 ) -> tuple[list[float], list[np.ndarray]]:
     """Train one edge model and keep the edges passing its cut: the next stage's input.
     Records the stage's edge metrics and seconds in ``hist``; returns the losses and the
@@ -384,10 +390,13 @@ def _train_edge_stage(
     The filter's ``max_degree`` is not applied here: a GNN trained on the capped graphs
     (every other setting the shipped one) was worse both at mu=0 (GNN edge efficiency 0.950
     against 0.956) and at mu=50 (track efficiency 0.53 against 0.63, validation events),
-    so the cap is an inference setting only (``docs/models.md``)."""
+    so the cap is an inference setting only (``docs/models.md``). ``max_edges`` (the
+    filter's, per training event) is applied: it only cuts the dense events whose GNN input
+    it bounds at inference too."""
     t0 = time.perf_counter()
     losses = _train_edge_model(model, evs, edges, epochs, lr, tcfg, stage)
-    kept = [e[:, apply_cut(_scores(model, ev, e), cut)] for ev, e in zip(evs, edges, strict=True)]
+    kept = [e[:, cut_and_cap(e, _scores(model, ev, e), cut, 0, max_edges)]
+            for ev, e in zip(evs, edges, strict=True)]
     hist.edge_metrics[stage] = _mean_edge_metrics(evs, kept)
     hist.seconds[stage] = time.perf_counter() - t0
     return losses, kept
@@ -487,7 +496,7 @@ def train_pipeline(
 
         hist.filter_loss, filtered = _train_edge_stage(
             hist, "filter", pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr,
-            cfg.filter.cut, tcfg)
+            cfg.filter.cut, tcfg, tcfg.gnn_input_max_edges)
         hist.gnn_loss, _ = _train_edge_stage(
             hist, "gnn", pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, cfg.gnn.cut,
             tcfg)

@@ -223,6 +223,7 @@ class TrainingJob:
     module_map_pileup: float = 200.0
     module_map_pt_min: float = 0.8
     module_map_margin: float = 0.05
+    filter_max_edges: int = 0  # GNN input budget per event (0: off); see configs()
 
     def module_map_config(self) -> Any:
         """The :class:`ModuleMapConfig` of a module-map job."""
@@ -247,7 +248,8 @@ class TrainingJob:
             graph=replace(base.graph, radius=self.radius, max_k=self.max_k,
                           neighbour_budget=budget),
             filter=replace(base.filter, hidden=self.filter_hidden, cut=self.filter_cut,
-                           geometry=geo, max_degree=self.filter_max_degree),
+                           geometry=geo, max_degree=self.filter_max_degree,
+                           max_edges=self.filter_max_edges),
             gnn=replace(base.gnn, hidden=self.gnn_hidden, n_iterations=self.gnn_iterations,
                         cut=self.gnn_cut, geometry=geo),
             track_builder=self.track_builder,
@@ -261,6 +263,9 @@ class TrainingJob:
             gnn_epochs=gnn_epochs, embedding_lr=self.lr, filter_lr=self.lr, gnn_lr=self.lr,
             margin=self.margin, cosine_lr=True, progress=self.progress,
             pt_min=self.pt_min if self.pt_min > 0 else None,
+            # the GNN trains on the graphs it will see: a sector of a pileup event holds
+            # about 1/sectors of the event's edges, so its share of the budget
+            gnn_input_max_edges=-(-self.filter_max_edges // self.sectors),
         )
         saved = replace(cfg, graph=replace(
             cfg.graph, radius=self.radius if self.graph_radius is None else self.graph_radius))

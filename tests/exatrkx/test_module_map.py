@@ -339,3 +339,23 @@ def test_training_with_a_module_map(tmp_path: Path):
     (a, f), = _events("hnl", 0, 6, 1)
     labels = pipe.run(f, module_ids=a["module_id"]).labels
     assert labels.shape == (f.shape[0],) and labels.max() > 0
+
+
+def test_a_training_job_splits_the_edge_budget_over_the_sectors():
+    """`train --filter-max-edges N --sectors S`: config.json gets N, and each training
+    event (a sector of a pileup event) trains the GNN on at most ceil(N / S) edges."""
+    from dataclasses import replace as dc_replace
+
+    from sonic_exatrkx.jobs.training import TrainingJob
+
+    job = TrainingJob(
+        output=Path("unused"), pileups=(0.0, 200.0), events=1, pileup_events=1, sectors=8,
+        seed=5, epochs=(0, 1, 1), pt_min=0.8, lr=1e-2, radius=0.7, graph_radius=None,
+        margin=1.0, max_k=32, neighbour_budget=None, embedding_dim=8, embedding_hidden=16,
+        filter_hidden=16, gnn_hidden=16, gnn_iterations=2, filter_cut=0.05, gnn_cut=0.5,
+        filter_max_degree=0, track_builder="best_outgoing", geometry=True, threads=1,
+        progress=False, graph_construction="module_map", filter_max_edges=250_001)
+    cfg, tcfg, saved = job.configs()
+    assert cfg.filter.max_edges == saved.filter.max_edges == 250_001
+    assert tcfg.gnn_input_max_edges == 31_251
+    assert dc_replace(job, filter_max_edges=0).configs()[1].gnn_input_max_edges == 0

@@ -164,6 +164,24 @@ def test_degree_cap_is_an_inference_setting(tmp_path: Path) -> None:
     assert Pipeline.from_directory(tmp_path).config.filter.max_degree == 1
 
 
+def test_the_gnn_trains_on_graphs_within_the_edge_budget(tmp_path: Path) -> None:
+    """``gnn_input_max_edges`` cuts each training event's GNN input to the best filter
+    scores, as ``filter.max_edges`` does at inference (written to config.json)."""
+    from dataclasses import replace
+
+    events = [_event(seed)[0] for seed in range(2)]
+    budget = 40
+    quick = TrainingConfig(embedding_epochs=1, filter_epochs=1, gnn_epochs=1, progress=False,
+                           plots=False, gnn_input_max_edges=budget)
+    capped = replace(CONFIG, filter=replace(CONFIG.filter, cut=0.0, max_edges=budget * 2))
+    _, hist = train_pipeline(events, capped, quick, output_dir=tmp_path)
+    assert hist.edge_metrics["graph"].n_pred > len(events) * budget
+    assert hist.edge_metrics["filter"].n_pred == len(events) * budget
+    assert Pipeline.from_directory(tmp_path).config.filter.max_edges == budget * 2
+    with pytest.raises(ValueError, match="gnn_input_max_edges"):
+        TrainingConfig(gnn_input_max_edges=-1)
+
+
 def test_training_is_deterministic() -> None:
     """Same events and seed: the same weights and losses, bit for bit (the random numbers of
     the shared optimisation loop are drawn in one fixed order)."""
