@@ -1,9 +1,11 @@
 """A module-map pipeline served like the metric-learning one: local and Triton (custom
-backend, ensemble, per-stage S1-S3) give identical tracks on a pileup-50 event."""
+backend, ensemble, per-stage S1-S3) give identical tracks on a pileup-50 event, with the
+filter's GNN-input budget (``filter.max_edges``) cutting the graph."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +18,18 @@ from sonic_exatrkx.jobs.training import build_module_map
 from sonic_exatrkx.server import TritonServer
 from tests.sonic.conftest import run_job, start_server, write_repo
 
+#: GNN input edges per event: well under what the untrained filter passes at mu=50.
+BUDGET = 5000
+
 
 @pytest.fixture(scope="module")
 def map_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Untrained filter and GNN with a module map of a few simulated events."""
     out = tmp_path_factory.mktemp("mm-models")
     mm = build_module_map(3, 50.0, 11, FeatureConfig(), progress=False)
-    cfg = PipelineConfig(graph_construction="module_map", track_builder="junction_removal")
+    base = PipelineConfig()
+    cfg = PipelineConfig(graph_construction="module_map", track_builder="junction_removal",
+                         filter=replace(base.filter, max_edges=BUDGET))
     Pipeline.from_config(cfg, seed=3, module_map=mm).save(out)
     return out
 
@@ -56,6 +63,14 @@ def local_labels(mu50_events: Path, map_models: Path) -> dict[int, np.ndarray]:
     assert summary.processed == 1
     labels = out.labels[0]
     assert labels.size > 10_000 and np.unique(labels).size < labels.size  # real tracks
+    # the budget binds: the GNN saw exactly BUDGET of the filter's edges
+    from sonic_exatrkx.jobs.training import simulate_arrays
+
+    pipe = Pipeline.from_directory(map_models)
+    (a,) = simulate_arrays(50.0, 4242, 1)
+    res = pipe.run(pipe.features(a["x"], a["y"], a["z"]), module_ids=a["module_id"])
+    assert res.n_edges["filter"] == BUDGET < res.n_edges["graph"]
+    np.testing.assert_array_equal(res.labels, labels)
     return out.labels
 
 
