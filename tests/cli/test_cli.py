@@ -199,7 +199,8 @@ def test_bench_pipeline_filter_max_degree_override():
     base = runner.invoke(app, args)
     capped = runner.invoke(app, [*args, "--filter-max-degree", "1"])
     assert base.exit_code == 0 and capped.exit_code == 0, capped.output
-    assert "filter max_degree 0;" in base.output and "filter max_degree 1;" in capped.output
+    assert "filter max_degree 0, max_edges off;" in base.output
+    assert "filter max_degree 1, max_edges off;" in capped.output
 
     def filter_edges(output: str) -> float:
         row = next(line for line in output.splitlines() if line.startswith("| 0 | filter |"))
@@ -210,6 +211,10 @@ def test_bench_pipeline_filter_max_degree_override():
     assert filter_edges(capped.output) < filter_edges(base.output)
     result = runner.invoke(app, [*args, "--filter-max-degree", "-1"])
     assert result.exit_code == 2 and "--filter-max-degree" in result.output
+    # --filter-max-edges: at most that many GNN input edges per event
+    budget = runner.invoke(app, [*args, "--filter-max-edges", "200"])
+    assert budget.exit_code == 0, budget.output
+    assert "max_edges 200;" in budget.output and filter_edges(budget.output) == 200
 
 
 def test_bench_pipeline_rejects_bad_in_flight():
