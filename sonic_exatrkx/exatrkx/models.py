@@ -167,7 +167,8 @@ class FilterConfig(_ConfigMixin):
     this many outgoing and this many incoming edges, highest score first
     (:func:`~sonic_exatrkx.exatrkx.graph.cut_and_cap`); at inference only, the GNN trains
     on every edge past the cut. ``max_edges`` (0: off): then at most this many edges per
-    event, the highest scores: the GNN input budget of dense events (inference only too).
+    event, the highest scores: the GNN input budget of dense events (``train
+    --filter-max-edges`` also trains the GNN on graphs cut that way).
     """
 
     in_features: int = 3

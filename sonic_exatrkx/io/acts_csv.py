@@ -362,8 +362,8 @@ def read_hits(
     columns as the file has them (see `combine_particle_id`).
 
     ``particle_ids_only``: only those columns (one row per hit, as always), for the truth
-    of space points (`attach_truth`): a third of the parsing, and the hit positions and
-    momenta that truth does not use are not read."""
+    of space points (`attach_truth`): the hit positions and momenta that truth does not
+    use are neither converted nor checked (the fast engine skips them)."""
     path = Path(path)
     if event is None:
         event = event_from_name(path)
