@@ -244,7 +244,7 @@ def run_pipeline_bench(config: PipelineBenchConfig, say: Callable[[str], None] =
         cfg = replace(cfg, filter=replace(cfg.filter, max_degree=config.max_degree))
     if config.max_edges is not None:
         cfg = replace(cfg, filter=replace(cfg.filter, max_edges=config.max_edges))
-    pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn, cfg, pipe.module_map)
+    pipe = pipe.with_config(cfg)
     # what the pipeline does on its first event anyway; said here because it moves timings
     malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     say(f"models {models}, {config.threads} thread(s) x {config.workers} worker(s), "

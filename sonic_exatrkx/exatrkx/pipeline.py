@@ -383,6 +383,11 @@ class Pipeline:
             cfg = replace(cfg, **overrides)
         return cls(emb, fil, gnn, cfg, module_map)
 
+    def with_config(self, config: PipelineConfig) -> Pipeline:
+        """The same models with other settings (cuts, budgets, threads): one definition of
+        each stage's selection for benchmarks and scans that vary them."""
+        return type(self)(self.embedding, self.filter, self.gnn, config, self.module_map)
+
     def save(self, model_dir: str | Path) -> Path:
         """Write the models (TorchScript), the module map if any, and config to
         ``model_dir``."""

@@ -218,10 +218,8 @@ def run_cut_scan(config: CutScanConfig, output: Path | None = None,
     pipe = Pipeline.from_directory(config.models, num_threads=config.threads)
     if config.filter_max_edges is not None:
         cfg = pipe.config
-        pipe = Pipeline(pipe.embedding, pipe.filter, pipe.gnn,
-                        replace(cfg, filter=replace(cfg.filter,
-                                                    max_edges=config.filter_max_edges)),
-                        pipe.module_map)
+        pipe = pipe.with_config(replace(cfg, filter=replace(
+            cfg.filter, max_edges=config.filter_max_edges)))
     f = pipe.config.filter
     result = CutScanResult(config, current={
         "filter_cut": f.cut, "gnn_cut": pipe.config.gnn.cut,
@@ -272,7 +270,7 @@ def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
                 acc: _Accumulator) -> None:
     """One event: graph and filter scores once, the GNN once per filter cut, track
     building once per setting."""
-    from sonic_exatrkx.exatrkx.graph import apply_cut, cut_and_cap
+    from sonic_exatrkx.exatrkx.graph import apply_cut
     from sonic_exatrkx.exatrkx.metrics import EdgeTruth
     from sonic_exatrkx.exatrkx.tracks import build_tracks, track_edge_mask
 
@@ -284,9 +282,9 @@ def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
     f_scores = pipe.score_filter(feats, edges)
     truth = EdgeTruth.of(a["particle_id"], feats[:, cfg.features.index("r")], pt=a["pt"],
                          pt_min=1.0)
-    for fc in config.filter_cuts:
-        f_edges = edges[:, cut_and_cap(edges, f_scores, fc, cfg.filter.max_degree,
-                                       cfg.filter.max_edges)]
+    for fc in config.filter_cuts:  # the pipeline's own filter selection at each cut
+        f_edges = edges[:, pipe.with_config(cfg.with_cuts(filter_cut=fc))
+                        .filter_edge_mask(edges, f_scores)]
         start = time.perf_counter()
         g_scores = pipe.score_gnn(feats, f_edges)
         acc.gnn_time[fc].append(time.perf_counter() - start)
