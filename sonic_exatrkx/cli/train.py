@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from sonic_exatrkx.cli.choices import GraphConstruction, TrackBuilder
+from sonic_exatrkx.cli.choices import GraphConstruction, Sample, TrackBuilder
 
 __all__ = ["DEFAULT_TRAIN_SEED", "train"]
 
@@ -34,12 +34,18 @@ def train(
              "density at a fraction of the cost per training step.")] = 1,
     seed: Annotated[int, typer.Option(help="Simulation seed of the first sample.")]
     = DEFAULT_TRAIN_SEED,
+    sample: Annotated[Sample, typer.Option(
+        help="Simulated signal of every training event (pileup events add minimum bias to "
+             "it): ttbar-like gives dense events their high-pT tracks.")] = Sample.hnl,
     embedding_epochs: Annotated[int, typer.Option(help="Embedding epochs.")] = 30,
     filter_epochs: Annotated[int, typer.Option(help="Filter epochs.")] = 40,
     gnn_epochs: Annotated[int, typer.Option(help="GNN epochs.")] = 40,
     pt_min: Annotated[float, typer.Option(
         min=0.0, help="Signal threshold in GeV: true pairs of particles at or below it are "
                       "left out of every loss (0: all particles are signal).")] = 0.0,
+    pt_weight_max: Annotated[float, typer.Option(
+        min=1.0, help="True edges weigh their particle's pT in GeV, clipped to [1, this], in "
+                      "the filter and GNN losses (1: all weigh 1).")] = 1.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate of all three stages "
                                       "(cosine-annealed to 0 over each stage).")] = 1e-2,
     radius: Annotated[float, typer.Option(
@@ -103,7 +109,7 @@ def train(
         min=0.0, help="Widen every module pair's ranges by this share of its layer pair's "
                       "range on each side.")] = 0.05,
 ) -> None:
-    """Train the embedding, filter and GNN models on simulated HNL events (mu=0 plus some
+    """Train the embedding, filter and GNN models on simulated events (mu=0 plus some
     pileup) and write TorchScript models, config.json and loss_curves.png to --output."""
     from sonic_exatrkx.jobs.training import TrainingJob, run_training
 
@@ -124,7 +130,8 @@ def train(
         geometry=geometry, threads=pipeline_threads, progress=progress,
         graph_construction=graph_construction.value, module_map_events=module_map_events,
         module_map_pileup=module_map_pileup, module_map_pt_min=module_map_pt_min,
-        module_map_margin=module_map_margin)
+        module_map_margin=module_map_margin, sample=sample.value,
+        pt_weight_max=pt_weight_max)
     try:
         job.configs()
     except ValueError as exc:

@@ -132,6 +132,10 @@ class TrainingConfig:
     # signal threshold (GeV): embedding positives and the filter/GNN's true edges come only
     # from particles with pt > pt_min; lower-pT true pairs are left out of every loss
     pt_min: float | None = None
+    # true edges of signal particles weigh clip(pt / 1 GeV, 1, pt_weight_max) in the filter
+    # and GNN losses: dense training events hold few high-pT tracks, and an edge budget
+    # ranked by the filter drops the rare ones first (1: every true edge weighs 1)
+    pt_weight_max: float = 1.0
     hard_negatives: bool = True
     max_pairs: int = 200_000  # cap on positive pairs per event and step
     max_pos_weight: float = 50.0
@@ -147,6 +151,9 @@ class TrainingConfig:
         for name in ("embedding_epochs", "filter_epochs", "gnn_epochs"):
             check_count(getattr(self, name), f"TrainingConfig: {name}", minimum=0,
                         error=ExaTrkXConfigError)
+        if not self.pt_weight_max >= 1:
+            raise ExaTrkXConfigError(
+                f"TrainingConfig: pt_weight_max must be >= 1, got {self.pt_weight_max}")
         for name in ("embedding_lr", "filter_lr", "gnn_lr", "max_pos_weight"):
             if not getattr(self, name) > 0:
                 raise ExaTrkXConfigError(f"TrainingConfig: {name} must be > 0")
@@ -308,15 +315,21 @@ def train_embedding(
 
 
 def _edge_weights(
-    ev: TrainingEvent, edges: np.ndarray, same: np.ndarray, pt_min: float | None
+    ev: TrainingEvent, edges: np.ndarray, same: np.ndarray, training: TrainingConfig
 ) -> np.ndarray:
     """Loss weight per edge: 0 for true edges of particles at or below the signal
-    threshold ``pt_min`` (neither kept nor rejected is wrong for them), else 1."""
+    threshold ``pt_min`` (neither kept nor rejected is wrong for them), the particle's pT
+    in GeV clipped to ``[1, pt_weight_max]`` for the other true edges, 1 for false ones."""
     w = np.ones(edges.shape[1], dtype=np.float32)
-    if pt_min is not None:
-        if ev.pt is None:
-            raise ValueError("training: pt_min is set but an event has no pt")
-        w[same & (ev.pt[edges[0]] <= pt_min)] = 0.0
+    if training.pt_min is None and training.pt_weight_max == 1:
+        return w
+    if ev.pt is None:
+        raise ValueError("training: pt_min or pt_weight_max is set but an event has no pt")
+    pt = ev.pt[edges[0]]
+    if training.pt_weight_max > 1:
+        w[same] = np.clip(pt[same], 1.0, training.pt_weight_max)
+    if training.pt_min is not None:
+        w[same & (pt <= training.pt_min)] = 0.0
     return w
 
 
@@ -334,7 +347,7 @@ def _train_edge_model(
     for ev, e in zip(events, edges, strict=True):
         same = _same_particle(ev.particle_id, e)
         labels.append(torch.from_numpy(same.astype(np.float32)))
-        weights.append(torch.from_numpy(_edge_weights(ev, e, same, training.pt_min)))
+        weights.append(torch.from_numpy(_edge_weights(ev, e, same, training)))
 
     def step(i: int) -> torch.Tensor | None:
         if edges[i].shape[1] == 0:
@@ -344,7 +357,8 @@ def _train_edge_model(
         # without a threshold no weight at all: the loss stays bit-identical to the one
         # the shipped models were trained with
         return nn.functional.binary_cross_entropy_with_logits(
-            logits, y, weight=None if training.pt_min is None else w,
+            logits, y,
+            weight=None if training.pt_min is None and training.pt_weight_max == 1 else w,
             pos_weight=_bce_weight(y[w > 0], training.max_pos_weight),
         )
 

@@ -103,9 +103,10 @@ def training_events(
     *,
     pileup_events: int | None = None,
     sectors: int = 1,
+    sample: str = "hnl",
     progress: bool | None = None,
 ) -> list[Any]:
-    """:class:`TrainingEvent` s of the HNL sample: ``events`` at pileup 0 and
+    """:class:`TrainingEvent` s of ``sample`` (a simulation sample): ``events`` at pileup 0 and
     ``pileup_events`` (default ``events``) at every other pileup value, features computed
     with ``features`` (a :class:`FeatureConfig`). Pileup ``k`` uses seed ``seed + k``.
     Events with pileup are cut into ``sectors`` phi wedges (:func:`phi_sectors`)."""
@@ -120,7 +121,7 @@ def training_events(
     bar = tqdm(total=sum(counts), desc="simulate",
                disable=None if progress is None else not progress)  # None: on a TTY
     for k, (mu, count) in enumerate(zip(pileups, counts, strict=True)):
-        for a in simulate_arrays(mu, seed + k, count):
+        for a in simulate_arrays(mu, seed + k, count, sample=sample):
             feats = compute_features(a["x"], a["y"], a["z"], features)
             ev = TrainingEvent(feats, a["particle_id"], a["pt"], a["module_id"])
             n = 1 if mu == 0 else sectors
@@ -224,6 +225,8 @@ class TrainingJob:
     module_map_pt_min: float = 0.8
     module_map_margin: float = 0.05
     filter_max_edges: int = 0  # GNN input budget per event (0: off); see configs()
+    sample: str = "hnl"  # the simulated signal of every training event
+    pt_weight_max: float = 1.0  # TrainingConfig.pt_weight_max
 
     def module_map_config(self) -> Any:
         """The :class:`ModuleMapConfig` of a module-map job."""
@@ -263,6 +266,7 @@ class TrainingJob:
             gnn_epochs=gnn_epochs, embedding_lr=self.lr, filter_lr=self.lr, gnn_lr=self.lr,
             margin=self.margin, cosine_lr=True, progress=self.progress,
             pt_min=self.pt_min if self.pt_min > 0 else None,
+            pt_weight_max=self.pt_weight_max,
             # the GNN trains on the graphs it will see: a sector of a pileup event holds
             # about 1/sectors of the event's edges, so its share of the budget
             gnn_input_max_edges=-(-self.filter_max_edges // self.sectors),
@@ -307,14 +311,15 @@ def run_training(job: TrainingJob) -> TrainingReport:
     t_map = time.perf_counter() - t0
     evs = training_events(job.pileups, job.events, job.seed, cfg.features,
                           pileup_events=job.pileup_events, sectors=job.sectors,
-                          progress=job.progress)
+                          sample=job.sample, progress=job.progress)
     t_sim = time.perf_counter() - t0 - t_map
     _, hist = train_pipeline(evs, cfg, tcfg, output_dir=job.output, saved_config=saved,
                              module_map=module_map)
     elapsed = time.perf_counter() - t0
     summary = {
         "command": "sonic-exatrkx train",
-        "sample": "hnl",
+        "sample": job.sample,
+        "pt_weight_max": job.pt_weight_max,
         "pileup": list(job.pileups),
         "events_mu0": job.events,
         "events_per_nonzero_pileup": job.pileup_events,

@@ -16,6 +16,7 @@ from sonic_exatrkx.exatrkx import (
     PipelineConfig,
     compute_features,
 )
+from sonic_exatrkx.exatrkx.errors import ExaTrkXConfigError
 from sonic_exatrkx.exatrkx.metrics import track_metrics
 from sonic_exatrkx.exatrkx.training import (
     TrainingConfig,
@@ -127,10 +128,27 @@ def test_signal_threshold_leaves_low_pt_true_edges_out_of_the_loss() -> None:
     # true high-pT, true low-pT, fake (1 -> 2), noise
     edges = np.array([[0, 2, 1, 3], [1, 3, 2, 4]])
     same = np.array([True, True, False, False])
-    assert _edge_weights(ev, edges, same, None).tolist() == [1, 1, 1, 1]
-    assert _edge_weights(ev, edges, same, 0.5).tolist() == [1, 0, 1, 1]
+    assert _edge_weights(ev, edges, same, TrainingConfig()).tolist() == [1, 1, 1, 1]
+    assert _edge_weights(ev, edges, same, TrainingConfig(pt_min=0.5)).tolist() == [1, 0, 1, 1]
     with pytest.raises(ValueError, match="no pt"):
-        _edge_weights(TrainingEvent(ev.features, pid), edges, same, 0.5)
+        _edge_weights(TrainingEvent(ev.features, pid), edges, same, TrainingConfig(pt_min=0.5))
+
+
+def test_pt_weight_raises_true_high_pt_edges_only() -> None:
+    from sonic_exatrkx.exatrkx.training import _edge_weights
+
+    pid = np.array([1, 1, 2, 2, 3, 3, 0], dtype=np.uint64)
+    pt = np.array([2.5, 2.5, 0.3, 0.3, 9.0, 9.0, 0.0], dtype=np.float32)
+    ev = TrainingEvent(np.zeros((7, 3), np.float32), pid, pt)
+    # true 2.5 GeV, true 0.3 GeV, true 9 GeV, fake from a 9 GeV point, noise
+    edges = np.array([[0, 2, 4, 5, 3], [1, 3, 5, 0, 6]])
+    same = np.array([True, True, True, False, False])
+    weighted = TrainingConfig(pt_weight_max=4.0)
+    assert _edge_weights(ev, edges, same, weighted).tolist() == [2.5, 1, 4, 1, 1]
+    both = TrainingConfig(pt_min=0.5, pt_weight_max=4.0)
+    assert _edge_weights(ev, edges, same, both).tolist() == [2.5, 0, 4, 1, 1]
+    with pytest.raises(ExaTrkXConfigError, match="pt_weight_max"):
+        TrainingConfig(pt_weight_max=0.5)
 
 
 def test_saved_config_may_change_inference_settings_only(tmp_path: Path) -> None:
