@@ -87,6 +87,10 @@ def run(
         "all cores).")] = None,
     in_flight: Annotated[int | None, typer.Option(
         rich_help_panel=LOOP, help="Events in flight at once (default: --threads).")] = None,
+    io_process: Annotated[bool | None, typer.Option(
+        rich_help_panel=LOOP, show_default="from 300 events",
+        help="Readers and writers in a child process, off the track finding's interpreter "
+        "lock (default: for jobs of 300 events or more, where its start-up pays).")] = None,
     continue_on_error: Annotated[bool, typer.Option(
         rich_help_panel=LOOP, help="Record failing events in failed_events.csv, go on with "
         "the others, and exit with code 3.")] = False,
@@ -194,7 +198,7 @@ def run(
             spacepoints_from=spacepoints_from.value if spacepoints_from else None,
             continue_on_error=continue_on_error, convert_only=convert_only,
             root_layout=root_layout.value, csv_output=csv_output, finder=finder, shard=shard,
-            start_over=start_over)
+            start_over=start_over, io_process=io_process)
         result = run_dask_job(job, DaskConfig(scheduler, workers, chunk_size), say=typer.echo) \
             if executor is Executor.dask else run_reco_job(job, say=typer.echo)
     except (FrameworkError, ValueError, OSError) as err:  # located errors: one line

@@ -25,7 +25,10 @@ Conventions:
   the same quantity's range over the whole *layer pair* (ACTS geometry ids: the bits above
   the sensitive field, ``geometry_id >> 28``), so that a module pair seen a few times still
   gets a window of the size its layers need; stored as float32 rounded outwards (a pair
-  seen in training is always inside);
+  seen in training is always inside), or, in a map made compact with
+  :meth:`ModuleMap.on_grid`, as 8-bit codes on a grid spanning its layer pair's range
+  (rounded outwards again: the windows only grow, by at most a 255th of the layer pair's
+  range, and the file shrinks about fourfold);
 - graph edges are oriented and sorted as :func:`~.graph.build_edges` does (``inner_outer``:
   src has the smaller ``r``; ``reference``: src has the larger index), self-loops dropped.
 
@@ -61,6 +64,7 @@ __all__ = [
     "ModuleMap",
     "ModuleMapConfig",
     "MapEvent",
+    "RangeGrid",
     "coordinates",
     "doublet_quantities",
     "layer_of",
@@ -69,7 +73,9 @@ __all__ = [
 #: The module map's file in a models folder (recorded in config.json with its sha256).
 MODULE_MAP_FILE = "module_map.npz"
 MAP_FORMAT = "sonic-exatrkx-module-map"
+#: Version 1 stores float32 ranges, version 2 a :class:`RangeGrid`.
 MAP_VERSION = 1
+GRID_MAP_VERSION = 2
 
 #: Geometric quantities a map may cut on (see the module docstring).
 QUANTITIES: tuple[str, ...] = ("dr", "dz", "dphi", "z0", "phi_slope", "deta")
@@ -268,6 +274,75 @@ class _Tally:
 
 
 @dataclass(frozen=True, eq=False)
+class RangeGrid:
+    """Ranges as integer codes on a grid per layer pair: pair ``p``'s range of quantity
+    ``q`` is ``origin + code * step`` of its layer pair ``layer_pair[p]``, the float32
+    rounded outwards (``ranges()``; the same float32 on every load).
+
+    ``origin_step``: float64 ``[L, Q, 2]``; ``layer_pair``: int32 ``[P]``; ``codes``:
+    uint8 ``[P, Q, 2]``."""
+
+    origin_step: np.ndarray
+    layer_pair: np.ndarray
+    codes: np.ndarray
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "origin_step", np.ascontiguousarray(self.origin_step, dtype=np.float64))
+        set_(self, "layer_pair", np.ascontiguousarray(self.layer_pair, dtype=np.int32)
+             .reshape(-1))
+        set_(self, "codes", np.ascontiguousarray(self.codes, dtype=np.uint8))
+        n_lp, lp = self.origin_step.shape[0], self.layer_pair
+        if (self.origin_step.ndim != 3 or self.codes.ndim != 3
+                or self.codes.shape[0] != lp.size
+                or self.codes.shape[1:] != self.origin_step.shape[1:]
+                or (lp.size and not 0 <= lp.min() <= lp.max() < n_lp)):
+            raise ExaTrkXConfigError(
+                f"RangeGrid: origin_step {self.origin_step.shape}, layer_pair "
+                f"{self.layer_pair.shape} and codes {self.codes.shape} do not fit together")
+
+    def ranges(self) -> np.ndarray:
+        """float32 ``[P, Q, 2]``: each code's value, rounded outwards."""
+        g = self.origin_step[self.layer_pair]
+        value = g[:, :, :1] + self.codes.astype(np.float64) * g[:, :, 1:]
+        lo32, hi32 = _round_out(value[:, :, 0], value[:, :, 1])
+        return np.stack([lo32, hi32], axis=2)
+
+    @classmethod
+    def containing(cls, ranges: np.ndarray, layer_pair: np.ndarray, bits: int = 8
+                   ) -> RangeGrid:
+        """The grid whose ranges contain ``ranges`` (float ``[P, Q, 2]``), ``2**bits``
+        codes spanning each layer pair's lowest minimum to highest maximum."""
+        check_count(bits, "RangeGrid: bits", error=ExaTrkXConfigError)
+        if bits > 8:
+            raise ExaTrkXConfigError(f"RangeGrid: at most 8 bits, got {bits}")
+        levels = (1 << bits) - 1
+        r = np.asarray(ranges, dtype=np.float64)
+        lp = np.asarray(layer_pair, dtype=np.int64).reshape(-1)
+        n_lp = int(lp.max()) + 1 if lp.size else 0
+        lo = np.full((n_lp, r.shape[1]), np.inf)
+        hi = np.full((n_lp, r.shape[1]), -np.inf)
+        np.minimum.at(lo, lp, r[:, :, 0])
+        np.maximum.at(hi, lp, r[:, :, 1])
+        # a step a hair above width / levels: the top code lies above the highest maximum
+        step = np.maximum(hi - lo, 1e-12) / levels * (1 + 1e-9)
+        origin_step = np.stack([lo, step], axis=2)
+        g = origin_step[lp]
+        x = (r - g[:, :, :1]) / g[:, :, 1:]
+        codes = np.stack([np.floor(x[:, :, 0]), np.ceil(x[:, :, 1])], axis=2)
+        codes = np.clip(codes, 0, levels)
+        # float64 rounding may leave a code a hair inside its bound: move it out
+        value = g[:, :, :1] + codes * g[:, :, 1:]
+        codes[:, :, 0] -= (value[:, :, 0] > r[:, :, 0]) & (codes[:, :, 0] > 0)
+        codes[:, :, 1] += (value[:, :, 1] < r[:, :, 1]) & (codes[:, :, 1] < levels)
+        grid = cls(origin_step, lp, codes.astype(np.uint8))
+        if not ((grid.ranges()[:, :, 0] <= r[:, :, 0]).all()
+                and (grid.ranges()[:, :, 1] >= r[:, :, 1]).all()):
+            raise AssertionError("RangeGrid.containing: a range is not contained")
+        return grid
+
+
+@dataclass(frozen=True, eq=False)
 class ModuleMap:
     """The module pairs true tracks connect, with the ranges of their doublets.
 
@@ -275,7 +350,8 @@ class ModuleMap:
     mean phi (its space points are searched in phi relative to it, so that no window wraps
     around); ``pairs``: int32 ``[P, 2]`` (inner, outer) indices into ``module_ids``, sorted;
     ``ranges``: float32 ``[P, Q, 2]`` (min, max of each quantity); ``counts``: doublets
-    seen per pair; ``build``: how it was built (:class:`ModuleMapConfig` plus the sample).
+    seen per pair; ``build``: how it was built (:class:`ModuleMapConfig` plus the sample);
+    ``grid``: the :class:`RangeGrid` the ranges come from, in a compact map (``on_grid``).
     """
 
     module_ids: np.ndarray
@@ -285,9 +361,12 @@ class ModuleMap:
     counts: np.ndarray
     quantities: tuple[str, ...]
     build: Mapping[str, Any] = field(default_factory=dict)
+    grid: RangeGrid | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        if self.grid is not None:
+            set_(self, "ranges", self.grid.ranges())
         set_(self, "module_ids", np.ascontiguousarray(self.module_ids, dtype=np.uint64))
         set_(self, "phi_ref", np.ascontiguousarray(self.phi_ref, dtype=np.float64))
         set_(self, "pairs", np.ascontiguousarray(self.pairs, dtype=np.int32).reshape(-1, 2))
@@ -316,6 +395,22 @@ class ModuleMap:
     @property
     def n_modules(self) -> int:
         return int(self.module_ids.size)
+
+    def layer_pairs(self) -> np.ndarray:
+        """int32 ``[P]``: each pair's layer pair, numbered in sorted order."""
+        ids = self.module_ids[self.pairs]
+        _, inv = np.unique(layer_of(ids.reshape(-1)).reshape(-1, 2), axis=0,
+                           return_inverse=True)
+        return inv.reshape(-1).astype(np.int32)
+
+    def on_grid(self, bits: int = 8) -> ModuleMap:
+        """This map with its ranges widened onto a :class:`RangeGrid` of ``bits`` per
+        bound: every doublet inside today's windows stays inside, and the file stores one
+        byte per bound instead of four (what a shipped models folder needs)."""
+        grid = RangeGrid.containing(self.ranges, self.layer_pairs(), bits)
+        return ModuleMap(self.module_ids, self.phi_ref, self.pairs, self.ranges,
+                         self.counts, self.quantities, {**self.build, "range_bits": bits},
+                         grid)
 
     @property
     def n_pairs(self) -> int:
@@ -471,12 +566,17 @@ class ModuleMap:
         """Write the map as a compressed npz (arrays plus a JSON header)."""
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        header = {"format": MAP_FORMAT, "version": MAP_VERSION,
+        grid = self.grid
+        header = {"format": MAP_FORMAT,
+                  "version": MAP_VERSION if grid is None else GRID_MAP_VERSION,
                   "quantities": list(self.quantities), "build": dict(self.build)}
+        ranges = ({"ranges": self.ranges} if grid is None else
+                  {"grid_origin_step": grid.origin_step, "grid_layer_pair": grid.layer_pair,
+                   "grid_codes": grid.codes})
         with out.open("wb") as handle:
             np.savez_compressed(handle, header=np.array(json.dumps(header, sort_keys=True)),
                                 module_ids=self.module_ids, phi_ref=self.phi_ref,
-                                pairs=self.pairs, ranges=self.ranges, counts=self.counts)
+                                pairs=self.pairs, counts=self.counts, **ranges)
         return out
 
     @classmethod
@@ -489,17 +589,27 @@ class ModuleMap:
         try:
             with np.load(p, allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))
-                arrays = {k: data[k] for k in ("module_ids", "phi_ref", "pairs", "ranges",
-                                               "counts")}
+                version = header.get("version")
+                if header.get("format") != MAP_FORMAT or version not in (MAP_VERSION,
+                                                                         GRID_MAP_VERSION):
+                    raise ExaTrkXConfigError(
+                        f"{p}: not a version-{MAP_VERSION} or -{GRID_MAP_VERSION} module map "
+                        f"(format {header.get('format')!r}, version {version!r})")
+                arrays = {k: data[k] for k in ("module_ids", "phi_ref", "pairs", "counts")}
+                grid = None
+                if version == GRID_MAP_VERSION:
+                    grid = RangeGrid(data["grid_origin_step"], data["grid_layer_pair"],
+                                     data["grid_codes"])
+                    arrays["ranges"] = grid.ranges()
+                else:
+                    arrays["ranges"] = data["ranges"]
         except (OSError, ValueError, KeyError) as err:
+            if isinstance(err, ExaTrkXConfigError):
+                raise
             raise ExaTrkXConfigError(f"{p}: not a module map ({err})") from err
-        if header.get("format") != MAP_FORMAT or header.get("version") != MAP_VERSION:
-            raise ExaTrkXConfigError(f"{p}: not a version-{MAP_VERSION} module map "
-                                     f"(format {header.get('format')!r}, version "
-                                     f"{header.get('version')!r})")
         try:
             return cls(quantities=tuple(header["quantities"]), build=header.get("build", {}),
-                       **arrays)
+                       grid=grid, **arrays)
         except ExaTrkXConfigError as err:
             raise ExaTrkXConfigError(f"{p}: {err}") from err
 

@@ -13,7 +13,9 @@ up to that many events ahead of the algorithms; with ``write_behind`` > 0 the wr
 go on with up to that many later events. An event is committed only after its writers
 have finished, and commits stay in event order, so a killed job resumes as before. When
 an event fails (or an algorithm ends the job), the events before it are still written
-and committed; it and the later ones are not.
+and committed; it and the later ones are not. With ``io_process`` the readers and writers
+run in a child process (:mod:`.io_process`): their Python work no longer takes turns with
+the algorithms' for the interpreter lock.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ class Sequencer:
         commits: EventCommits | None = None,
         read_ahead: int = 2,
         write_behind: int = 2,
+        io_process: bool = False,
     ) -> None:
         if events is not None and events < 0:
             raise ConfigurationError(f"Sequencer: events must be >= 0 or None, got {events}")
@@ -140,6 +143,8 @@ class Sequencer:
         #: Events whose writers may still run, on a writer thread, while the algorithms go
         #: on with later ones (0: writers run in the event's slot on the worker threads).
         self.write_behind = write_behind
+        #: Readers and writers in a child process for the run (:mod:`.io_process`).
+        self.io_process = io_process
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.continue_on_error = continue_on_error
         self.progress = progress
@@ -296,6 +301,20 @@ class Sequencer:
                     log.exception("service '%s' failed at the end of the job", service.name)
 
     def _run(self, events: list[int]) -> RunSummary:
+        if not self.io_process:
+            return self._run_chain(events)
+        from sonic_exatrkx.framework.io_process import remote_chain
+
+        readers, writers, commits = self.readers, self.writers, self.commits
+        host, self.readers, self.writers, self.commits = remote_chain(readers, writers,
+                                                                      commits)
+        try:
+            return self._run_chain(events)
+        finally:  # the parent's readers and writers hold the child's state now
+            self.readers, self.writers, self.commits = readers, writers, commits
+            host.close()
+
+    def _run_chain(self, events: list[int]) -> RunSummary:
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         summary = RunSummary(events=events)

@@ -146,7 +146,7 @@ def run_dask_job(cfg: RecoJobConfig, dask: DaskConfig,
         chunk_dir = cfg.output / CHUNKS
         chunks = [replace(cfg, finder=finder, shard=Shard(k, n),
                           output=chunk_dir / f"chunk{k:05d}", threads=cfg.threads or 1,
-                          plots=False)
+                          plots=False, io_process=False)  # a worker process: no children
                   for k in range(n)]
         settings = cfg.settings()
         todo = [c for c in chunks if not _finished(c, settings)]

@@ -60,6 +60,11 @@ LISTED = ("tracks", "tracks.root", "spacepoints.root", "csv", "performance.txt",
           "edge_scores.png", "timing.csv", "failed_events.csv")
 
 
+#: Events from which a job runs its readers and writers in a child process by default:
+#: starting it costs ~1.5 s, and at mu=0 it saves ~5 ms per event (``docs/performance.md``).
+IO_PROCESS_MIN_EVENTS = 300
+
+
 @dataclass(frozen=True)
 class RecoJobConfig:
     """One reconstruction job. ``input`` None: the shipped sample events. ``events`` /
@@ -73,7 +78,10 @@ class RecoJobConfig:
     and CSV with ``csv_output``). ``finder``: the track finding (where and how).
     ``shard``: run only this block of the events. ``start_over``: replace the outputs of
     another job in ``output`` instead of refusing them (or resuming the same job).
-    ``plots``: the performance plots (a Dask chunk leaves them to the merge)."""
+    ``plots``: the performance plots (a Dask chunk leaves them to the merge).
+    ``io_process``: readers and writers in a child process (:mod:`~sonic_exatrkx.framework.
+    io_process`); None: for jobs of at least :data:`IO_PROCESS_MIN_EVENTS` events, where
+    the ~1.5 s of starting the process pays off."""
 
     input: Path | None = None
     input_format: str = "csv"
@@ -96,6 +104,7 @@ class RecoJobConfig:
     shard: Shard | None = None
     start_over: bool = False
     plots: bool = True
+    io_process: bool | None = None
 
     def __post_init__(self) -> None:
         if self.on_bad_event not in ON_BAD_EVENT:
@@ -326,12 +335,21 @@ def build_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> Re
         add_conversion_chain(seq, input_path, cfg.output, input_format=cfg.input_format,
                              root_layout=cfg.root_layout, csv_output=cfg.csv_output,
                              options=cfg.input_options)
+        seq.io_process = _io_process(cfg, seq)
         return job
     job.finder, job.performance = add_reco_chain(
         seq, input_path, cfg.output, where.finder, input_format=cfg.input_format,
         performance=bool(settings["performance"]), plots=cfg.plots,
         options=cfg.input_options)
+    seq.io_process = _io_process(cfg, seq)
     return job
+
+
+def _io_process(cfg: RecoJobConfig, seq: Sequencer) -> bool:
+    """``cfg.io_process``, or (None) whether the job is long enough for it to pay."""
+    if cfg.io_process is not None:
+        return cfg.io_process
+    return len(seq.event_numbers()) >= IO_PROCESS_MIN_EVENTS
 
 
 def run_reco_job(cfg: RecoJobConfig, say: Callable[[str], None] = print) -> RecoJobResult:

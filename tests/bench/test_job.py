@@ -17,9 +17,11 @@ def test_bench_job_tiny_run_writes_sane_values(tmp_path):
                                       "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "job / pipeline = " in result.output and "| job-inline |" in result.output
+    assert "| job-threads |" in result.output
     rows = list(csv.DictReader((out / "job.csv").read_text().splitlines()))
     assert [(r["mode"], r["trial"]) for r in rows] == [
-        (m, str(t)) for t in range(2) for m in ("pipeline", "job", "job-inline")]
+        (m, str(t)) for t in range(2)
+        for m in ("pipeline", "job", "job-threads", "job-inline")]
     assert all(r["events"] == "3" and float(r["events_per_s"]) > 0
                and float(r["cpu_ms_per_event"]) > 0 for r in rows)
     report = json.loads((out / "job.json").read_text())

@@ -224,6 +224,35 @@ def test_module_map_round_trips_and_refuses_other_files(simulated_map, tmp_path:
         ModuleMap.load(tmp_path / "missing.npz")
 
 
+def test_a_map_on_a_grid_only_widens_and_round_trips_smaller(simulated_map, tmp_path: Path):
+    mm, evs = simulated_map
+    small = mm.on_grid(8)
+    lo, hi = mm.ranges[:, :, 0], mm.ranges[:, :, 1]
+    assert (small.ranges[:, :, 0] <= lo).all() and (small.ranges[:, :, 1] >= hi).all()
+    # by at most one step of the layer pair's grid (plus the float32 rounding)
+    g = small.grid.origin_step[small.grid.layer_pair]
+    step = g[:, :, 1]
+    assert (lo - small.ranges[:, :, 0] <= step * 1.001 + 1e-6 * np.abs(lo)).all()
+    assert (small.ranges[:, :, 1] - hi <= step * 1.001 + 1e-6 * np.abs(hi)).all()
+    assert small.grid.codes.dtype == np.uint8 and small.build["range_bits"] == 8
+    # every edge of the float32 map is still an edge, and a few more may be
+    for a, f in evs[:2]:
+        r, phi, z = coordinates(f, FEATURES)
+        n = r.size
+        full = mm.edges(a["module_id"], r, phi, z)
+        grid = small.edges(a["module_id"], r, phi, z)
+        assert np.isin(full[0] * n + full[1], grid[0] * n + grid[1]).all()
+        assert grid.shape[1] <= 1.5 * full.shape[1]
+    again = ModuleMap.load(small.save(tmp_path / "small.npz"))
+    np.testing.assert_array_equal(again.ranges, small.ranges)
+    np.testing.assert_array_equal(again.grid.codes, small.grid.codes)
+    assert again.digest() == small.digest() != mm.digest()
+    big = mm.save(tmp_path / "big.npz").stat().st_size
+    assert (tmp_path / "small.npz").stat().st_size < 0.6 * big
+    with pytest.raises(ExaTrkXConfigError, match="at most 8 bits"):
+        mm.on_grid(12)
+
+
 def _module_map_pipeline(mm: ModuleMap, **changes) -> Pipeline:
     cfg = replace(PipelineConfig(graph=PipelineConfig().graph), graph_construction="module_map",
                   **changes)
