@@ -54,6 +54,10 @@ def tune(
     = 250_000,
     pipeline_threads: Annotated[int, typer.Option(
         min=1, help="Torch / FAISS threads of the pipeline.")] = 2,
+    module_map_range_bits: Annotated[int, typer.Option(
+        min=0, max=8, help="Scan and write the module map with its ranges on a grid of "
+        "this many bits per bound (8: a fourth of the file, windows a 255th of their "
+        "layer pair wider; what a shipped folder needs); 0: the map as it is.")] = 0,
 ) -> None:
     """Choose the filter and GNN cuts (and track builder) on validation events: the
     setting with the best mean pT > 1 GeV efficiency minus fake rate over the pileups whose
@@ -66,7 +70,8 @@ def tune(
             seed=seed, filter_max_edges=filter_max_edges,
             filter_cuts=tuple(filter_cuts), gnn_cuts=tuple(gnn_cuts),
             track_builders=tuple(b.value for b in track_builders or ()),
-            max_gnn_edges=max_gnn_edges or None, threads=pipeline_threads)
+            max_gnn_edges=max_gnn_edges or None, threads=pipeline_threads,
+            module_map_range_bits=module_map_range_bits)
         result = run_cut_scan(config, output,
                               say=lambda line: typer.echo(line, err=True))
     except (ValueError, OSError) as exc:

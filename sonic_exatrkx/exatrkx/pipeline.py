@@ -388,6 +388,11 @@ class Pipeline:
         each stage's selection for benchmarks and scans that vary them."""
         return type(self)(self.embedding, self.filter, self.gnn, config, self.module_map)
 
+    def with_module_map(self, module_map: ModuleMap) -> Pipeline:
+        """The same models and settings with another module map (e.g. its compact form,
+        :meth:`ModuleMap.on_grid`)."""
+        return type(self)(self.embedding, self.filter, self.gnn, self.config, module_map)
+
     def save(self, model_dir: str | Path) -> Path:
         """Write the models (TorchScript), the module map if any, and config to
         ``model_dir``."""

@@ -62,6 +62,9 @@ class CutScanConfig:
     filter_max_edges: int | None = None  # the filter's max_edges; None: the folder's
     max_gnn_edges: int | None = 250_000  # mean GNN input edges per event; None: no budget
     threads: int = 2
+    # scan (and write) the folder's module map on a grid of this many bits per bound
+    # (ModuleMap.on_grid: a fourth of the file, slightly wider windows); 0: as it is
+    module_map_range_bits: int = 0
 
     def __post_init__(self) -> None:
         from sonic_exatrkx.exatrkx.tracks import TRACK_BUILDERS
@@ -90,6 +93,9 @@ class CutScanConfig:
             raise ValueError("cut scan: filter_max_edges must be >= 0 (0: all)")
         if self.max_gnn_edges is not None and self.max_gnn_edges < 1:
             raise ValueError("cut scan: max_gnn_edges must be >= 1 (or None: no budget)")
+        if not 0 <= self.module_map_range_bits <= 8:
+            raise ValueError("cut scan: module_map_range_bits must be 0 (the map as it is) "
+                             f"to 8, got {self.module_map_range_bits}")
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,10 @@ def run_cut_scan(config: CutScanConfig, output: Path | None = None,
         cfg = pipe.config
         pipe = pipe.with_config(replace(cfg, filter=replace(
             cfg.filter, max_edges=config.filter_max_edges)))
+    if config.module_map_range_bits:
+        if pipe.module_map is None:
+            raise ValueError(f"cut scan: {config.models} has no module map to put on a grid")
+        pipe = pipe.with_module_map(pipe.module_map.on_grid(config.module_map_range_bits))
     f = pipe.config.filter
     result = CutScanResult(config, current={
         "filter_cut": f.cut, "gnn_cut": pipe.config.gnn.cut,
@@ -233,7 +243,8 @@ def run_cut_scan(config: CutScanConfig, output: Path | None = None,
         result.rows.extend(acc.rows(mu, events))
     result.seconds = time.perf_counter() - t0
     if output is not None:
-        _write_models(config.models, output, result)
+        _write_models(config.models, output, result,
+                      pipe.module_map if config.module_map_range_bits else None)
     return result
 
 
@@ -299,8 +310,11 @@ def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
                     build_tracks(feats.shape[0], f_edges, mask, min_hits=cfg.min_hits))
 
 
-def _write_models(models: Path, output: Path, result: CutScanResult) -> None:
-    """A copy of ``models`` with the chosen settings in its config.json, and the scan."""
+def _write_models(models: Path, output: Path, result: CutScanResult,
+                  module_map: Any = None) -> None:
+    """A copy of ``models`` with the chosen settings in its config.json (and
+    ``module_map`` in place of its map), and the scan."""
+    from sonic_exatrkx.exatrkx.module_map import MODULE_MAP_FILE
     from sonic_exatrkx.exatrkx.pipeline import read_config, write_config
 
     best = result.best
@@ -312,6 +326,8 @@ def _write_models(models: Path, output: Path, result: CutScanResult) -> None:
     for path in Path(models).iterdir():
         if path.is_file() and path.name != "config.json":
             shutil.copy2(path, output / path.name)
+    if module_map is not None:
+        module_map.save(output / MODULE_MAP_FILE)  # write_config records its checksum
     cfg = read_config(Path(models)).with_cuts(filter_cut=best.filter_cut, gnn_cut=best.gnn_cut)
     cfg = replace(cfg, track_builder=best.track_builder,
                   filter=replace(cfg.filter, max_edges=result.current["filter_max_edges"]))

@@ -137,3 +137,27 @@ def test_one_setting_is_chosen_for_every_pileup_by_its_mean(tmp_path: Path):
     assert all(r.gnn_input_edges <= 300 for r in result.rows)  # the budget of max_edges
     tuned = Pipeline.from_directory(tmp_path / "tuned").config
     assert tuned.filter.max_edges == 300 and tuned.filter.cut == best.filter_cut
+
+
+def test_a_module_map_folder_is_tuned_and_written_with_its_map_on_a_grid(tmp_path: Path):
+    from sonic_exatrkx.exatrkx.module_map import MODULE_MAP_FILE, ModuleMap
+    from sonic_exatrkx.jobs.training import add_module_map
+
+    mm_models = add_module_map(MODELS, tmp_path / "mm", events=4, pileup=50.0,
+                               progress=False)
+    config = CutScanConfig(models=mm_models, pileups=(50.0,), events=1, seed=782,
+                           filter_cuts=(0.1,), gnn_cuts=(0.5,), threads=1,
+                           module_map_range_bits=8)
+    result = run_cut_scan(config, tmp_path / "tuned", say=lambda _line: None)
+    assert len(result.rows) == 1 and result.rows[0].gnn_input_edges > 0
+    before = ModuleMap.load(mm_models / MODULE_MAP_FILE)
+    after = ModuleMap.load(tmp_path / "tuned" / MODULE_MAP_FILE)
+    assert before.grid is None and after.grid is not None
+    assert (after.ranges[:, :, 0] <= before.ranges[:, :, 0]).all()
+    assert (tmp_path / "tuned" / MODULE_MAP_FILE).stat().st_size < \
+        (mm_models / MODULE_MAP_FILE).stat().st_size
+    tuned = Pipeline.from_directory(tmp_path / "tuned")  # the checksums match the new map
+    assert tuned.module_map is not None and tuned.module_map.digest() == after.digest()
+    with pytest.raises(ValueError, match="has no module map"):
+        run_cut_scan(CutScanConfig(models=MODELS, pileups=(0.0,), events=1, seed=783,
+                                   module_map_range_bits=8), None, say=lambda _line: None)
