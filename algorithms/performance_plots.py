@@ -65,7 +65,7 @@ def efficiency_figure(summary: dict, var: str) -> plt.Figure:
             ax.set_xscale("log")
             ax.set_xlim(max(edges[0], 0.1), edges[-1])
         ax.set_title(_context(summary, selection), fontsize=13)
-        ax.legend(loc="lower right", fontsize=14)
+        ax.legend(loc="best", fontsize=14)  # dense events: efficiency low where it would sit
     return fig
 
 
