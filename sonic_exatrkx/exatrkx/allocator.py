@@ -40,7 +40,7 @@ M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 
 MIB = 1 << 20
-#: Largest block still served from the heap (glibc's own ceiling on 64-bit is 32 MiB).
+#: Largest block served from the heap were mmap on (glibc's own ceiling on 64-bit: 32 MiB).
 MMAP_THRESHOLD = 32 * MIB
 #: Free memory at the heap's top kept instead of returned to the kernel.
 TRIM_THRESHOLD = 1024 * MIB

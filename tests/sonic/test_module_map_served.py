@@ -13,24 +13,25 @@ import pytest
 
 from algorithms import CsvEventReader
 from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
-from sonic_exatrkx.exatrkx import FeatureConfig, Pipeline, PipelineConfig
-from sonic_exatrkx.jobs.training import build_module_map
+from sonic_exatrkx.exatrkx import Pipeline
+from sonic_exatrkx.paths import data_dir
 from sonic_exatrkx.server import TritonServer
 from tests.sonic.conftest import run_job, start_server, write_repo
 
-#: GNN input edges per event: well under what the untrained filter passes at mu=50.
+#: GNN input edges per event: well under what the filter passes at mu=50 (~90 k).
 BUDGET = 5000
 
 
 @pytest.fixture(scope="module")
 def map_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Untrained filter and GNN with a module map of a few simulated events."""
+    """The shipped pileup models (a compact module map, a trained filter and GNN) with a
+    GNN-input budget that binds and junction removal."""
     out = tmp_path_factory.mktemp("mm-models")
-    mm = build_module_map(3, 50.0, 11, FeatureConfig(), progress=False)
-    base = PipelineConfig()
-    cfg = PipelineConfig(graph_construction="module_map", track_builder="junction_removal",
-                         filter=replace(base.filter, max_edges=BUDGET))
-    Pipeline.from_config(cfg, seed=3, module_map=mm).save(out)
+    pipe = Pipeline.from_directory(data_dir() / "models-pileup")
+    cfg = pipe.config
+    assert pipe.module_map is not None and pipe.module_map.grid is not None
+    pipe.with_config(replace(cfg, track_builder="junction_removal",
+                             filter=replace(cfg.filter, max_edges=BUDGET))).save(out)
     return out
 
 
