@@ -336,8 +336,8 @@ class RangeGrid:
         codes[:, :, 0] -= (value[:, :, 0] > r[:, :, 0]) & (codes[:, :, 0] > 0)
         codes[:, :, 1] += (value[:, :, 1] < r[:, :, 1]) & (codes[:, :, 1] < levels)
         grid = cls(origin_step, lp, codes.astype(np.uint8))
-        if not ((grid.ranges()[:, :, 0] <= r[:, :, 0]).all()
-                and (grid.ranges()[:, :, 1] >= r[:, :, 1]).all()):
+        got = grid.ranges()
+        if not ((got[:, :, 0] <= r[:, :, 0]).all() and (got[:, :, 1] >= r[:, :, 1]).all()):
             raise AssertionError("RangeGrid.containing: a range is not contained")
         return grid
 

@@ -112,15 +112,15 @@ def _serve(conn: Connection, blob: bytes, log_level: int) -> None:
             conn.send_bytes(_dumps(("error", _portable(exc))))
 
 
-def _state(alg: Algorithm) -> dict[str, Any]:
-    """The algorithm's attributes that pickle, less its handles and logger (the parent
-    has its own): what the parent takes back after ``finalize``."""
+def _state(alg: Algorithm) -> dict[str, bytes]:
+    """The algorithm's attributes that pickle (pickled), less its handles and logger (the
+    parent has its own): what the parent takes back after ``finalize``."""
     out = {}
     for key, value in vars(alg).items():
         if key in ("_reads", "_writes", "logger") or isinstance(value, _Handle):
             continue
         try:
-            out[key] = pickle.loads(_dumps(value))
+            out[key] = _dumps(value)
         except Exception:  # an open file, a closure: the child's own business
             continue
     return out
@@ -143,7 +143,7 @@ def _answer(alg: Algorithm, op: str, args: tuple[Any, ...]) -> Any:
         raise TypeError(f"'{alg.name}' returned {type(code).__name__}; in the I/O process "
                         "readers and writers return a ProcessCode or None")
     if op == "read":
-        return code, {h.key: store._data[h.key] for h in alg.writes if h.key in store}
+        return code, {h.key: store.get(h.key) for h in alg.writes if h.key in store}
     state = alg.checkpoint(ctx) if code in (None, ProcessCode.SUCCESS) else None
     return code, state
 
@@ -208,9 +208,9 @@ class IOProcess:
         self._conn.close()
 
 
-def _adopt(real: Algorithm, state: dict[str, Any]) -> None:
+def _adopt(real: Algorithm, state: dict[str, bytes]) -> None:
     """Copy the child's algorithm state onto the parent's object (its results)."""
-    real.__dict__.update(state)
+    real.__dict__.update({key: pickle.loads(blob) for key, blob in state.items()})
 
 
 class _Remote:
@@ -262,7 +262,8 @@ class RemoteWriter(_Remote, Writer):
         values = {h.key: ctx.store.get(h.key, h.kind) for h in self.real.reads
                   if h.key in ctx.store}
         code, state = self.host.call(self.index, "write", ctx.event, ctx.index, values)
-        self._states[ctx.index] = state
+        if state is not None:  # what checkpoint() hands the commit next
+            self._states[ctx.index] = state
         return code
 
     def checkpoint(self, ctx: AlgorithmContext) -> Any:
