@@ -33,6 +33,11 @@ a tail, in one event or in many (the models' own edge blocks are multiples of it
 dummy edges join padding nodes only, so no real node's messages change. Checked on CPU
 (``tests/server/test_dynamic_batching.py``, 1 and 2 threads); the cost is under ``ROW_ALIGN``
 extra rows per call.
+
+Why one module: ``PipelineConfig``, the stage methods of ``Pipeline`` and the folder format
+(``config.json`` with its checksums, ``save_models``) are one contract that the served models
+read too; the stages' own code lives in :mod:`.graph`, :mod:`.models`, :mod:`.module_map` and
+:mod:`.tracks`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ an event fails (or an algorithm ends the job), the events before it are still wr
 and committed; it and the later ones are not. With ``io_process`` the readers and writers
 run in a child process (:mod:`.io_process`): their Python work no longer takes turns with
 the algorithms' for the interpreter lock.
+
+One module for the configuration (``Sequencer``) and the run's asyncio state
+(``_EventLoop``): the slot, ordering and stop rules above are one state machine read best
+in one place; what stands apart already lives beside it (commits, shards, timing, services,
+the I/O process).
 """
 
 from __future__ import annotations

@@ -41,10 +41,10 @@ class PidWriter(Writer):
             self.pids.add(os.getpid())
 
 
-def job(out, *, io_process, commits=None, writer=None, **kw):
+def job(out, *, io_process, commits=None, writer=None, events=None):
     seq = Sequencer(output_dir=out, progress=False, num_threads=2, max_in_flight=3,
-                    io_process=io_process,
-                    commits=EventCommits(commits) if commits else None, **kw)
+                    io_process=io_process, events=events,
+                    commits=EventCommits(commits) if commits else None)
     seq.add_reader(CountingReader(0, 12))
     seq.add_algorithm(Square(sleep=0.002))  # later events finish first
     seq.add_writer(ListWriter(out / "out.txt"))
