@@ -46,6 +46,10 @@ def train(
     pt_weight_max: Annotated[float, typer.Option(
         min=1.0, help="True edges weigh their particle's pT in GeV, clipped to [1, this], in "
                       "the filter and GNN losses (1: all weigh 1).")] = 1.0,
+    filter_budget_weight: Annotated[float, typer.Option(
+        min=1.0, help="With --filter-max-edges: the filter loss weighs the edges a dense "
+                      "training event's budget ranks wrongly (false ones among its best "
+                      "scores, true ones below them) this much more (1: plain BCE).")] = 1.0,
     lr: Annotated[float, typer.Option(help="Peak learning rate of all three stages "
                                       "(cosine-annealed to 0 over each stage).")] = 1e-2,
     radius: Annotated[float, typer.Option(
@@ -131,7 +135,7 @@ def train(
         graph_construction=graph_construction.value, module_map_events=module_map_events,
         module_map_pileup=module_map_pileup, module_map_pt_min=module_map_pt_min,
         module_map_margin=module_map_margin, sample=sample.value,
-        pt_weight_max=pt_weight_max)
+        pt_weight_max=pt_weight_max, filter_budget_weight=filter_budget_weight)
     try:
         job.configs()
     except ValueError as exc:

@@ -136,6 +136,10 @@ class TrainingConfig:
     # and GNN losses: dense training events hold few high-pT tracks, and an edge budget
     # ranked by the filter drops the rare ones first (1: every true edge weighs 1)
     pt_weight_max: float = 1.0
+    # filter loss weight of the edges an event's GNN input budget (gnn_input_max_edges)
+    # ranks wrongly: false edges among its best filter scores and true edges below them;
+    # hard negatives at the budget's score, where a dense event's filter decides (1: off)
+    filter_budget_weight: float = 1.0
     hard_negatives: bool = True
     max_pairs: int = 200_000  # cap on positive pairs per event and step
     max_pos_weight: float = 50.0
@@ -151,9 +155,10 @@ class TrainingConfig:
         for name in ("embedding_epochs", "filter_epochs", "gnn_epochs"):
             check_count(getattr(self, name), f"TrainingConfig: {name}", minimum=0,
                         error=ExaTrkXConfigError)
-        if not self.pt_weight_max >= 1:
-            raise ExaTrkXConfigError(
-                f"TrainingConfig: pt_weight_max must be >= 1, got {self.pt_weight_max}")
+        for name in ("pt_weight_max", "filter_budget_weight"):
+            if not getattr(self, name) >= 1:
+                raise ExaTrkXConfigError(
+                    f"TrainingConfig: {name} must be >= 1, got {getattr(self, name)}")
         for name in ("embedding_lr", "filter_lr", "gnn_lr", "max_pos_weight"):
             if not getattr(self, name) > 0:
                 raise ExaTrkXConfigError(f"TrainingConfig: {name} must be > 0")
@@ -333,6 +338,26 @@ def _edge_weights(
     return w
 
 
+def budget_weights(logits: torch.Tensor, y: torch.Tensor, budget: int,
+                   factor: float) -> torch.Tensor | None:
+    """Per-edge loss factors of one event under a GNN input budget: ``factor`` for the
+    false edges among its ``budget`` best scores and for the true edges below them, 1 for
+    the rest; None where the budget does not bind (``factor`` 1, no budget, or no more
+    edges than it).
+
+    Why: where the budget binds (mu=200), which edges the GNN gets is decided by the
+    ranking at the budget's score, not at the cut; plain BCE spends its gradient on the
+    many easy fakes far below it."""
+    n = int(logits.numel())
+    if factor == 1 or budget <= 0 or n <= budget:
+        return None
+    scores = logits.detach()
+    inside = scores >= torch.topk(scores, budget, sorted=False).values.min()
+    wrong = inside != (y > 0)
+    return torch.where(wrong, torch.tensor(factor, dtype=logits.dtype),
+                       torch.tensor(1.0, dtype=logits.dtype))
+
+
 def _train_edge_model(
     model: nn.Module,
     events: Sequence[TrainingEvent],
@@ -341,7 +366,10 @@ def _train_edge_model(
     lr: float,
     training: TrainingConfig,
     desc: str,
+    budget: int = 0,
 ) -> list[float]:
+    """Weighted BCE of one edge model over the events; ``budget``: the GNN input budget
+    per event the filter's ranking is weighted for (:func:`budget_weights`; 0: none)."""
     rng = np.random.default_rng(training.seed + 1)
     labels, weights = [], []
     for ev, e in zip(events, edges, strict=True):
@@ -356,9 +384,12 @@ def _train_edge_model(
         logits = model(torch.from_numpy(events[i].features), torch.from_numpy(edges[i]))
         # without a threshold no weight at all: the loss stays bit-identical to the one
         # the shipped models were trained with
+        weight = None if training.pt_min is None and training.pt_weight_max == 1 else w
+        ranked = budget_weights(logits, y, budget, training.filter_budget_weight)
+        if ranked is not None:
+            weight = ranked if weight is None else weight * ranked
         return nn.functional.binary_cross_entropy_with_logits(
-            logits, y,
-            weight=None if training.pt_min is None and training.pt_weight_max == 1 else w,
+            logits, y, weight=weight,
             pos_weight=_bce_weight(y[w > 0], training.max_pos_weight),
         )
 
@@ -408,7 +439,8 @@ def _train_edge_stage(
     filter's, per training event) is applied: it only cuts the dense events whose GNN input
     it bounds at inference too."""
     t0 = time.perf_counter()
-    losses = _train_edge_model(model, evs, edges, epochs, lr, tcfg, stage)
+    losses = _train_edge_model(model, evs, edges, epochs, lr, tcfg, stage,
+                               budget=max_edges if stage == "filter" else 0)
     kept = [e[:, cut_and_cap(e, _scores(model, ev, e), cut, 0, max_edges)]
             for ev, e in zip(evs, edges, strict=True)]
     hist.edge_metrics[stage] = _mean_edge_metrics(evs, kept)

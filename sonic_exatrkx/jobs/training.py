@@ -227,6 +227,7 @@ class TrainingJob:
     filter_max_edges: int = 0  # GNN input budget per event (0: off); see configs()
     sample: str = "hnl"  # the simulated signal of every training event
     pt_weight_max: float = 1.0  # TrainingConfig.pt_weight_max
+    filter_budget_weight: float = 1.0  # TrainingConfig.filter_budget_weight
 
     def module_map_config(self) -> Any:
         """The :class:`ModuleMapConfig` of a module-map job."""
@@ -267,6 +268,7 @@ class TrainingJob:
             margin=self.margin, cosine_lr=True, progress=self.progress,
             pt_min=self.pt_min if self.pt_min > 0 else None,
             pt_weight_max=self.pt_weight_max,
+            filter_budget_weight=self.filter_budget_weight,
             # the GNN trains on the graphs it will see: a sector of a pileup event holds
             # about 1/sectors of the event's edges, so its share of the budget
             gnn_input_max_edges=-(-self.filter_max_edges // self.sectors),
@@ -320,6 +322,7 @@ def run_training(job: TrainingJob) -> TrainingReport:
         "command": "sonic-exatrkx train",
         "sample": job.sample,
         "pt_weight_max": job.pt_weight_max,
+        "filter_budget_weight": job.filter_budget_weight,
         "pileup": list(job.pileups),
         "events_mu0": job.events,
         "events_per_nonzero_pileup": job.pileup_events,
