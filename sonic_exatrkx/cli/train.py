@@ -84,6 +84,10 @@ def train(
         min=0, help="GNN input edges per event, the best filter scores (0: all): written to "
                     "config.json, and the GNN trains on graphs cut the same way (each pileup "
                     "sector gets its share of the budget).")] = 0,
+    filter_triplets: Annotated[bool, typer.Option(
+        help="With --filter-max-edges: the budget keeps the edges of best filter score plus "
+             "triplet support (a compatible neighbour on the same helix), at inference and "
+             "in the GNN's training graphs (docs/models.md).")] = False,
     track_builder: Annotated[TrackBuilder, typer.Option(
         help="Track building from the GNN's edges (see PipelineConfig).")]
     = TrackBuilder.best_outgoing,
@@ -130,6 +134,7 @@ def train(
         embedding_hidden=embedding_hidden, filter_hidden=filter_hidden, gnn_hidden=gnn_hidden,
         gnn_iterations=gnn_iterations, filter_cut=filter_cut, gnn_cut=gnn_cut,
         filter_max_degree=filter_max_degree, filter_max_edges=filter_max_edges,
+        filter_triplets=filter_triplets,
         track_builder=track_builder.value,
         geometry=geometry, threads=pipeline_threads, progress=progress,
         graph_construction=graph_construction.value, module_map_events=module_map_events,

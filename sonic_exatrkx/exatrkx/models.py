@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from sonic_exatrkx.checks import check_count
 
 from .errors import ExaTrkXConfigError
+from .triplets import TripletRanking
 
 
 class Tanh(nn.Module):
@@ -168,7 +169,9 @@ class FilterConfig(_ConfigMixin):
     (:func:`~sonic_exatrkx.exatrkx.graph.cut_and_cap`); at inference only, the GNN trains
     on every edge past the cut. ``max_edges`` (0: off): then at most this many edges per
     event, the highest scores: the GNN input budget of dense events (``train
-    --filter-max-edges`` also trains the GNN on graphs cut that way).
+    --filter-max-edges`` also trains the GNN on graphs cut that way). ``triplets`` (None:
+    off): the budget ranks by filter logit plus triplet support instead
+    (:class:`~sonic_exatrkx.exatrkx.triplets.TripletRanking`).
     """
 
     in_features: int = 3
@@ -181,8 +184,11 @@ class FilterConfig(_ConfigMixin):
     geometry: tuple[float, float, float] | None = None
     max_degree: int = 0
     max_edges: int = 0
+    triplets: TripletRanking | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.triplets, Mapping):
+            object.__setattr__(self, "triplets", TripletRanking.from_dict(self.triplets))
         _check_geometry("FilterConfig", self)
         _check_positive(
             "FilterConfig", in_features=self.in_features, hidden=self.hidden, n_layers=self.n_layers
@@ -193,6 +199,17 @@ class FilterConfig(_ConfigMixin):
                     error=ExaTrkXConfigError)
         check_count(self.max_edges, "FilterConfig: max_edges", minimum=0,
                     error=ExaTrkXConfigError)
+        if self.triplets is not None and not isinstance(self.triplets, TripletRanking):
+            raise ExaTrkXConfigError("FilterConfig: triplets must be a TripletRanking, a "
+                                     f"mapping or None, got {self.triplets!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the other sections; no ``triplets`` key when off, so folders written
+        before the option existed keep their config.json."""
+        d = super().to_dict()
+        if d.get("triplets") is None:
+            d.pop("triplets", None)
+        return d
 
 
 @dataclass(frozen=True)

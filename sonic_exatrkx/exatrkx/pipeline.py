@@ -61,7 +61,7 @@ from .allocator import keep_freed_memory
 from .device import check_device, usable_device
 from .errors import ExaTrkXConfigError, MissingModelFileError
 from .features import FeatureConfig, check_finite, check_width, compute_features
-from .graph import GraphConfig, apply_cut, build_edges, cut_and_cap
+from .graph import GraphConfig, apply_cut, build_edges
 from .models import (
     Embedding,
     EmbeddingConfig,
@@ -73,6 +73,7 @@ from .models import (
 from .module_map import MODULE_MAP_FILE, ModuleMap, coordinates
 from .timing import StageTimer
 from .tracks import TRACK_BUILDERS, build_tracks, track_edge_mask
+from .triplets import filter_selection
 
 MODEL_FILES: dict[str, str] = {"embedding": "embedding.pt", "filter": "filter.pt", "gnn": "gnn.pt"}
 CONFIG_FILE = "config.json"
@@ -167,6 +168,12 @@ class PipelineConfig:
             raise ExaTrkXConfigError(
                 "PipelineConfig: orientation 'inner_outer' needs an 'r' feature"
             )
+        if self.filter.triplets is not None and (
+                self.graph.orientation != "inner_outer"
+                or any(self.features.index(c) is None for c in ("r", "phi", "z"))):
+            raise ExaTrkXConfigError(
+                "PipelineConfig: filter.triplets follows tracks from inner to outer space "
+                "points: it needs graph orientation 'inner_outer' and r, phi, z features")
         check_count(self.min_hits, "PipelineConfig: min_hits", error=ExaTrkXConfigError)
         if self.num_threads is not None:
             check_count(self.num_threads, "PipelineConfig: num_threads (or None)",
@@ -468,11 +475,13 @@ class Pipeline:
         return edge_scores(self.filter, self._tensor(features), edges,
                            self.config.edge_batch_size)
 
-    def filter_edge_mask(self, edges: np.ndarray, filter_scores: np.ndarray) -> np.ndarray:
+    def filter_edge_mask(self, edges: np.ndarray, filter_scores: np.ndarray,
+                         features: np.ndarray) -> np.ndarray:
         """Bool ``[E]``: the graph edges the GNN sees (``filter.cut``, then
-        ``filter.max_degree``, then ``filter.max_edges``)."""
-        f = self.config.filter
-        return cut_and_cap(edges, filter_scores, f.cut, f.max_degree, f.max_edges)
+        ``filter.max_degree``, then ``filter.max_edges``, ranked as ``filter.triplets``
+        says; ``features``: the prepared node features)."""
+        return filter_selection(edges, filter_scores, features, self.config.features,
+                                self.config.filter)
 
     def score_gnn(self, features: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """GNN logits ``[E]`` (one pass: message passing needs the whole graph)."""
@@ -526,8 +535,8 @@ class Pipeline:
                 check_finite(emb, "embedding", "output")
                 edges.append(self.graph(emb, f))
         f_scores = _edge_pass(self.filter, x, starts, sizes, edges, self.config.edge_batch_size)
-        f_edges = [e[:, self.filter_edge_mask(e, s)] for e, s in zip(edges, f_scores,
-                                                                     strict=True)]
+        f_edges = [e[:, self.filter_edge_mask(e, s, f)]
+                   for e, s, f in zip(edges, f_scores, feats, strict=True)]
         g_scores = _edge_pass(self.gnn, x, starts, sizes, f_edges, None)
         return [self.tracks(n, e, g) for n, e, g in zip(sizes, f_edges, g_scores, strict=True)]
 
@@ -546,7 +555,7 @@ class Pipeline:
             edges = self.graph(emb, feats, module_ids)
         with timer.stage("filter"):
             f_scores = self.score_filter(feats, edges)
-            f_edges = edges[:, self.filter_edge_mask(edges, f_scores)]
+            f_edges = edges[:, self.filter_edge_mask(edges, f_scores, feats)]
         with timer.stage("gnn"):
             g_scores = self.score_gnn(feats, f_edges)
         with timer.stage("build_tracks"):

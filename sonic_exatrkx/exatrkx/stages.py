@@ -301,7 +301,7 @@ def _graph(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _filter(p: Pipeline, t: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     edges = _check_edges("EDGES", t["EDGES"], t["FEATURES"].shape[0])
-    keep = p.filter_edge_mask(edges, p.score_filter(t["FEATURES"], edges))
+    keep = p.filter_edge_mask(edges, p.score_filter(t["FEATURES"], edges), t["FEATURES"])
     return {"FILTERED_EDGES": np.ascontiguousarray(edges[:, keep])}
 
 

@@ -30,7 +30,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,12 @@ from sonic_exatrkx.checks import check_count
 
 from .errors import ExaTrkXConfigError
 from .features import check_finite, check_width
-from .graph import build_edges, cut_and_cap
+from .graph import apply_cut, build_edges
 from .metrics import EdgeMetrics, edge_metrics, true_edges
 from .models import exact_tanh
 from .module_map import ModuleMap, coordinates
 from .pipeline import Pipeline, PipelineConfig, save_models
+from .triplets import filter_selection
 
 log = logging.getLogger(__name__)
 #: Without a bar (not a terminal, or --no-progress), a stage logs its loss this many times.
@@ -425,24 +426,16 @@ def _mean_edge_metrics(
 
 def _train_edge_stage(
     hist: TrainingHistory, stage: str, model: nn.Module, evs: list[TrainingEvent],
-    edges: list[np.ndarray], epochs: int, lr: float, cut: float, tcfg: TrainingConfig,
-    max_edges: int = 0,
+    edges: list[np.ndarray], epochs: int, lr: float, tcfg: TrainingConfig,
+    keep: Callable[[TrainingEvent, np.ndarray, np.ndarray], np.ndarray], budget: int = 0,
 ) -> tuple[list[float], list[np.ndarray]]:
-    """Train one edge model and keep the edges passing its cut: the next stage's input.
-    Records the stage's edge metrics and seconds in ``hist``; returns the losses and the
-    kept edges.
-
-    The filter's ``max_degree`` is not applied here: a GNN trained on the capped graphs
-    (every other setting the shipped one) was worse both at mu=0 (GNN edge efficiency 0.950
-    against 0.956) and at mu=50 (track efficiency 0.53 against 0.63, validation events),
-    so the cap is an inference setting only (``docs/models.md``). ``max_edges`` (the
-    filter's, per training event) is applied: it only cuts the dense events whose GNN input
-    it bounds at inference too."""
+    """Train one edge model and keep the edges ``keep(event, edges, logits)`` selects: the
+    next stage's input. Records the stage's edge metrics and seconds in ``hist``; returns
+    the losses and the kept edges. ``budget``: the GNN input budget per training event the
+    filter's loss is weighted for (:func:`budget_weights`)."""
     t0 = time.perf_counter()
-    losses = _train_edge_model(model, evs, edges, epochs, lr, tcfg, stage,
-                               budget=max_edges if stage == "filter" else 0)
-    kept = [e[:, cut_and_cap(e, _scores(model, ev, e), cut, 0, max_edges)]
-            for ev, e in zip(evs, edges, strict=True)]
+    losses = _train_edge_model(model, evs, edges, epochs, lr, tcfg, stage, budget=budget)
+    kept = [e[:, keep(ev, e, _scores(model, ev, e))] for ev, e in zip(evs, edges, strict=True)]
     hist.edge_metrics[stage] = _mean_edge_metrics(evs, kept)
     hist.seconds[stage] = time.perf_counter() - t0
     return losses, kept
@@ -540,12 +533,18 @@ def train_pipeline(
         hist.seconds["embedding" if pipe.module_map is None else "graph"] = (
             time.perf_counter() - t0)
 
+        # the GNN trains on the filter's selection at inference (cut, the budget per
+        # training event, its ranking), without the degree cap: a GNN trained on capped
+        # graphs was worse at mu=0 (GNN edge efficiency 0.950 against 0.956) and at mu=50
+        # (track efficiency 0.53 against 0.63, validation events; docs/models.md)
+        sel = replace(cfg.filter, max_degree=0, max_edges=tcfg.gnn_input_max_edges)
         hist.filter_loss, filtered = _train_edge_stage(
             hist, "filter", pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr,
-            cfg.filter.cut, tcfg, tcfg.gnn_input_max_edges)
+            tcfg, lambda ev, e, s: filter_selection(e, s, ev.features, cfg.features, sel),
+            budget=sel.max_edges)
         hist.gnn_loss, _ = _train_edge_stage(
-            hist, "gnn", pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, cfg.gnn.cut,
-            tcfg)
+            hist, "gnn", pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, tcfg,
+            lambda ev, e, s: apply_cut(s, cfg.gnn.cut))
 
     if output_dir is not None:
         save_models(output_dir, pipe.embedding, pipe.filter, pipe.gnn, out_cfg,

@@ -228,6 +228,7 @@ class TrainingJob:
     sample: str = "hnl"  # the simulated signal of every training event
     pt_weight_max: float = 1.0  # TrainingConfig.pt_weight_max
     filter_budget_weight: float = 1.0  # TrainingConfig.filter_budget_weight
+    filter_triplets: bool = False  # the budget ranks by triplet support (TripletRanking())
 
     def module_map_config(self) -> Any:
         """The :class:`ModuleMapConfig` of a module-map job."""
@@ -240,6 +241,7 @@ class TrainingJob:
         ``ValueError`` on an option the configurations refuse."""
         from sonic_exatrkx.exatrkx.defaults import default_pipeline_config
         from sonic_exatrkx.exatrkx.training import TrainingConfig
+        from sonic_exatrkx.exatrkx.triplets import TripletRanking
 
         base = default_pipeline_config()
         geo = base.features.scales[:3] if self.geometry else None
@@ -253,7 +255,8 @@ class TrainingJob:
                           neighbour_budget=budget),
             filter=replace(base.filter, hidden=self.filter_hidden, cut=self.filter_cut,
                            geometry=geo, max_degree=self.filter_max_degree,
-                           max_edges=self.filter_max_edges),
+                           max_edges=self.filter_max_edges,
+                           triplets=TripletRanking() if self.filter_triplets else None),
             gnn=replace(base.gnn, hidden=self.gnn_hidden, n_iterations=self.gnn_iterations,
                         cut=self.gnn_cut, geometry=geo),
             track_builder=self.track_builder,

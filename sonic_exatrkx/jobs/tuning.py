@@ -295,7 +295,7 @@ def _scan_event(pipe: Any, a: dict[str, np.ndarray], config: CutScanConfig,
                          pt_min=1.0)
     for fc in config.filter_cuts:  # the pipeline's own filter selection at each cut
         f_edges = edges[:, pipe.with_config(cfg.with_cuts(filter_cut=fc))
-                        .filter_edge_mask(edges, f_scores)]
+                        .filter_edge_mask(edges, f_scores, feats)]
         start = time.perf_counter()
         g_scores = pipe.score_gnn(feats, f_edges)
         acc.gnn_time[fc].append(time.perf_counter() - start)

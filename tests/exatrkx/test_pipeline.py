@@ -209,7 +209,7 @@ def test_stage_methods_compose_to_run(pipe: Pipeline, event: dict[str, np.ndarra
     feats = pipe.prepare(pipe.features(event["x"], event["y"], event["z"]))
     emb = pipe.embed(feats)
     edges = pipe.graph(emb, feats)
-    f_edges = edges[:, pipe.filter_edge_mask(edges, pipe.score_filter(feats, edges))]
+    f_edges = edges[:, pipe.filter_edge_mask(edges, pipe.score_filter(feats, edges), feats)]
     labels = pipe.tracks(feats.shape[0], f_edges, pipe.score_gnn(feats, f_edges))
     res = pipe.run(feats, return_intermediates=True)
     assert np.array_equal(emb, res.embedding) and np.array_equal(edges, res.edges)

@@ -200,6 +200,59 @@ def test_the_gnn_trains_on_graphs_within_the_edge_budget(tmp_path: Path) -> None
         TrainingConfig(gnn_input_max_edges=-1)
 
 
+def test_budget_weights_mark_the_ranking_errors_at_the_budget() -> None:
+    """False edges among the ``budget`` best scores and true edges below them weigh
+    ``factor``; nothing changes where the budget does not bind."""
+    import torch
+
+    from sonic_exatrkx.exatrkx.training import budget_weights
+
+    logits = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    y = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
+    # best three: 5 (true, right), 4 (false: wrong), 3 (true, right); below: 2 (true: wrong)
+    assert budget_weights(logits, y, 3, 4.0).tolist() == [1, 4, 1, 4, 1, 1]
+    assert budget_weights(logits, y, 6, 4.0) is None  # every edge fits
+    assert budget_weights(logits, y, 0, 4.0) is None  # no budget
+    assert budget_weights(logits, y, 3, 1.0) is None  # off
+    with pytest.raises(ExaTrkXConfigError, match="filter_budget_weight"):
+        TrainingConfig(filter_budget_weight=0.5)
+
+
+def test_budget_weight_changes_only_the_filter_of_events_over_the_budget() -> None:
+    """Events within the budget train the filter exactly as without the weight (the
+    sparse events' cut is not what the weight is for); events over it train another."""
+    import torch
+
+    events = [_event(seed)[0] for seed in range(2)]
+    n_graph = min(e.shape[1] for e in _graphs(events))
+
+    def filter_state(budget: int, weight: float) -> dict[str, torch.Tensor]:
+        tcfg = TrainingConfig(embedding_epochs=1, filter_epochs=2, gnn_epochs=0,
+                              progress=False, plots=False, gnn_input_max_edges=budget,
+                              filter_budget_weight=weight)
+        pipe, _ = train_pipeline(events, CONFIG, tcfg)
+        return pipe.filter.state_dict()
+
+    def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    roomy = 10 * n_graph
+    assert same(filter_state(roomy, 1.0), filter_state(roomy, 8.0))
+    tight = n_graph // 4
+    assert not same(filter_state(tight, 1.0), filter_state(tight, 8.0))
+
+
+def _graphs(events: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    """The training graphs of ``events`` after one embedding epoch (as the tests train)."""
+    from sonic_exatrkx.exatrkx.training import _graph
+
+    tcfg = TrainingConfig(embedding_epochs=1, filter_epochs=0, gnn_epochs=0, progress=False,
+                          plots=False)
+    pipe, _ = train_pipeline(events, CONFIG, tcfg)
+    assert pipe.embedding is not None
+    return [_graph(pipe.embedding, TrainingEvent.coerce(e), CONFIG) for e in events]
+
+
 def test_training_is_deterministic() -> None:
     """Same events and seed: the same weights and losses, bit for bit (the random numbers of
     the shared optimisation loop are drawn in one fixed order)."""

@@ -199,8 +199,8 @@ def _stage_inputs(pipe: Pipeline, feats: np.ndarray) -> dict[str, dict[str, np.n
     prep = pipe.prepare(feats)
     emb = pipe.embed(prep)
     edges = pipe.graph(emb, prep).astype(np.int64)
-    f_edges = np.ascontiguousarray(edges[:, pipe.filter_edge_mask(edges,
-                                                              pipe.score_filter(prep, edges))])
+    f_edges = np.ascontiguousarray(edges[:, pipe.filter_edge_mask(
+        edges, pipe.score_filter(prep, edges), prep)])
     scores = pipe.score_gnn(prep, f_edges)
     return {"embed": {"FEATURES": prep},
             "graph": {"EMBEDDING": emb, "FEATURES": prep},
