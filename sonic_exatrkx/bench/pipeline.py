@@ -208,6 +208,7 @@ class PipelineBenchConfig:
     neighbour_budget: int | None = None
     max_degree: int | None = None  # filter.max_degree
     max_edges: int | None = None  # filter.max_edges
+    triplets: bool | None = None  # filter.triplets: on (TripletRanking()) or off
     sample: str = "hnl"  # the simulation's physics sample (sonic_exatrkx.sim SAMPLES)
 
 
@@ -244,13 +245,20 @@ def run_pipeline_bench(config: PipelineBenchConfig, say: Callable[[str], None] =
         cfg = replace(cfg, filter=replace(cfg.filter, max_degree=config.max_degree))
     if config.max_edges is not None:
         cfg = replace(cfg, filter=replace(cfg.filter, max_edges=config.max_edges))
+    if config.triplets is not None:
+        from sonic_exatrkx.exatrkx.triplets import TripletRanking
+
+        cfg = replace(cfg, filter=replace(
+            cfg.filter, triplets=(cfg.filter.triplets or TripletRanking()) if config.triplets
+            else None))
     pipe = pipe.with_config(cfg)
     # what the pipeline does on its first event anyway; said here because it moves timings
     malloc = "kept in the heap" if keep_freed_memory() else "left to the environment"
     say(f"models {models}, {config.threads} thread(s) x {config.workers} worker(s), "
         f"{config.events} {config.sample} events per pileup, seed {config.seed}, graph max_k "
         f"{cfg.graph.max_k}, neighbour budget {cfg.graph.neighbour_budget or 'off'}, filter "
-        f"max_degree {cfg.filter.max_degree}, max_edges {cfg.filter.max_edges or 'off'}; "
+        f"max_degree {cfg.filter.max_degree}, max_edges {cfg.filter.max_edges or 'off'}, "
+        f"ranked by {'triplet support' if cfg.filter.triplets else 'filter score'}; "
         f"freed memory {malloc}; "
         f"baseline RSS {_maxrss_mib():.0f} MiB")
     results = []

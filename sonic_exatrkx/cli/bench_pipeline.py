@@ -46,6 +46,10 @@ def bench_pipeline_cmd(
         "--filter-max-edges", min=0,
         help="Replace the models' filter.max_edges (GNN input edges per event, the highest "
              "filter scores; 0: all); default: config.json.")] = None,
+    triplets: Annotated[bool | None, typer.Option(
+        "--filter-triplets/--no-filter-triplets", show_default="config.json",
+        help="Rank the GNN input budget by filter score plus triplet support (on) or by "
+             "filter score alone (off).")] = None,
 ) -> None:
     """Per-stage timing, events/s, peak memory and physics of the pipeline on held-out
     simulated events (HNL or ttbar-like) at each pileup."""
@@ -55,7 +59,8 @@ def bench_pipeline_cmd(
                                  sample=sample.value,
                                  seed=seed, threads=pipeline_threads, workers=in_flight,
                                  max_k=max_k, neighbour_budget=neighbour_budget,
-                                 max_degree=max_degree, max_edges=max_edges)
+                                 max_degree=max_degree, max_edges=max_edges,
+                                 triplets=triplets)
     result = run_pipeline_bench(config, say=typer.echo,
                                 progress=lambda line: typer.echo(line, err=True))
     typer.echo(result.table())

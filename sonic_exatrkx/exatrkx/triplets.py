@@ -16,8 +16,9 @@ Only the ``candidates`` x ``max_edges`` best filter scores take part (the triple
 two million graph edges of a mu=200 event would be ~40 M; among the candidates a few M),
 and an edge with no compatible neighbour counts one of logit :data:`NO_SUPPORT`. Events
 within the budget are untouched: mu=0 and mu=50 give the same edges with and without it.
-Columnar: neighbours found by sorting edges by their shared space point and expanding
-``in-degree x out-degree`` pairs with ``np.repeat``.
+Columnar: each edge's out-neighbours are the run of edges starting at its target (edges
+sorted by source), the pairs expanded with ``np.repeat``; no sort of the million scores
+either (:func:`~.graph.top_k_mask`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ExaTrkXConfigError
-from .graph import cut_and_cap
+from .graph import cut_and_cap, top_k_mask
 from .module_map import coordinates
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ def triplet_support(edges: np.ndarray, logits: np.ndarray, r: np.ndarray, phi: n
                     z: np.ndarray, ranking: TripletRanking) -> np.ndarray:
     """float64 ``[E]``: per edge, the best logit among its compatible neighbours (edges
     into its source or out of its target, as oriented inner to outer), or
-    :data:`NO_SUPPORT`."""
+    :data:`NO_SUPPORT`. A maximum: the order of the neighbours does not matter, so edges
+    already sorted by source (as graph construction writes them) need no sort."""
     e = np.asarray(edges, dtype=np.int64)
     s = np.asarray(logits, dtype=np.float64)
     support = np.full(e.shape[1], NO_SUPPORT)
@@ -106,15 +108,16 @@ def triplet_support(edges: np.ndarray, logits: np.ndarray, r: np.ndarray, phi: n
     src, dst = e
     n = int(max(src.max(), dst.max())) + 1
     theta, slope = _doublet_angles(e, r, phi, z)
-    into = np.argsort(dst, kind="stable")  # edges by the space point they end on
-    out_of = np.argsort(src, kind="stable")  # edges by the space point they start from
+    out_of = None if bool((src[1:] >= src[:-1]).all()) else np.argsort(src, kind="stable")
     out_deg = np.bincount(src, minlength=n)
     out_start = np.cumsum(out_deg) - out_deg
     # every (edge a -> b, edge b -> c) through a shared space point b
-    width = out_deg[dst[into]]
-    inner = np.repeat(into, width)
-    outer = out_of[np.repeat(out_start[dst[into]] - np.cumsum(width) + width, width)
-                   + np.arange(int(width.sum()))]
+    width = out_deg[dst]
+    inner = np.repeat(np.arange(e.shape[1]), width)
+    outer = (np.repeat(out_start[dst] - np.cumsum(width) + width, width)
+             + np.arange(int(width.sum())))
+    if out_of is not None:
+        outer = out_of[outer]
     ok = ((np.abs(theta[outer] - theta[inner]) < ranking.dtheta)
           & (np.abs(slope[outer] - slope[inner]) < ranking.dphi_slope))
     inner, outer = inner[ok], outer[ok]
@@ -128,17 +131,17 @@ def budget_mask(edges: np.ndarray, logits: np.ndarray, keep: np.ndarray, max_edg
                 ) -> np.ndarray:
     """``keep`` (bool ``[E]``, the edges past the cut and the degree cap) cut to at most
     ``max_edges`` by the triplet ranking; unchanged where it holds no more than that.
-    Ties go to the better filter logit, then the earlier edge."""
+    Ties (of logits for the candidates, of ranking keys for the budget) go to the earlier
+    edge. Linear time but for the triplets (:func:`~.graph.top_k_mask`)."""
     if not max_edges or int(keep.sum()) <= max_edges:
         return keep
     s = np.asarray(logits, dtype=np.float64)
     sel = np.flatnonzero(keep)
-    by_logit = sel[np.argsort(-s[sel], kind="stable")]
-    cand = by_logit[:math.ceil(ranking.candidates * max_edges)]
+    cand = sel[top_k_mask(s[sel], math.ceil(ranking.candidates * max_edges))]
     key = s[cand] + ranking.weight * triplet_support(edges[:, cand], s[cand], r, phi, z,
                                                      ranking)
     out = np.zeros_like(keep)
-    out[cand[np.argsort(-key, kind="stable")[:max_edges]]] = True
+    out[cand[top_k_mask(key, max_edges)]] = True
     return out
 
 

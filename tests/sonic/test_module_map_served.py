@@ -1,6 +1,6 @@
 """A module-map pipeline served like the metric-learning one: local and Triton (custom
 backend, ensemble, per-stage S1-S3) give identical tracks on a pileup-50 event, with the
-filter's GNN-input budget (``filter.max_edges``) cutting the graph."""
+filter's GNN-input budget (``filter.max_edges``) cutting the graph by triplet ranking."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 
 from algorithms import CsvEventReader
 from algorithms.exatrkx_track_finding import ExaTrkXTrackFinding, TrackFindingConfig
-from sonic_exatrkx.exatrkx import Pipeline
+from sonic_exatrkx.exatrkx import Pipeline, cut_and_cap
+from sonic_exatrkx.exatrkx.triplets import TripletRanking
 from sonic_exatrkx.paths import data_dir
 from sonic_exatrkx.server import TritonServer
 from tests.sonic.conftest import run_job, start_server, write_repo
@@ -25,13 +26,14 @@ BUDGET = 5000
 @pytest.fixture(scope="module")
 def map_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped pileup models (a compact module map, a trained filter and GNN) with a
-    GNN-input budget that binds and junction removal."""
+    GNN-input budget that binds, ranked by triplet support, and junction removal."""
     out = tmp_path_factory.mktemp("mm-models")
     pipe = Pipeline.from_directory(data_dir() / "models-pileup")
     cfg = pipe.config
     assert pipe.module_map is not None and pipe.module_map.grid is not None
     pipe.with_config(replace(cfg, track_builder="junction_removal",
-                             filter=replace(cfg.filter, max_edges=BUDGET))).save(out)
+                             filter=replace(cfg.filter, max_edges=BUDGET,
+                                            triplets=TripletRanking()))).save(out)
     return out
 
 
@@ -69,8 +71,12 @@ def local_labels(mu50_events: Path, map_models: Path) -> dict[int, np.ndarray]:
 
     pipe = Pipeline.from_directory(map_models)
     (a,) = simulate_arrays(50.0, 4242, 1)
-    res = pipe.run(pipe.features(a["x"], a["y"], a["z"]), module_ids=a["module_id"])
+    res = pipe.run(pipe.features(a["x"], a["y"], a["z"]), module_ids=a["module_id"],
+                   return_intermediates=True)
     assert res.n_edges["filter"] == BUDGET < res.n_edges["graph"]
+    # ... and the triplet ranking, not the filter logits alone, chose them
+    by_logit = cut_and_cap(res.edges, res.filter_scores, pipe.config.filter.cut, 0, BUDGET)
+    assert not np.array_equal(res.filtered_edges, res.edges[:, by_logit])
     np.testing.assert_array_equal(res.labels, labels)
     return out.labels
 
