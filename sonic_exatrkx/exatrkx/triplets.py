@@ -54,12 +54,18 @@ class TripletRanking:
     times the best compatible neighbour's logit; compatible: ``|dtheta| < dtheta`` (rad)
     and ``|d phi_slope| < dphi_slope`` (rad/mm).
 
-    Defaults chosen on validation events (ttbar-like mu=200, seeds 777-779): a window of
-    0.015 rad and 1e-4 rad/mm holds > 99.9 % of the true pT > 1 GeV triplets; wider windows
-    let fakes support each other (0.03 / 2e-4: filter edge efficiency 0.84 against 0.89)."""
+    Defaults chosen on validation events (ttbar-like mu=200, seeds 777-779, the fifth run's
+    filter and GNN; ``docs/models.md``): a window of 0.012 rad and 1e-4 rad/mm (about the
+    99.9 % envelope of the true pT > 1 GeV triplets); wider windows let fakes support each
+    other (0.03 / 2e-4: GNN input edge efficiency 0.84 against 0.93), and 3 x the budget as
+    candidates kept more true edges than 2 or 4 x.
 
-    candidates: float = 2.4
-    dtheta: float = 0.015
+    Where the supported candidates are fewer than the budget (mu=200 here), all of them are
+    kept and the rest of the budget goes by logit: ``weight`` then changes nothing (0.5-2
+    measured the same)."""
+
+    candidates: float = 3.0
+    dtheta: float = 0.012
     dphi_slope: float = 1e-4
     weight: float = 1.0
 
