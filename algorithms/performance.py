@@ -318,6 +318,14 @@ class TrackFindingPerformance(Writer):
                 "n_particles": binned.n_particles.tolist(),
                 "n_matched": binned.n_matched.tolist(),
             }
+        # versus eta also above the pT cut: at pileup the all-pT curve is the low-pT one
+        binned = efficiency_vs(labels, pids, np.nan_to_num(eta), DEFAULT_ETA_BINS,
+                               pt=np.nan_to_num(pt), pt_min=self.pt_cut, **kw)
+        out[f"efficiency_vs_eta_pt>{self.pt_cut:g}"] = {
+            "bin_edges": binned.bin_edges.tolist(),
+            "n_particles": binned.n_particles.tolist(),
+            "n_matched": binned.n_matched.tolist(),
+        }
         out["cuts"] = {"filter": self.filter_cut, "gnn": self.gnn_cut}
         if self.intermediates is not None:
             out["edges"] = {s: _edge_summary(c) for s, c in acc.edges.items()

@@ -44,20 +44,27 @@ def _context(summary: dict, selection: str) -> str:
 
 def efficiency_figure(summary: dict, var: str) -> plt.Figure:
     """Efficiency vs ``var`` ("pt" or "eta") with Clopper-Pearson 68 % intervals, titled
-    with the sample, the events and the particle selection."""
+    with the sample, the events and the particle selection. Versus eta, the particles
+    above the summary's pT cut (``efficiency_vs_eta_pt>CUT``) are a second series where
+    the summary has them: at pileup the all-pT curve is the low-pT particles'."""
     label, log = {"pt": (r"particle $p_T$ [GeV]", True), "eta": (r"particle $\eta$", False)}[var]
-    selection = (f"particles with $\\geq$ {summary.get('min_hits', 3)} space points, "
-                 "all $p_T$")
-    data = summary[f"efficiency_vs_{var}"]
-    edges = np.asarray(data["bin_edges"], dtype=float)
-    eff, lo, hi = efficiency_intervals(np.asarray(data["n_matched"]),
-                                       np.asarray(data["n_particles"]))
+    above = sorted(k for k in summary if k.startswith(f"efficiency_vs_{var}_pt>"))
+    selection = f"particles with $\\geq$ {summary.get('min_hits', 3)} space points"
+    series = [(summary[f"efficiency_vs_{var}"], "all $p_T$")]
+    series += [(summary[k], f"$p_T$ > {k.rsplit('>', 1)[1]} GeV") for k in above]
+    if len(series) == 1:
+        selection += ", all $p_T$"
     with plt.style.context(mplhep.style.ROOT):
         fig, ax = plt.subplots(figsize=(8, 6))
-        centres = 0.5 * (edges[1:] + edges[:-1])
-        ax.errorbar(centres, eff, yerr=np.vstack([eff - lo, hi - eff]),
-                    xerr=0.5 * np.diff(edges), fmt="o",
-                    label="ExaTrkX, double majority\n(68% Clopper-Pearson intervals)")
+        for data, name in series:
+            edges = np.asarray(data["bin_edges"], dtype=float)
+            eff, lo, hi = efficiency_intervals(np.asarray(data["n_matched"]),
+                                               np.asarray(data["n_particles"]))
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            ax.errorbar(centres, eff, yerr=np.vstack([eff - lo, hi - eff]),
+                        xerr=0.5 * np.diff(edges), fmt="o",
+                        label="ExaTrkX, double majority\n(68% Clopper-Pearson intervals)"
+                        if len(series) == 1 else f"{name}, double majority")
         ax.set_xlabel(label)
         ax.set_ylabel("track efficiency")
         ax.set_ylim(0, 1.1)
@@ -65,7 +72,9 @@ def efficiency_figure(summary: dict, var: str) -> plt.Figure:
             ax.set_xscale("log")
             ax.set_xlim(max(edges[0], 0.1), edges[-1])
         ax.set_title(_context(summary, selection), fontsize=13)
-        ax.legend(loc="best", fontsize=14)  # dense events: efficiency low where it would sit
+        # loc best: in dense events the efficiency is low where a fixed legend would sit
+        ax.legend(loc="best", fontsize=14,
+                  title=None if len(series) == 1 else "68% Clopper-Pearson intervals")
     return fig
 
 

@@ -100,6 +100,19 @@ def test_plots_name_sample_events_selection_and_cuts():
     assert all(ax.get_title().startswith("ttbar, 12 events; ") for ax in fig.axes)
 
 
+def test_eta_plot_adds_the_particles_above_the_pt_cut():
+    binned = {"bin_edges": [-1.0, 0.0, 1.0], "n_particles": [10, 10], "n_matched": [2, 3]}
+    above = {"bin_edges": [-1.0, 0.0, 1.0], "n_particles": [4, 5], "n_matched": [4, 4]}
+    summary = {"sample": "ttbar", "events": 2, "efficiency_vs_eta": binned,
+               "efficiency_vs_eta_pt>1": above}
+    ax = efficiency_figure(summary, "eta").axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["all $p_T$, double majority", "$p_T$ > 1 GeV, double majority"]
+    heights = [c.lines[0].get_ydata().tolist() for c in ax.containers]
+    assert heights == [[0.2, 0.3], [1.0, 0.8]]
+    assert ax.get_title() == r"ttbar, 2 events; particles with $\geq$ 3 space points"
+
+
 def test_no_scores_no_edge_plot(tmp_path):
     assert plot_edge_scores({"filter": [], "gnn": []}, tmp_path / "edge_scores.png") is None
     assert not (tmp_path / "edge_scores.png").exists()
