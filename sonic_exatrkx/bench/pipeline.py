@@ -222,6 +222,13 @@ class PipelineBenchResult:
         return format_results(self.blocks)
 
 
+def _budget(f: Any) -> str:
+    """The GNN input budget of a FilterConfig in words: its size and its ranking."""
+    if not f.max_edges:
+        return "off"
+    return f"{f.max_edges} by {'triplet support' if f.triplets else 'filter score'}"
+
+
 def run_pipeline_bench(config: PipelineBenchConfig, say: Callable[[str], None] = print,
                        progress: Callable[[str], None] = _stderr) -> PipelineBenchResult:
     """Every pileup block of ``config``; ``say`` gets the settings line first, ``progress``
@@ -257,8 +264,7 @@ def run_pipeline_bench(config: PipelineBenchConfig, say: Callable[[str], None] =
     say(f"models {models}, {config.threads} thread(s) x {config.workers} worker(s), "
         f"{config.events} {config.sample} events per pileup, seed {config.seed}, graph max_k "
         f"{cfg.graph.max_k}, neighbour budget {cfg.graph.neighbour_budget or 'off'}, filter "
-        f"max_degree {cfg.filter.max_degree}, max_edges {cfg.filter.max_edges or 'off'}, "
-        f"ranked by {'triplet support' if cfg.filter.triplets else 'filter score'}; "
+        f"max_degree {cfg.filter.max_degree}, max_edges {_budget(cfg.filter)}; "
         f"freed memory {malloc}; "
         f"baseline RSS {_maxrss_mib():.0f} MiB")
     results = []

@@ -57,8 +57,8 @@ class TripletRanking:
     Defaults chosen on validation events (ttbar-like mu=200, seeds 777-779, the fifth run's
     filter and GNN; ``docs/models.md``): a window of 0.012 rad and 1e-4 rad/mm (about the
     99.9 % envelope of the true pT > 1 GeV triplets); wider windows let fakes support each
-    other (0.03 / 2e-4: GNN input edge efficiency 0.84 against 0.91 at 0.015 / 1e-4), and 3 x the budget as
-    candidates kept more true edges than 2 or 4 x.
+    other (0.03 / 2e-4: GNN input edge efficiency 0.84 against 0.91 at 0.015 / 1e-4), and
+    3 x the budget as candidates kept more true edges than 2 or 4 x.
 
     Where the supported candidates are fewer than the budget (mu=200 here), all of them are
     kept and the rest of the budget goes by logit: ``weight`` then changes nothing (0.5-2

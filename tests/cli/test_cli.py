@@ -192,6 +192,23 @@ def test_bench_pipeline_neighbour_budget_override_lowers_k():
     assert result.exit_code == 2 and "--neighbour-budget" in result.output
 
 
+def test_bench_pipeline_filter_triplets_override():
+    """``--filter-triplets`` / ``--no-filter-triplets`` switch the pileup set's budget
+    ranking; either way the GNN gets exactly the budget, and the settings line says which."""
+    args = ["bench", "pipeline", "--models", str(data_dir() / "models-pileup"), "--sample",
+            "ttbar-like", "--events", "1", "--pileup", "50", "--filter-max-edges", "5000"]
+    outputs = {}
+    for flag in ("--filter-triplets", "--no-filter-triplets"):
+        out = runner.invoke(app, [*args, flag])
+        assert out.exit_code == 0, out.output
+        outputs[flag] = out.output
+        row = next(line for line in out.output.splitlines()
+                   if line.startswith("| 50 | filter |"))
+        assert float(row.split("|")[3]) == 5000
+    assert "max_edges 5000 by triplet support;" in outputs["--filter-triplets"]
+    assert "max_edges 5000 by filter score;" in outputs["--no-filter-triplets"]
+
+
 def test_bench_pipeline_filter_max_degree_override():
     """``--filter-max-degree 1``: the GNN's input keeps one edge per space point and
     direction, so at most N edges, fewer than with the shipped config."""
@@ -214,7 +231,8 @@ def test_bench_pipeline_filter_max_degree_override():
     # --filter-max-edges: at most that many GNN input edges per event
     budget = runner.invoke(app, [*args, "--filter-max-edges", "200"])
     assert budget.exit_code == 0, budget.output
-    assert "max_edges 200;" in budget.output and filter_edges(budget.output) == 200
+    assert "max_edges 200 by filter score;" in budget.output
+    assert filter_edges(budget.output) == 200
 
 
 def test_bench_pipeline_rejects_bad_in_flight():
