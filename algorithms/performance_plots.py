@@ -73,7 +73,7 @@ def efficiency_figure(summary: dict, var: str) -> plt.Figure:
             ax.set_xlim(max(edges[0], 0.1), edges[-1])
         ax.set_title(_context(summary, selection), fontsize=13)
         # loc best: in dense events the efficiency is low where a fixed legend would sit
-        ax.legend(loc="best", fontsize=14,
+        ax.legend(loc="best", fontsize=14, title_fontsize=13,
                   title=None if len(series) == 1 else "68% Clopper-Pearson intervals")
     return fig
 
