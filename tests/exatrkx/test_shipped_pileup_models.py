@@ -51,8 +51,8 @@ def test_shipped_pileup_files_are_small_and_the_map_compact() -> None:
 
 
 # (pileup, events, fewest pT > 1 GeV particles, efficiency >=, fakes <=, duplicates <=);
-# measured on these events: mu=50 0.947 / 0.015 / 0.014 (587 particles), mu=200 0.955 /
-# 0.016 / 0.009 (910); the targets, met on the 5-event benchmark (docs/models.md):
+# measured on these events: mu=50 0.959 / 0.002 / 0.009 (587 particles), mu=200 0.956 /
+# 0.011 / 0.010 (910); the targets, met on the 5-event benchmark (docs/models.md):
 # mu=50 95 % / 2 % / 2 %, mu=200 90 % / 5 % / 3 %
 BARS = [(50.0, 2, 400, 0.92, 0.03, 0.03), (200.0, 1, 600, 0.88, 0.04, 0.03)]
 
