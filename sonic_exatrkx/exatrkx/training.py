@@ -537,11 +537,11 @@ def train_pipeline(
         # training event, its ranking), without the degree cap: a GNN trained on capped
         # graphs was worse at mu=0 (GNN edge efficiency 0.950 against 0.956) and at mu=50
         # (track efficiency 0.53 against 0.63, validation events; docs/models.md)
-        sel = replace(cfg.filter, max_degree=0, max_edges=tcfg.gnn_input_max_edges)
+        selection = replace(cfg.filter, max_degree=0, max_edges=tcfg.gnn_input_max_edges)
         hist.filter_loss, filtered = _train_edge_stage(
             hist, "filter", pipe.filter, evs, graphs, tcfg.filter_epochs, tcfg.filter_lr,
-            tcfg, lambda ev, e, s: filter_selection(e, s, ev.features, cfg.features, sel),
-            budget=sel.max_edges)
+            tcfg, lambda ev, e, s: filter_selection(e, s, ev.features, cfg.features, selection),
+            budget=selection.max_edges)
         hist.gnn_loss, _ = _train_edge_stage(
             hist, "gnn", pipe.gnn, evs, filtered, tcfg.gnn_epochs, tcfg.gnn_lr, tcfg,
             lambda ev, e, s: apply_cut(s, cfg.gnn.cut))

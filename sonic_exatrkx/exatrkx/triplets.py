@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import ExaTrkXConfigError
 from .graph import cut_and_cap, top_k_mask
-from .module_map import coordinates
+from .module_map import DR_EPS, coordinates
 
 if TYPE_CHECKING:
     from .features import FeatureConfig
@@ -43,8 +43,6 @@ __all__ = ["NO_SUPPORT", "TripletRanking", "budget_mask", "filter_selection",
 
 #: The partner logit of an edge no compatible neighbour supports (sigmoid ~ 4.5e-5).
 NO_SUPPORT = -10.0
-#: Smallest |dr| (mm) in phi_slope (disc-to-disc doublets).
-_DR_EPS = 1e-3
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,8 @@ def _doublet_angles(edges: np.ndarray, r: np.ndarray, phi: np.ndarray, z: np.nda
     dr = r[dst] - r[src]
     theta = np.arctan2(dr, z[dst] - z[src])
     dphi = np.mod(phi[dst] - phi[src] + np.pi, 2.0 * np.pi) - np.pi
-    safe = np.where(np.abs(dr) < _DR_EPS, np.where(dr < 0, -_DR_EPS, _DR_EPS), dr)
+    # disc-to-disc doublets: |dr| at least the module map's DR_EPS, as in its phi_slope
+    safe = np.where(np.abs(dr) < DR_EPS, np.where(dr < 0, -DR_EPS, DR_EPS), dr)
     return theta, dphi / safe
 
 
