@@ -18,6 +18,7 @@ from sonic_exatrkx.exatrkx import PipelineResult, apply_cut, sigmoid
 from sonic_exatrkx.exatrkx.metrics import (
     DEFAULT_ETA_BINS,
     DEFAULT_PT_BINS,
+    BinnedEfficiency,
     EdgeTruth,
     StageEdges,
     efficiency_vs,
@@ -119,6 +120,13 @@ class _Accumulated:
     weights: list[np.ndarray] = field(default_factory=list)
     label_offset: int = 0
     particle_offset: int = 0
+
+
+def _binned_counts(binned: BinnedEfficiency) -> dict[str, list]:
+    """The counts of a :class:`BinnedEfficiency` as the summary's JSON lists."""
+    return {"bin_edges": binned.bin_edges.tolist(),
+            "n_particles": binned.n_particles.tolist(),
+            "n_matched": binned.n_matched.tolist()}
 
 
 class TrackFindingPerformance(Writer):
@@ -312,20 +320,12 @@ class TrackFindingPerformance(Writer):
         }
         for var, bins in (("pt", DEFAULT_PT_BINS), ("eta", DEFAULT_ETA_BINS)):
             values = pt if var == "pt" else eta
-            binned = efficiency_vs(labels, pids, np.nan_to_num(values), bins, **kw)
-            out[f"efficiency_vs_{var}"] = {
-                "bin_edges": binned.bin_edges.tolist(),
-                "n_particles": binned.n_particles.tolist(),
-                "n_matched": binned.n_matched.tolist(),
-            }
+            out[f"efficiency_vs_{var}"] = _binned_counts(
+                efficiency_vs(labels, pids, np.nan_to_num(values), bins, **kw))
         # versus eta also above the pT cut: at pileup the all-pT curve is the low-pT one
-        binned = efficiency_vs(labels, pids, np.nan_to_num(eta), DEFAULT_ETA_BINS,
-                               pt=np.nan_to_num(pt), pt_min=self.pt_cut, **kw)
-        out[f"efficiency_vs_eta_pt>{self.pt_cut:g}"] = {
-            "bin_edges": binned.bin_edges.tolist(),
-            "n_particles": binned.n_particles.tolist(),
-            "n_matched": binned.n_matched.tolist(),
-        }
+        out[f"efficiency_vs_eta_pt>{self.pt_cut:g}"] = _binned_counts(
+            efficiency_vs(labels, pids, np.nan_to_num(eta), DEFAULT_ETA_BINS,
+                          pt=np.nan_to_num(pt), pt_min=self.pt_cut, **kw))
         out["cuts"] = {"filter": self.filter_cut, "gnn": self.gnn_cut}
         if self.intermediates is not None:
             out["edges"] = {s: _edge_summary(c) for s, c in acc.edges.items()
